@@ -1,0 +1,119 @@
+//! The [`Integration`] trait and what the engine hands an integration for one job.
+//!
+//! Lifecycle of one job, driven by the engine:
+//! 1. construct, from an [`IntegrationContext`] (credentials, settings, sync state,
+//!    the `content_exists` checker, an HTTP client);
+//! 2. [`Integration::initialize`];
+//! 3. [`Integration::run_task`];
+//! 4. [`Integration::shutdown`], always, also after an error in 2 or 3.
+//!
+//! When a user links an account, the engine constructs the integration, initializes it
+//! and calls [`Integration::validate_authentication`] instead of running a task.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::http::HttpClient;
+use crate::{Credentials, IntegrationError, Task, TaskResult};
+
+/// One integration instance, living for one job.
+#[async_trait::async_trait]
+pub trait Integration: Send {
+    /// Prepares the instance (build API clients, refresh a token). Called once per job
+    /// before `run_task`.
+    async fn initialize(&mut self) -> Result<(), IntegrationError> {
+        Ok(())
+    }
+
+    /// Checks that the credentials work by making one cheap, authenticated call.
+    /// Returns `Err(IntegrationError::Auth)` when they are refused.
+    async fn validate_authentication(&mut self) -> Result<(), IntegrationError>;
+
+    /// Runs one task.
+    async fn run_task(&mut self, task: &Task) -> Result<TaskResult, IntegrationError>;
+
+    /// Releases what the instance holds. Always called, also after an error.
+    async fn shutdown(&mut self) {}
+}
+
+/// Answers "which of these external ids do we already know?" for one account.
+///
+/// Known means stored (and not deleted), or already queued for fetching: a list task
+/// creates download tasks only for the ids this does not return. One call is one
+/// batched query, so call it once per page with all the page's ids.
+#[async_trait::async_trait]
+pub trait ContentExists: Send + Sync {
+    /// The subset of `ids` that is already known.
+    async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, IntegrationError>;
+
+    /// Every stored, non-deleted external id of the account. Only for the rare full
+    /// comparison after a history cursor expired (to soft-delete what vanished): it
+    /// reads the whole account's id list.
+    async fn stored_ids(&self) -> Result<Vec<String>, IntegrationError>;
+}
+
+/// Everything an integration instance is constructed from.
+#[derive(Clone)]
+pub struct IntegrationContext {
+    /// The linked account's id (for log fields; never needed for storage).
+    pub user_integration_id: i64,
+    /// Decrypted credentials. `Debug` redacts them.
+    pub credentials: Credentials,
+    /// Non-secret settings given at link time (for example `baseUrl`).
+    pub settings: Map<String, Value>,
+    /// The account's sync state (cursors such as `lastHistoryId`) as of the job's claim.
+    pub sync_state: Map<String, Value>,
+    /// The known-id checker for this account.
+    pub content_exists: Arc<dyn ContentExists>,
+    /// An HTTP client sharing the engine's connection pool and per-domain rate limit.
+    pub http: HttpClient,
+}
+
+impl std::fmt::Debug for IntegrationContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationContext")
+            .field("user_integration_id", &self.user_integration_id)
+            .field("credentials", &self.credentials)
+            .field("settings", &self.settings)
+            .field("sync_state", &self.sync_state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntegrationContext {
+    /// A string setting, if present.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).and_then(Value::as_str)
+    }
+
+    /// A string sync-state value, if present.
+    pub fn sync_state_str(&self, key: &str) -> Option<&str> {
+        self.sync_state.get(key).and_then(Value::as_str)
+    }
+
+    /// Filters `ids` down to those not yet known, preserving their order; one query.
+    pub async fn new_ids(&self, ids: Vec<String>) -> Result<Vec<String>, IntegrationError> {
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let known = self.content_exists.existing(&ids).await?;
+        Ok(ids.into_iter().filter(|id| !known.contains(id)).collect())
+    }
+}
+
+/// A checker that knows nothing (every id is new): for validation and simple tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NothingExists;
+
+#[async_trait::async_trait]
+impl ContentExists for NothingExists {
+    async fn existing(&self, _ids: &[String]) -> Result<HashSet<String>, IntegrationError> {
+        Ok(HashSet::new())
+    }
+
+    async fn stored_ids(&self) -> Result<Vec<String>, IntegrationError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,325 @@
+//! `manifest.json`: what an integration declares about itself.
+//!
+//! ```json
+//! {
+//!   "domain": "gmail",
+//!   "name": "Gmail",
+//!   "version": "1.0.0",
+//!   "description": "Mail from a Gmail mailbox",
+//!   "author": "Tributary",
+//!   "taskTypes": ["start", "getEmailList", "downloadEmail", "checkHistory"],
+//!   "credentials": [
+//!     {"name": "clientId", "secret": false},
+//!     {"name": "refreshToken", "secret": true}
+//!   ],
+//!   "schedule": {"startEverySeconds": 60, "historyTask": "checkHistory", "historyEverySeconds": 120},
+//!   "controlFlow": {}
+//! }
+//! ```
+//!
+//! Validation happens once, when the registry is built, and a bad manifest is rejected
+//! with a message naming the file and the field.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The default interval between two `start` jobs of one account.
+pub const DEFAULT_START_EVERY_SECONDS: u64 = 60;
+
+/// A parsed and validated `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    /// The integration's stable identifier (`gmail`): lowercase letters, digits, `-`, `_`.
+    pub domain: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Semantic version of the integration.
+    pub version: String,
+    /// One sentence on what it syncs.
+    #[serde(default)]
+    pub description: String,
+    /// Who maintains it.
+    #[serde(default)]
+    pub author: String,
+    /// Every task type the integration runs; `start` first.
+    pub task_types: Vec<String>,
+    /// The credential fields a user provides when linking an account.
+    #[serde(default)]
+    pub credentials: Vec<CredentialField>,
+    /// Scheduling hints.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Reserved for a future set-up UI.
+    #[serde(default)]
+    pub control_flow: Value,
+}
+
+/// One credential field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialField {
+    /// The field's key in the credentials object.
+    pub name: String,
+    /// Whether the value is a secret (never printed, even in listings).
+    #[serde(default)]
+    pub secret: bool,
+    /// Whether linking fails without it (default true).
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// What the field is.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Scheduling hints of an integration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Schedule {
+    /// Seconds between two `start` jobs of one account.
+    #[serde(default = "default_start_every")]
+    pub start_every_seconds: u64,
+    /// The task type that checks the service's history/delta API, if the integration
+    /// has one.
+    #[serde(default)]
+    pub history_task: Option<String>,
+    /// Seconds between two history checks of one account.
+    #[serde(default)]
+    pub history_every_seconds: Option<u64>,
+}
+
+fn default_start_every() -> u64 {
+    DEFAULT_START_EVERY_SECONDS
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            start_every_seconds: DEFAULT_START_EVERY_SECONDS,
+            history_task: None,
+            history_every_seconds: None,
+        }
+    }
+}
+
+/// A manifest that could not be loaded, naming the file and the field at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid manifest {file}: field `{field}`: {problem}")]
+pub struct ManifestError {
+    /// The manifest's path (as given by the integration).
+    pub file: String,
+    /// The field at fault (`taskTypes[0]`, or `(document)` for a syntax error).
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl Manifest {
+    /// Parses and validates manifest text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
+        let err = |field: &str, problem: String| ManifestError {
+            file: file.to_owned(),
+            field: field.to_owned(),
+            problem,
+        };
+        let manifest: Manifest = serde_json::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            // serde names the field in its message ("missing field `domain`").
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.contains("field"))
+                .unwrap_or("(document)");
+            err(field, message.clone())
+        })?;
+        manifest
+            .validate()
+            .map_err(|(field, problem)| err(&field, problem))?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let valid_domain = !self.domain.is_empty()
+            && self
+                .domain
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid_domain {
+            return Err((
+                "domain".into(),
+                format!(
+                    "`{}` must be non-empty lowercase letters, digits, `-` or `_`",
+                    self.domain
+                ),
+            ));
+        }
+        if self.name.trim().is_empty() {
+            return Err(("name".into(), "must not be empty".into()));
+        }
+        if self.version.trim().is_empty() {
+            return Err(("version".into(), "must not be empty".into()));
+        }
+        match self.task_types.first() {
+            Some(first) if first == "start" => {}
+            Some(first) => {
+                return Err((
+                    "taskTypes[0]".into(),
+                    format!("the first task type must be `start`, found `{first}`"),
+                ));
+            }
+            None => {
+                return Err((
+                    "taskTypes".into(),
+                    "must list the task types, starting with `start`".into(),
+                ));
+            }
+        }
+        for (i, t) in self.task_types.iter().enumerate() {
+            if t.trim().is_empty() {
+                return Err((format!("taskTypes[{i}]"), "must not be empty".into()));
+            }
+            if self.task_types[..i].contains(t) {
+                return Err((format!("taskTypes[{i}]"), format!("`{t}` is listed twice")));
+            }
+        }
+        for (i, c) in self.credentials.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return Err((format!("credentials[{i}].name"), "must not be empty".into()));
+            }
+        }
+        if self.schedule.start_every_seconds == 0 {
+            return Err((
+                "schedule.startEverySeconds".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        match (
+            &self.schedule.history_task,
+            self.schedule.history_every_seconds,
+        ) {
+            (Some(task), _) if !self.task_types.contains(task) => {
+                return Err((
+                    "schedule.historyTask".into(),
+                    format!("`{task}` is not one of taskTypes"),
+                ));
+            }
+            (Some(_), Some(0)) => {
+                return Err((
+                    "schedule.historyEverySeconds".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "schedule.historyEverySeconds".into(),
+                    "is set but schedule.historyTask is not".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Seconds between history checks, when the integration declares a history task
+    /// (default 120).
+    pub fn history_every_seconds(&self) -> Option<u64> {
+        self.schedule
+            .history_task
+            .as_ref()
+            .map(|_| self.schedule.history_every_seconds.unwrap_or(120))
+    }
+
+    /// Whether `task_type` is one of the declared task types.
+    pub fn has_task_type(&self, task_type: &str) -> bool {
+        self.task_types.iter().any(|t| t == task_type)
+    }
+
+    /// The names of the secret credential fields.
+    pub fn secret_fields(&self) -> impl Iterator<Item = &str> {
+        self.credentials
+            .iter()
+            .filter(|c| c.secret)
+            .map(|c| c.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+        "domain": "example", "name": "Example", "version": "1.0.0",
+        "taskTypes": ["start", "list", "fetch"],
+        "credentials": [{"name": "token", "secret": true}],
+        "schedule": {"startEverySeconds": 30, "historyTask": "list"}
+    }"#;
+
+    #[test]
+    fn parses_a_good_manifest_with_defaults() {
+        let m = Manifest::parse("example/manifest.json", GOOD).unwrap();
+        assert_eq!(m.domain, "example");
+        assert_eq!(m.schedule.start_every_seconds, 30);
+        assert_eq!(m.history_every_seconds(), Some(120));
+        assert!(m.credentials[0].required);
+        assert_eq!(m.secret_fields().collect::<Vec<_>>(), vec!["token"]);
+    }
+
+    fn error_of(text: &str) -> ManifestError {
+        Manifest::parse("integrations/x/manifest.json", text).unwrap_err()
+    }
+
+    #[test]
+    fn start_must_come_first() {
+        let e = error_of(&GOOD.replace(r#"["start", "list", "fetch"]"#, r#"["list", "start"]"#));
+        assert_eq!(e.field, "taskTypes[0]");
+        let text = e.to_string();
+        assert!(text.contains("integrations/x/manifest.json"), "{text}");
+        assert!(text.contains("taskTypes[0]"), "{text}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = error_of(r#"{"name": "X", "version": "1", "taskTypes": ["start"]}"#);
+        assert_eq!(e.field, "domain", "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = error_of(&GOOD.replace("\"author\"", "\"x\"").replace(
+            "\"version\": \"1.0.0\",",
+            "\"version\": \"1.0.0\", \"tasktypes\": [],",
+        ));
+        assert_eq!(e.field, "tasktypes", "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_document_position() {
+        let e = error_of(&GOOD.replace(
+            r#""taskTypes": ["start", "list", "fetch"]"#,
+            r#""taskTypes": "start""#,
+        ));
+        assert!(e.to_string().contains("manifest.json"), "{e}");
+    }
+
+    #[test]
+    fn history_task_must_be_declared() {
+        let e = error_of(&GOOD.replace(r#""historyTask": "list""#, r#""historyTask": "nope""#));
+        assert_eq!(e.field, "schedule.historyTask");
+    }
+
+    #[test]
+    fn bad_domain_rejected() {
+        let e = error_of(&GOOD.replace(r#""domain": "example""#, r#""domain": "Ex ample""#));
+        assert_eq!(e.field, "domain");
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        let e = error_of("{ not json");
+        assert_eq!(e.field, "(document)");
+    }
+}

@@ -1,0 +1,240 @@
+//! Tributary's storage: users, linked accounts (user integrations), content items and
+//! the durable job queue, behind one [`Store`] trait with two backends.
+//!
+//! - [`sqlite::SqliteStore`]: the embedded default, one process.
+//! - [`postgres::PgStore`]: any number of processes share one database; jobs are
+//!   claimed with `FOR UPDATE SKIP LOCKED`.
+//!
+//! The queue lives in the same database as the content so that a job's effects
+//! (content, sync state, rotated credentials, child jobs) and its completion commit in
+//! one transaction: a process killed at any instant loses nothing and duplicates
+//! nothing ([`Store::complete_jobs`]).
+//!
+//! Times in the `jobs` table are epoch milliseconds ([`Millis`]) passed in by the
+//! caller, so tests control the clock; the other tables use timestamps.
+//!
+//! Module map: [`model`] (the rows and requests), [`crypto`] (credentials encrypted at
+//! rest), [`sqlite`], [`postgres`], [`conformance`] (the shared test suite both
+//! backends pass).
+
+pub mod conformance;
+pub mod crypto;
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tributary_sdk::Credentials;
+
+pub use crypto::{Cipher, KeySource};
+pub use model::*;
+
+/// Epoch milliseconds.
+pub type Millis = i64;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of row (`user`, `user integration`, `job`, `content item`).
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The request conflicts with what is stored (a duplicate user reference, retrying a
+    /// job that is not dead).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Credentials could not be encrypted or decrypted (wrong key, corrupt row).
+    #[error("credentials: {0}")]
+    Crypto(String),
+    /// A stored value did not decode (corrupt JSON, unknown state).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database URL is not one we support.
+    #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (embedded, one process).
+    Sqlite,
+    /// PostgreSQL (shared by many processes).
+    Postgres,
+}
+
+/// Everything Tributary stores. Both backends implement it and pass [`conformance`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations (idempotent).
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    // ---- users ----
+
+    /// Creates a user; a duplicate `external_ref` is a [`StoreError::Conflict`].
+    async fn create_user(&self, external_ref: &str) -> Result<User, StoreError>;
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// One user.
+    async fn get_user(&self, id: i64) -> Result<User, StoreError>;
+
+    // ---- user integrations ----
+
+    /// Links an account: stores it `active` with encrypted credentials.
+    async fn create_user_integration(
+        &self,
+        new: NewUserIntegration,
+    ) -> Result<UserIntegration, StoreError>;
+    /// One linked account, credentials decrypted.
+    async fn get_user_integration(&self, id: i64) -> Result<UserIntegration, StoreError>;
+    /// Several linked accounts in one query (missing ids are left out).
+    async fn get_user_integrations(&self, ids: &[i64]) -> Result<Vec<UserIntegration>, StoreError>;
+    /// Linked accounts, optionally of one user, by id.
+    async fn list_user_integrations(
+        &self,
+        user_id: Option<i64>,
+    ) -> Result<Vec<UserIntegration>, StoreError>;
+    /// Sets the status (and the last error, `None` clears it). Jobs of accounts that
+    /// are not `active` are never claimed.
+    async fn set_user_integration_status(
+        &self,
+        id: i64,
+        status: UserIntegrationStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Replaces the stored credentials (re-authorization).
+    async fn update_credentials(
+        &self,
+        id: i64,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError>;
+
+    // ---- content ----
+
+    /// The subset of `external_ids` that is known for the account: stored and not
+    /// deleted, or with a pending (available or running) job naming it as its item.
+    /// One query.
+    async fn content_exists(
+        &self,
+        user_integration_id: i64,
+        external_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError>;
+    /// Every stored, non-deleted external id of the account.
+    async fn stored_external_ids(
+        &self,
+        user_integration_id: i64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Content items matching the query, by id.
+    async fn list_content(&self, query: &ContentQuery) -> Result<Vec<ContentItem>, StoreError>;
+    /// One content item.
+    async fn get_content(&self, id: i64) -> Result<ContentItem, StoreError>;
+    /// Stored and deleted item counts of an account.
+    async fn content_counts(&self, user_integration_id: i64) -> Result<ContentCounts, StoreError>;
+
+    // ---- queue ----
+
+    /// Enqueues jobs, skipping any whose `dedupe_key` already has a pending (available
+    /// or running) job for the same account. Returns how many were inserted.
+    async fn enqueue(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError>;
+
+    /// Claims up to `limit` available jobs whose `run_at <= now`, of `active` accounts,
+    /// lowest priority number first, then fairly across accounts within a priority,
+    /// then oldest first. Each is marked running, its attempt counted, and leased to
+    /// `worker` until `now + lease_ms`.
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// Extends the leases of jobs still held by `worker`. Returns the ids whose lease
+    /// was lost (taken back or finished elsewhere).
+    async fn renew_leases(
+        &self,
+        worker: &str,
+        jobs: &[JobLease],
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Commits finished jobs in one transaction: for each job whose lease is still held
+    /// (`state = running`, same attempt), applies its outputs, sync-state patch and
+    /// credentials, enqueues its children and marks it completed. A job whose lease was
+    /// lost has no effect and is reported as not applied.
+    async fn complete_jobs(
+        &self,
+        completions: &[JobCompletion],
+        now: Millis,
+    ) -> Result<Vec<CompletionReport>, StoreError>;
+
+    /// Records a failed attempt as the engine decided (retry later, dead, failed, or
+    /// pause the account). Returns false when the lease was already lost.
+    async fn fail_job(&self, failure: &JobFailure, now: Millis) -> Result<bool, StoreError>;
+
+    /// Returns held jobs to the queue without counting the attempt (graceful shutdown).
+    async fn release_jobs(
+        &self,
+        worker: &str,
+        jobs: &[JobLease],
+        now: Millis,
+    ) -> Result<u64, StoreError>;
+
+    /// Returns running jobs whose lease expired to the queue (their worker died); a job
+    /// that has used all its attempts becomes dead. Returns how many were touched.
+    async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError>;
+
+    /// Enqueues, in one statement per kind, a `start` job (priority 1) for every active
+    /// account whose start is due, and a history job for every active account whose
+    /// history check is due, then moves their next due time to `now + interval`
+    /// (missed ticks collapse into one). Safe to call from many processes at once:
+    /// each due account is enqueued by exactly one of them.
+    async fn schedule_due(
+        &self,
+        schedules: &[DomainSchedule],
+        now: Millis,
+    ) -> Result<ScheduleReport, StoreError>;
+
+    /// Jobs matching the filter, newest first.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+    /// One job.
+    async fn get_job(&self, id: i64) -> Result<Job, StoreError>;
+    /// Makes a dead or failed job available again with its attempts reset.
+    async fn retry_job(&self, id: i64, now: Millis) -> Result<(), StoreError>;
+    /// Job counts by state and priority, optionally for one account.
+    async fn job_counts(
+        &self,
+        user_integration_id: Option<i64>,
+    ) -> Result<Vec<JobCount>, StoreError>;
+    /// Deletes completed jobs finished before `before`. Returns how many.
+    async fn prune_completed(&self, before: Millis) -> Result<u64, StoreError>;
+}
+
+/// Opens the store named by `url` (`sqlite://PATH` creates the file when missing;
+/// `postgres://...`), with `cipher` for credentials. Does not migrate.
+pub async fn connect(url: &str, cipher: Cipher) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, cipher).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url, cipher).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}

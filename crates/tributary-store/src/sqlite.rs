@@ -1,0 +1,1 @@
+//! sqlite (being written)
