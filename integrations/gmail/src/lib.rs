@@ -1,0 +1,1 @@
+//! The Gmail integration (being written).
