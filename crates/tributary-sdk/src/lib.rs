@@ -34,7 +34,7 @@ pub use async_trait::async_trait;
 pub use credentials::Credentials;
 pub use error::{ErrorClass, IntegrationError};
 pub use integration::{ContentExists, Integration, IntegrationContext};
-pub use manifest::{Manifest, ManifestError};
+pub use manifest::{Limits, Manifest, ManifestError};
 pub use output::Output;
 pub use registry::{Registration, Registry, UnknownDomain};
 pub use result::TaskResult;

@@ -13,6 +13,7 @@
 //!     {"name": "refreshToken", "secret": true}
 //!   ],
 //!   "schedule": {"startEverySeconds": 60, "historyTask": "checkHistory", "historyEverySeconds": 120},
+//!   "limits": {"requestsPerSecond": 200, "concurrentJobsPerAccount": 8},
 //!   "controlFlow": {}
 //! }
 //! ```
@@ -50,6 +51,9 @@ pub struct Manifest {
     /// Scheduling hints.
     #[serde(default)]
     pub schedule: Schedule,
+    /// Limits that keep one process within the service's quotas.
+    #[serde(default)]
+    pub limits: Limits,
     /// Reserved for a future set-up UI.
     #[serde(default)]
     pub control_flow: Value,
@@ -104,6 +108,20 @@ impl Default for Schedule {
             history_every_seconds: None,
         }
     }
+}
+
+/// Limits that keep one process within a service's quotas. The engine may be
+/// configured tighter or looser per deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per second to the service, across all accounts of this process
+    /// (no limit when absent).
+    #[serde(default)]
+    pub requests_per_second: Option<u32>,
+    /// Jobs of one account running at once (the engine's default when absent).
+    #[serde(default)]
+    pub concurrent_jobs_per_account: Option<u32>,
 }
 
 /// A manifest that could not be loaded, naming the file and the field at fault.
@@ -190,6 +208,18 @@ impl Manifest {
             if c.name.trim().is_empty() {
                 return Err((format!("credentials[{i}].name"), "must not be empty".into()));
             }
+        }
+        if self.limits.requests_per_second == Some(0) {
+            return Err((
+                "limits.requestsPerSecond".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.limits.concurrent_jobs_per_account == Some(0) {
+            return Err((
+                "limits.concurrentJobsPerAccount".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.schedule.start_every_seconds == 0 {
             return Err((
