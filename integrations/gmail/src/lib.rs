@@ -1,1 +1,74 @@
-//! The Gmail integration (being written).
+//! The Gmail integration: a user's Gmail mailbox as content items, one per message.
+//!
+//! It is the reference integration: later ones copy its shape. Module map:
+//! - [`task`]: the task types (`start`, `getEmailList`, `downloadEmail`,
+//!   `checkHistory`) as a serde enum, in their stored form.
+//! - [`integration`]: the handlers, and why they list, download and follow the history
+//!   the way they do.
+//! - [`client`]: a thin typed client for the Gmail API (base URL configurable, errors
+//!   classified, tokens refreshed), following Google's discovery document.
+//! - [`mime`]: decoding headers (RFC 2047) and bodies (charsets, HTML) of the MIME tree
+//!   Gmail returns.
+//! - [`mapping`]: a Gmail message as stored content.
+//!
+//! The crate depends on the SDK only. The binary registers it with one line,
+//! `tributary_gmail::registration()`.
+
+pub mod client;
+pub mod integration;
+pub mod mapping;
+pub mod mime;
+pub mod task;
+
+pub use integration::GmailIntegration;
+pub use task::GmailTask;
+
+use tributary_sdk::{
+    Integration, IntegrationContext, IntegrationError, ManifestError, Registration,
+};
+
+/// The Gmail manifest and constructor, for the registry.
+pub fn registration() -> Result<Registration, ManifestError> {
+    Registration::new(
+        "integrations/gmail/manifest.json",
+        include_str!("../manifest.json"),
+        construct,
+    )
+}
+
+fn construct(ctx: IntegrationContext) -> Result<Box<dyn Integration>, IntegrationError> {
+    Ok(Box::new(GmailIntegration::new(ctx)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_sdk::Task;
+
+    #[test]
+    fn manifest_is_valid_and_lists_every_task_type() {
+        let manifest = registration().unwrap().manifest;
+        assert_eq!(manifest.domain, "gmail");
+        let typed = [
+            GmailTask::Start,
+            GmailTask::GetEmailList {
+                page_token: None,
+                consecutive_empty_pages: 0,
+            },
+            GmailTask::download("x"),
+            GmailTask::CheckHistory,
+        ];
+        let names: Vec<String> = typed
+            .iter()
+            .map(|t| Task::from_typed(t).unwrap().task_type)
+            .collect();
+        assert_eq!(manifest.task_types, names);
+        assert_eq!(
+            manifest.schedule.history_task.as_deref(),
+            Some("checkHistory")
+        );
+        assert_eq!(manifest.history_every_seconds(), Some(120));
+        let secrets: Vec<&str> = manifest.secret_fields().collect();
+        assert_eq!(secrets, ["clientSecret", "refreshToken", "accessToken"]);
+    }
+}

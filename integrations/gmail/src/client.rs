@@ -1,0 +1,470 @@
+//! A thin typed client for the five Gmail API v1 methods this integration calls.
+//!
+//! The client follows Google's discovery document (`shared/spec/google/
+//! gmail-v1-discovery.json`) field by field: the paths, the query parameter names and
+//! the response structs below carry the discovery names, and the crate's `discovery`
+//! test checks them against the document. It speaks HTTP and OAuth and maps errors;
+//! it knows nothing about tasks or storage.
+//!
+//! # Access tokens
+//! Requests carry a bearer access token. The client starts with the stored one, if
+//! any. When there is none, or the API refuses it with 401, the client runs the
+//! refresh-token grant and retries the request once. It refreshes at most once per
+//! instance (one job): a token that is refused right after being issued means the grant
+//! itself is no longer good, so the 401 becomes an auth error rather than a loop. The
+//! refreshed token is kept ([`GmailClient::refreshed_token`]) so that the integration
+//! persists it, and a rotated refresh token, with the task's result; the next job then
+//! reuses it instead of paying a token round trip.
+//!
+//! # Errors
+//! Google explains a failure in its body, `{"error": {"code", "message", "errors":
+//! [{"reason", ...}], "status"}}`, and the reason matters more than the status:
+//!
+//! | response | class |
+//! |---|---|
+//! | 429, or a 403 whose reason is `rateLimitExceeded`, `userRateLimitExceeded`, `dailyLimitExceeded` or `quotaExceeded` | rate limited, after `Retry-After` when given |
+//! | 401 (after the one refresh), any other 403 (missing scope, domain policy) | auth: the user must grant access again |
+//! | 408, 5xx | transient |
+//! | other 4xx | permanent |
+//!
+//! A 404 is an answer, not a failure, for two calls, which therefore return `Option`:
+//! [`GmailClient::get_message`] (the message was deleted after it was listed) and
+//! [`GmailClient::list_history`] (the start history id has expired).
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+use tributary_sdk::IntegrationError;
+use tributary_sdk::http::{HttpClient, HttpResponse, classify_status};
+use tributary_sdk::oauth::{AccessToken, RefreshTokenGrant};
+use url::Url;
+
+/// Where the Gmail API lives, unless the `baseUrl` setting says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://gmail.googleapis.com/";
+
+/// Google's OAuth 2.0 token endpoint, unless the `tokenUrl` setting says otherwise.
+pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+/// The largest page `messages.list` and `history.list` accept (`maxResults`).
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// The history record types the integration acts on (`historyTypes`).
+const HISTORY_TYPES: [&str; 4] = [
+    "messageAdded",
+    "messageDeleted",
+    "labelAdded",
+    "labelRemoved",
+];
+
+/// The 403 reasons that mean "slow down" rather than "forbidden".
+const RATE_LIMIT_REASONS: [&str; 4] = [
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "dailyLimitExceeded",
+    "quotaExceeded",
+];
+
+/// A Gmail API client for the authenticated user (`userId=me`), living for one job.
+pub struct GmailClient {
+    http: HttpClient,
+    /// `{baseUrl}gmail/v1/users/me/`, the prefix of every method's path.
+    users_me: Url,
+    grant: RefreshTokenGrant,
+    access_token: Option<String>,
+    refreshed: Option<AccessToken>,
+}
+
+impl std::fmt::Debug for GmailClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GmailClient")
+            .field("users_me", &self.users_me.as_str())
+            .field("grant", &self.grant)
+            .field("has_access_token", &self.access_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GmailClient {
+    /// A client for the API at `base_url` (`https://gmail.googleapis.com/` in
+    /// production, a loopback fake in tests), starting with `access_token` if one is
+    /// stored.
+    pub fn new(
+        http: HttpClient,
+        base_url: &str,
+        grant: RefreshTokenGrant,
+        access_token: Option<String>,
+    ) -> Result<GmailClient, IntegrationError> {
+        let users_me = parse_base_url(base_url)?
+            .join("gmail/v1/users/me/")
+            .map_err(|e| {
+                IntegrationError::permanent(format!("invalid gmail base url `{base_url}`: {e}"))
+            })?;
+        Ok(GmailClient {
+            http,
+            users_me,
+            grant,
+            access_token: access_token.filter(|t| !t.is_empty()),
+            refreshed: None,
+        })
+    }
+
+    /// Whether the client holds an access token (stored or refreshed).
+    pub fn has_access_token(&self) -> bool {
+        self.access_token.is_some()
+    }
+
+    /// Exchanges the refresh token for a new access token.
+    pub async fn refresh_access_token(&mut self) -> Result<(), IntegrationError> {
+        let token = self
+            .grant
+            .refresh(&self.http)
+            .await
+            .map_err(|e| e.context("failed to refresh the gmail access token"))?;
+        tracing::debug!(
+            rotated = token.rotated_refresh_token.is_some(),
+            "refreshed gmail access token"
+        );
+        if let Some(rotated) = &token.rotated_refresh_token {
+            self.grant.refresh_token = rotated.clone();
+        }
+        self.access_token = Some(token.access_token.clone());
+        self.refreshed = Some(token);
+        Ok(())
+    }
+
+    /// The token this instance obtained by refreshing, if it refreshed: credentials to
+    /// persist.
+    pub fn refreshed_token(&self) -> Option<&AccessToken> {
+        self.refreshed.as_ref()
+    }
+
+    /// `users.getProfile`: the mailbox's current history id.
+    pub async fn get_profile(&mut self) -> Result<Profile, IntegrationError> {
+        let url = self.url(&["profile"], &[]);
+        self.get_json("users.getProfile", url)
+            .await?
+            .ok_or_else(|| not_found("users.getProfile"))
+    }
+
+    /// `users.labels.list`: the cheapest authenticated call, used to validate
+    /// credentials. The labels themselves are not needed.
+    pub async fn list_labels(&mut self) -> Result<(), IntegrationError> {
+        let url = self.url(&["labels"], &[]);
+        self.get_json::<IgnoredAny>("users.labels.list", url)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| not_found("users.labels.list"))
+    }
+
+    /// `users.messages.list`: one page of message ids, newest first, outside spam and
+    /// trash.
+    pub async fn list_messages(
+        &mut self,
+        max_results: u32,
+        page_token: Option<&str>,
+    ) -> Result<ListMessagesResponse, IntegrationError> {
+        let max_results = max_results.clamp(1, MAX_PAGE_SIZE).to_string();
+        let mut query = vec![
+            ("maxResults", max_results.as_str()),
+            ("includeSpamTrash", "false"),
+        ];
+        if let Some(token) = page_token {
+            query.push(("pageToken", token));
+        }
+        let url = self.url(&["messages"], &query);
+        self.get_json("users.messages.list", url)
+            .await?
+            .ok_or_else(|| not_found("users.messages.list"))
+    }
+
+    /// `users.messages.get` with `format=full`: the parsed MIME tree, labels and
+    /// attachment ids in one request. `None` when the message no longer exists.
+    pub async fn get_message(&mut self, id: &str) -> Result<Option<Message>, IntegrationError> {
+        let url = self.url(&["messages", id], &[("format", "full")]);
+        self.get_json("users.messages.get", url).await
+    }
+
+    /// `users.history.list`: one page of changes after `start_history_id`. `None` when
+    /// that id is too old for Gmail to answer (HTTP 404): the caller must fall back to
+    /// a full comparison.
+    pub async fn list_history(
+        &mut self,
+        start_history_id: &str,
+        page_token: Option<&str>,
+    ) -> Result<Option<ListHistoryResponse>, IntegrationError> {
+        let max_results = MAX_PAGE_SIZE.to_string();
+        let mut query = vec![
+            ("startHistoryId", start_history_id),
+            ("maxResults", max_results.as_str()),
+        ];
+        query.extend(HISTORY_TYPES.map(|t| ("historyTypes", t)));
+        if let Some(token) = page_token {
+            query.push(("pageToken", token));
+        }
+        let url = self.url(&["history"], &query);
+        self.get_json("users.history.list", url).await
+    }
+
+    /// The URL of a method under `users/me/`, with path segments escaped.
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.users_me.clone();
+        // `parse_base_url` accepts only http(s) URLs, which always have path segments.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// GETs `url` and decodes a 2xx JSON body; `None` on 404.
+    async fn get_json<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        url: Url,
+    ) -> Result<Option<T>, IntegrationError> {
+        let context = |e: IntegrationError| e.context(format!("gmail {method}"));
+        let response = self.get_authorized(&url).await.map_err(context)?;
+        let status = response.status.as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        if !response.status.is_success() {
+            return Err(context(classify_error(&response)));
+        }
+        response.json().map(Some).map_err(context)
+    }
+
+    /// GETs `url` with the access token, refreshing it (once) when there is none or
+    /// the API refuses it.
+    async fn get_authorized(&mut self, url: &Url) -> Result<HttpResponse, IntegrationError> {
+        if self.access_token.is_none() {
+            self.refresh_access_token().await?;
+        }
+        let response = self.send_get(url).await?;
+        if response.status.as_u16() != 401 || self.refreshed.is_some() {
+            return Ok(response);
+        }
+        tracing::debug!("gmail refused the stored access token; refreshing it");
+        self.refresh_access_token().await?;
+        self.send_get(url).await
+    }
+
+    async fn send_get(&self, url: &Url) -> Result<HttpResponse, IntegrationError> {
+        let token = self.access_token.as_deref().unwrap_or_default();
+        self.http
+            .send(self.http.get(url.clone()).bearer_auth(token))
+            .await
+    }
+}
+
+/// Parses the `baseUrl` setting: an absolute http(s) URL, read as a directory (a
+/// missing trailing slash is added, so `http://host/prefix` keeps its prefix).
+pub fn parse_base_url(base_url: &str) -> Result<Url, IntegrationError> {
+    let invalid = |why: String| {
+        IntegrationError::permanent(format!("invalid gmail base url `{base_url}`: {why}"))
+    };
+    let mut url = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https".into()));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn not_found(method: &str) -> IntegrationError {
+    IntegrationError::permanent(format!("gmail {method}: http 404: not found"))
+}
+
+/// Google's error body.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    errors: Vec<ErrorReason>,
+    #[serde(default)]
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorReason {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Classifies a non-2xx response by Google's error body (see the module table),
+/// falling back to the status alone when the body is not Google's.
+pub fn classify_error(response: &HttpResponse) -> IntegrationError {
+    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(&response.body) else {
+        return response.error_for_status();
+    };
+    let status = response.status.as_u16();
+    let reasons: Vec<&str> = error
+        .errors
+        .iter()
+        .map(|e| e.reason.as_str())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let message = if reasons.is_empty() {
+        format!("http {status}: {}", error.message)
+    } else {
+        format!("http {status} ({}): {}", reasons.join(", "), error.message)
+    };
+    let rate_limited = status == 429
+        || error.status == "RESOURCE_EXHAUSTED"
+        || reasons.iter().any(|r| RATE_LIMIT_REASONS.contains(r));
+    if rate_limited {
+        return IntegrationError::rate_limited(message, response.retry_after());
+    }
+    match status {
+        401 | 403 => IntegrationError::auth(message),
+        _ => classify_status(response.status, response.retry_after(), message),
+    }
+}
+
+// Response schemas: each struct names its discovery schema and holds only the fields
+// the integration reads. `Serialize` lets the discovery test walk them.
+
+/// Discovery schema `Profile`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    /// The mailbox's current history id (a uint64 sent as a string).
+    pub history_id: String,
+}
+
+/// Discovery schema `ListMessagesResponse`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMessagesResponse {
+    /// The page's messages, holding only their ids.
+    #[serde(default)]
+    pub messages: Vec<MessageRef>,
+    /// The next page, if there is one.
+    pub next_page_token: Option<String>,
+}
+
+/// Discovery schema `Message`, as it appears in lists and history records: an id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRef {
+    /// The immutable message id.
+    pub id: String,
+}
+
+/// Discovery schema `Message`, as `messages.get` with `format=full` returns it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// The immutable message id.
+    pub id: String,
+    /// The thread the message belongs to.
+    #[serde(default)]
+    pub thread_id: String,
+    /// The labels on the message (`INBOX`, `UNREAD`, `TRASH`, user labels...).
+    #[serde(default)]
+    pub label_ids: Vec<String>,
+    /// A short part of the message text, HTML-escaped by Gmail.
+    #[serde(default)]
+    pub snippet: String,
+    /// When Gmail accepted the message, in epoch milliseconds (an int64 string).
+    pub internal_date: Option<String>,
+    /// The parsed MIME tree.
+    pub payload: Option<MessagePart>,
+}
+
+/// Discovery schema `MessagePart`: one node of the MIME tree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePart {
+    /// The part's position in the tree (`""` for the root, `0`, `1.0`, ...).
+    #[serde(default)]
+    pub part_id: String,
+    /// The part's MIME type, e.g. `text/plain`.
+    #[serde(default)]
+    pub mime_type: String,
+    /// The attachment's file name; empty for parts that are not attachments.
+    #[serde(default)]
+    pub filename: String,
+    /// The part's headers, values as written in the message (not decoded).
+    #[serde(default)]
+    pub headers: Vec<MessagePartHeader>,
+    /// The part's body.
+    #[serde(default)]
+    pub body: MessagePartBody,
+    /// The child parts of a multipart or message/rfc822 part.
+    #[serde(default)]
+    pub parts: Vec<MessagePart>,
+}
+
+/// Discovery schema `MessagePartHeader`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessagePartHeader {
+    /// The header name, e.g. `Subject`.
+    #[serde(default)]
+    pub name: String,
+    /// The raw header value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// Discovery schema `MessagePartBody`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePartBody {
+    /// Set when the body is fetched separately (`messages.attachments.get`).
+    pub attachment_id: Option<String>,
+    /// The body's size in bytes, after transfer decoding.
+    #[serde(default)]
+    pub size: u64,
+    /// The body after transfer decoding (still in the part's charset), base64url.
+    pub data: Option<String>,
+}
+
+/// Discovery schema `ListHistoryResponse`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListHistoryResponse {
+    /// The change records of this page, oldest first.
+    #[serde(default)]
+    pub history: Vec<History>,
+    /// The mailbox's current history id: the cursor to store once all pages are read.
+    pub history_id: String,
+    /// The next page, if there is one.
+    pub next_page_token: Option<String>,
+}
+
+/// Discovery schema `History`: the changes of one history record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// Messages added to the mailbox.
+    #[serde(default)]
+    pub messages_added: Vec<HistoryMessage>,
+    /// Messages deleted from the mailbox for good.
+    #[serde(default)]
+    pub messages_deleted: Vec<HistoryMessage>,
+    /// Messages that got labels (moving to trash is adding `TRASH`).
+    #[serde(default)]
+    pub labels_added: Vec<HistoryMessage>,
+    /// Messages that lost labels.
+    #[serde(default)]
+    pub labels_removed: Vec<HistoryMessage>,
+}
+
+/// Discovery schemas `HistoryMessageAdded`, `HistoryMessageDeleted`,
+/// `HistoryLabelAdded` and `HistoryLabelRemoved`, of which only the message is read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryMessage {
+    /// The message the change is about.
+    pub message: MessageRef,
+}
