@@ -27,7 +27,9 @@ async fn get_as(server: &SourceServer, path_and_query: &str, token: Option<&str>
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    http.send(request).await.expect("request reaches the server")
+    http.send(request)
+        .await
+        .expect("request reaches the server")
 }
 
 async fn get(server: &SourceServer, path_and_query: &str) -> HttpResponse {
@@ -284,14 +286,24 @@ async fn old_cursors_expire_with_410_and_bad_ones_get_400() {
     let middle = server.cursor();
     server.add_items(2);
     // Four changes, three kept: the first cursor lost one change, the second none.
-    let body = assert_error(&get(&server, &format!("/changes?cursor={oldest}")).await, 410);
-    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("expired")));
+    let body = assert_error(
+        &get(&server, &format!("/changes?cursor={oldest}")).await,
+        410,
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expired"))
+    );
     let page = json(&get(&server, &format!("/changes?cursor={middle}")).await);
     assert_eq!(page["changes"].as_array().map(Vec::len), Some(2));
 
     let current = server.cursor();
     server.expire_cursors();
-    assert_error(&get(&server, &format!("/changes?cursor={middle}")).await, 410);
+    assert_error(
+        &get(&server, &format!("/changes?cursor={middle}")).await,
+        410,
+    );
     let page = json(&get(&server, &format!("/changes?cursor={current}")).await);
     assert_eq!(page["changes"], serde_json::json!([]));
 
@@ -317,7 +329,10 @@ async fn fail_next_on_a_path_prefix_only_hits_that_path() {
     assert_eq!(get(&server, "/items").await.status.as_u16(), 200);
     assert_eq!(get(&server, "/cursor").await.status.as_u16(), 200);
     let cursor = server.cursor();
-    assert_error(&get(&server, &format!("/changes?cursor={cursor}")).await, 500);
+    assert_error(
+        &get(&server, &format!("/changes?cursor={cursor}")).await,
+        500,
+    );
     assert_eq!(
         get(&server, &format!("/changes?cursor={cursor}"))
             .await
