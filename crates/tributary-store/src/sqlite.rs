@@ -1,1 +1,1283 @@
-//! sqlite (being written)
+//! The SQLite backend: the embedded default, for one process.
+//!
+//! The database runs in WAL mode with `synchronous = NORMAL`, foreign keys on and a
+//! 30 s busy timeout. Every write that reads before it writes runs in a
+//! `BEGIN IMMEDIATE` transaction, which takes the write lock up front: two writers
+//! never both hold a read lock and then deadlock trying to upgrade it. Reads run on
+//! the pool without a transaction (WAL readers never block the writer).
+//!
+//! Timestamps are stored as fixed-width UTC text with millisecond precision, so that
+//! text order is time order; JSON is stored as text.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
+use tributary_sdk::Credentials;
+
+use crate::common::{
+    FairGroup, PreparedItem, PreparedOutputs, chunk_rows, merge_top_level, ms_to_dt, now_dt,
+    object_from_text, prepare_jobs, prepare_outputs, sqlite_time, value_from_text,
+};
+use crate::{
+    Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
+    FailureAction, Job, JobCompletion, JobCount, JobFailure, JobFilter, JobLease, JobState, Millis,
+    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, User, UserIntegration,
+    UserIntegrationStatus,
+};
+
+/// SQLite's default limit on bound parameters is 32766; stay well below it.
+const MAX_BINDS: usize = 10_000;
+
+macro_rules! job_columns {
+    () => {
+        "id, user_integration_id, task_type, payload, item_id, dedupe_key, priority, state, \
+         attempts, max_attempts, run_at, locked_by, lease_expires_at, error_class, last_error, \
+         created_at, finished_at, fair_seq"
+    };
+}
+macro_rules! ui_columns {
+    () => {
+        "id, user_id, integration_domain, credentials, settings, status, sync_state, \
+         last_synced_at, last_error, created_at, updated_at"
+    };
+}
+macro_rules! content_columns {
+    () => {
+        "id, user_id, user_integration_id, integration_domain, external_id, \
+         external_timestamp, content, content_size, created_at, updated_at, deleted_at, \
+         is_deleted"
+    };
+}
+
+const SQL_INSERT_UI: &str = concat!(
+    "INSERT INTO user_integrations (user_id, integration_domain, credentials, settings, \
+     status, sync_state, created_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, 'active', '{}', ?5, ?5) RETURNING ",
+    ui_columns!()
+);
+const SQL_UI_BY_ID: &str = concat!(
+    "SELECT ",
+    ui_columns!(),
+    " FROM user_integrations WHERE id = ?1"
+);
+const SQL_UI_BY_IDS: &str = concat!(
+    "SELECT ",
+    ui_columns!(),
+    " FROM user_integrations WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+);
+const SQL_UI_LIST: &str = concat!(
+    "SELECT ",
+    ui_columns!(),
+    " FROM user_integrations WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id"
+);
+const SQL_CONTENT_BY_ID: &str = concat!(
+    "SELECT ",
+    content_columns!(),
+    " FROM user_integration_content WHERE id = ?1"
+);
+const SQL_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
+/// Claims in (priority, fair_seq, id) order; `?1` worker, `?2` lease end, `?3` now,
+/// `?4` limit.
+const SQL_CLAIM: &str = concat!(
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?1, \
+     lease_expires_at = ?2 \
+     WHERE id IN (SELECT j.id FROM jobs j \
+                  JOIN user_integrations ui ON ui.id = j.user_integration_id \
+                  WHERE j.state = 'available' AND j.run_at <= ?3 AND ui.status = 'active' \
+                  ORDER BY j.priority, j.fair_seq, j.id LIMIT ?4) \
+     RETURNING ",
+    job_columns!()
+);
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    cipher: Cipher,
+}
+
+/// The migrations of the SQLite schema, embedded in the binary.
+pub fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    /// Opens (creating the file when missing) the SQLite database at `url`
+    /// (`sqlite://PATH`, `sqlite:PATH`, or `sqlite::memory:` for a private in-memory
+    /// database). Does not migrate.
+    pub async fn connect(url: &str, cipher: Cipher) -> Result<SqliteStore, StoreError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30))
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = if in_memory {
+            // An in-memory database lives as long as its connection: keep exactly one,
+            // forever. Every method runs its statements on one connection (its
+            // transaction's), so one connection cannot deadlock.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await?
+        } else {
+            options = options.journal_mode(SqliteJournalMode::Wal);
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?
+        };
+        Ok(SqliteStore { pool, cipher })
+    }
+
+    /// The connection pool (for tools and tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn user_integration_from_row(&self, row: &SqliteRow) -> Result<UserIntegration, StoreError> {
+        let id: i64 = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let credentials: Vec<u8> = row.try_get("credentials")?;
+        let settings: String = row.try_get("settings")?;
+        let sync_state: String = row.try_get("sync_state")?;
+        Ok(UserIntegration {
+            id,
+            user_id: row.try_get("user_id")?,
+            integration_domain: row.try_get("integration_domain")?,
+            credentials: self.cipher.decrypt_credentials(&credentials).map_err(|e| {
+                StoreError::Crypto(format!("user integration {id}: {}", crypto_message(&e)))
+            })?,
+            settings: object_from_text(&settings, "settings")?,
+            status: UserIntegrationStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "user integration {id} has unknown status `{status}`"
+                ))
+            })?,
+            sync_state: object_from_text(&sync_state, "sync_state")?,
+            last_synced_at: row.try_get("last_synced_at")?,
+            last_error: row.try_get("last_error")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+fn crypto_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Crypto(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id")?,
+        external_ref: row.try_get("external_ref")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn content_from_row(row: &SqliteRow) -> Result<ContentItem, StoreError> {
+    let content: String = row.try_get("content")?;
+    Ok(ContentItem {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        user_integration_id: row.try_get("user_integration_id")?,
+        integration_domain: row.try_get("integration_domain")?,
+        external_id: row.try_get("external_id")?,
+        external_timestamp: row.try_get("external_timestamp")?,
+        content: value_from_text(&content, "content")?,
+        content_size: row.try_get("content_size")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        is_deleted: row.try_get("is_deleted")?,
+    })
+}
+
+/// A job and its fair-queueing tag.
+fn job_from_row(row: &SqliteRow) -> Result<(Job, i64), StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    let payload: String = row.try_get("payload")?;
+    let job = Job {
+        id,
+        user_integration_id: row.try_get("user_integration_id")?,
+        task_type: row.try_get("task_type")?,
+        payload: value_from_text(&payload, "job payload")?,
+        item_id: row.try_get("item_id")?,
+        dedupe_key: row.try_get("dedupe_key")?,
+        priority: row.try_get("priority")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id} has unknown state `{state}`")))?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        run_at: row.try_get("run_at")?,
+        locked_by: row.try_get("locked_by")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        error_class: row.try_get("error_class")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    };
+    Ok((job, row.try_get("fair_seq")?))
+}
+
+/// A JSON array of strings, for `json_each(?)` (one bind for any number of ids).
+fn json_array<S: AsRef<str>>(items: &[S]) -> String {
+    Value::Array(
+        items
+            .iter()
+            .map(|s| Value::String(s.as_ref().to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+/// Enqueues `jobs` on `conn` (inside the caller's write transaction): assigns
+/// fair-queueing tags, then inserts in multi-row statements, skipping duplicates of a
+/// pending dedupe key. Returns how many were inserted.
+async fn enqueue_in(
+    conn: &mut SqliteConnection,
+    jobs: &[NewJob],
+    now: Millis,
+) -> Result<u64, StoreError> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let (prepared, groups) = prepare_jobs(jobs);
+    let mut bases: HashMap<FairGroup, i64> = HashMap::with_capacity(groups.len());
+    for (group, n) in &groups {
+        let next: i64 = sqlx::query_scalar(
+            "INSERT INTO job_fair_counters (user_integration_id, priority, next_seq)
+             VALUES (?1, ?2,
+                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = ?2), 0) + ?3)
+             ON CONFLICT (user_integration_id, priority) DO UPDATE SET
+                 next_seq = MAX(next_seq,
+                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = ?2), 0)) + ?3
+             RETURNING next_seq",
+        )
+        .bind(group.user_integration_id)
+        .bind(group.priority)
+        .bind(n)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| unknown_account(e, group.user_integration_id))?;
+        bases.insert(*group, next - n);
+    }
+    let mut inserted = 0;
+    for chunk in prepared.chunks(chunk_rows(12, MAX_BINDS)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO jobs (user_integration_id, task_type, payload, item_id, dedupe_key, \
+             priority, state, attempts, max_attempts, run_at, fair_seq, created_at) ",
+        );
+        qb.push_values(chunk, |mut row, job| {
+            let group = FairGroup {
+                user_integration_id: job.user_integration_id,
+                priority: job.priority,
+            };
+            let base = bases.get(&group).copied().unwrap_or(0);
+            row.push_bind(job.user_integration_id)
+                .push_bind(job.task_type.clone())
+                .push_bind(job.payload_text.clone())
+                .push_bind(job.item_id.clone())
+                .push_bind(job.dedupe_key.clone())
+                .push_bind(job.priority)
+                .push_bind("available")
+                .push_bind(0_i32)
+                .push_bind(job.max_attempts)
+                .push_bind(job.run_at)
+                .push_bind(base + job.offset)
+                .push_bind(now);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        inserted += qb
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| unknown_account(e, chunk.first().map_or(0, |j| j.user_integration_id)))?
+            .rows_affected();
+    }
+    Ok(inserted)
+}
+
+fn unknown_account(e: sqlx::Error, id: i64) -> StoreError {
+    if is_foreign_key_violation(&e) {
+        StoreError::NotFound {
+            what: "user integration",
+            id: id.to_string(),
+        }
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+/// Applies one job's outputs on `conn` (inside the caller's write transaction).
+async fn apply_outputs_in(
+    conn: &mut SqliteConnection,
+    c: &JobCompletion,
+    outputs: &PreparedOutputs,
+    now: &str,
+    report: &mut CompletionReport,
+) -> Result<(), StoreError> {
+    if !outputs.items.is_empty() {
+        // What is stored already, in one query.
+        let ids: Vec<&str> = outputs
+            .items
+            .iter()
+            .map(|i| i.external_id.as_str())
+            .collect();
+        let rows = sqlx::query(
+            "SELECT external_id, content, is_deleted, external_timestamp
+             FROM user_integration_content
+             WHERE user_integration_id = ?1
+               AND external_id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(c.user_integration_id)
+        .bind(json_array(&ids))
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut existing: HashMap<String, (String, bool, Option<DateTime<Utc>>)> = HashMap::new();
+        for row in &rows {
+            existing.insert(
+                row.try_get("external_id")?,
+                (
+                    row.try_get("content")?,
+                    row.try_get("is_deleted")?,
+                    row.try_get("external_timestamp")?,
+                ),
+            );
+        }
+        let mut new_items: Vec<&PreparedItem> = Vec::new();
+        for item in &outputs.items {
+            match existing.get(&item.external_id) {
+                None => new_items.push(item),
+                Some((stored_text, is_deleted, stored_ts)) => {
+                    let same_content = stored_text == &item.text
+                        || serde_json::from_str::<Value>(stored_text)
+                            .is_ok_and(|stored| stored == item.content);
+                    let same_ts = item.timestamp.is_none() || item.timestamp == *stored_ts;
+                    if same_content && same_ts && !is_deleted {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE user_integration_content
+                         SET content = ?1, content_size = ?2,
+                             external_timestamp = COALESCE(?3, external_timestamp),
+                             updated_at = ?4, is_deleted = 0, deleted_at = NULL
+                         WHERE user_integration_id = ?5 AND external_id = ?6",
+                    )
+                    .bind(&item.text)
+                    .bind(item.size())
+                    .bind(item.timestamp.map(sqlite_time))
+                    .bind(now)
+                    .bind(c.user_integration_id)
+                    .bind(&item.external_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    report.updated += 1;
+                }
+            }
+        }
+        for chunk in new_items.chunks(chunk_rows(10, MAX_BINDS)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO user_integration_content (user_id, user_integration_id, \
+                 integration_domain, external_id, external_timestamp, content, content_size, \
+                 created_at, updated_at, is_deleted) ",
+            );
+            qb.push_values(chunk, |mut row, item| {
+                row.push_bind(c.user_id)
+                    .push_bind(c.user_integration_id)
+                    .push_bind(c.integration_domain.clone())
+                    .push_bind(item.external_id.clone())
+                    .push_bind(item.timestamp.map(sqlite_time))
+                    .push_bind(item.text.clone())
+                    .push_bind(item.size())
+                    .push_bind(now.to_owned())
+                    .push_bind(now.to_owned())
+                    .push_bind(false);
+            });
+            report.inserted += qb.build().execute(&mut *conn).await?.rows_affected();
+        }
+    }
+    if !outputs.deletes.is_empty() {
+        report.deleted += sqlx::query(
+            "UPDATE user_integration_content
+             SET is_deleted = 1, deleted_at = ?1, updated_at = ?1
+             WHERE user_integration_id = ?2 AND is_deleted = 0
+               AND external_id IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(now)
+        .bind(c.user_integration_id)
+        .bind(json_array(&outputs.deletes))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- users ----
+
+    async fn create_user(&self, external_ref: &str) -> Result<User, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO users (external_ref, created_at) VALUES (?1, ?2)
+             RETURNING id, external_ref, created_at",
+        )
+        .bind(external_ref)
+        .bind(sqlite_time(now_dt()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!(
+                    "a user with external_ref `{external_ref}` already exists"
+                ))
+            } else {
+                StoreError::Database(e)
+            }
+        })?;
+        user_from_row(&row)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT id, external_ref, created_at FROM users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn get_user(&self, id: i64) -> Result<User, StoreError> {
+        let row = sqlx::query("SELECT id, external_ref, created_at FROM users WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user",
+                id: id.to_string(),
+            })?;
+        user_from_row(&row)
+    }
+
+    // ---- user integrations ----
+
+    async fn create_user_integration(
+        &self,
+        new: NewUserIntegration,
+    ) -> Result<UserIntegration, StoreError> {
+        let sealed = self.cipher.encrypt_credentials(&new.credentials)?;
+        let now = sqlite_time(now_dt());
+        let settings = Value::Object(new.settings).to_string();
+        let row = sqlx::query(SQL_INSERT_UI)
+            .bind(new.user_id)
+            .bind(&new.integration_domain)
+            .bind(sealed)
+            .bind(settings)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    StoreError::NotFound {
+                        what: "user",
+                        id: new.user_id.to_string(),
+                    }
+                } else {
+                    StoreError::Database(e)
+                }
+            })?;
+        self.user_integration_from_row(&row)
+    }
+
+    async fn get_user_integration(&self, id: i64) -> Result<UserIntegration, StoreError> {
+        let row = sqlx::query(SQL_UI_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user integration",
+                id: id.to_string(),
+            })?;
+        self.user_integration_from_row(&row)
+    }
+
+    async fn get_user_integrations(&self, ids: &[i64]) -> Result<Vec<UserIntegration>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = Value::Array(ids.iter().map(|&i| Value::from(i)).collect()).to_string();
+        let rows = sqlx::query(SQL_UI_BY_IDS)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| self.user_integration_from_row(r))
+            .collect()
+    }
+
+    async fn list_user_integrations(
+        &self,
+        user_id: Option<i64>,
+    ) -> Result<Vec<UserIntegration>, StoreError> {
+        let rows = sqlx::query(SQL_UI_LIST)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| self.user_integration_from_row(r))
+            .collect()
+    }
+
+    async fn set_user_integration_status(
+        &self,
+        id: i64,
+        status: UserIntegrationStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT status FROM user_integrations WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(old) = old else {
+            return Err(StoreError::NotFound {
+                what: "user integration",
+                id: id.to_string(),
+            });
+        };
+        sqlx::query(
+            "UPDATE user_integrations SET status = ?1, last_error = ?2, updated_at = ?3
+             WHERE id = ?4",
+        )
+        .bind(status.as_str())
+        .bind(last_error)
+        .bind(sqlite_time(now_dt()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if status == UserIntegrationStatus::Active && old != "active" {
+            // Resumed: move the waiting jobs up to the queue's virtual time (fairness).
+            sqlx::query(
+                "UPDATE jobs SET fair_seq = jobs.fair_seq + s.shift
+                 FROM (SELECT j.priority, f.seq - MIN(j.fair_seq) AS shift
+                       FROM jobs j JOIN job_fair_frontier f ON f.priority = j.priority
+                       WHERE j.user_integration_id = ?1 AND j.state = 'available'
+                       GROUP BY j.priority, f.seq) AS s
+                 WHERE jobs.user_integration_id = ?1 AND jobs.state = 'available'
+                   AND jobs.priority = s.priority AND s.shift > 0",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE job_fair_counters SET next_seq = m.top + 1
+                 FROM (SELECT priority, MAX(fair_seq) AS top FROM jobs
+                       WHERE user_integration_id = ?1 AND state = 'available'
+                       GROUP BY priority) AS m
+                 WHERE job_fair_counters.user_integration_id = ?1
+                   AND job_fair_counters.priority = m.priority
+                   AND m.top + 1 > job_fair_counters.next_seq",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_credentials(
+        &self,
+        id: i64,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        let sealed = self.cipher.encrypt_credentials(credentials)?;
+        let done = sqlx::query(
+            "UPDATE user_integrations SET credentials = ?1, updated_at = ?2 WHERE id = ?3",
+        )
+        .bind(sealed)
+        .bind(sqlite_time(now_dt()))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "user integration",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- content ----
+
+    async fn content_exists(
+        &self,
+        user_integration_id: i64,
+        external_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        if external_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT ids.value FROM json_each(?2) AS ids
+             WHERE EXISTS (SELECT 1 FROM user_integration_content c
+                           WHERE c.user_integration_id = ?1 AND c.external_id = ids.value
+                             AND c.is_deleted = 0)
+                OR EXISTS (SELECT 1 FROM jobs j
+                           WHERE j.user_integration_id = ?1 AND j.item_id = ids.value
+                             AND j.item_id IS NOT NULL AND j.state IN ('available', 'running'))
+                OR EXISTS (SELECT 1 FROM jobs j
+                           WHERE j.user_integration_id = ?1 AND j.dedupe_key = 'item:' || ids.value
+                             AND j.dedupe_key IS NOT NULL AND j.state IN ('available', 'running'))",
+        )
+        .bind(user_integration_id)
+        .bind(json_array(external_ids))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn stored_external_ids(
+        &self,
+        user_integration_id: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT external_id FROM user_integration_content
+             WHERE is_deleted = 0 AND user_integration_id = ?1 ORDER BY id",
+        )
+        .bind(user_integration_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn list_content(&self, query: &ContentQuery) -> Result<Vec<ContentItem>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            content_columns!(),
+            " FROM user_integration_content WHERE 1 = 1"
+        ));
+        if !query.include_deleted {
+            qb.push(" AND is_deleted = 0");
+        }
+        if let Some(uid) = query.user_integration_id {
+            qb.push(" AND user_integration_id = ").push_bind(uid);
+        }
+        if let Some(since) = query.since {
+            qb.push(" AND updated_at >= ").push_bind(sqlite_time(since));
+        }
+        if let Some(after) = query.after_id {
+            qb.push(" AND id > ").push_bind(after);
+        }
+        qb.push(" ORDER BY id LIMIT ")
+            .push_bind(query.limit.unwrap_or(100).max(0));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(content_from_row).collect()
+    }
+
+    async fn get_content(&self, id: i64) -> Result<ContentItem, StoreError> {
+        let row = sqlx::query(SQL_CONTENT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "content item",
+                id: id.to_string(),
+            })?;
+        content_from_row(&row)
+    }
+
+    async fn content_counts(&self, user_integration_id: i64) -> Result<ContentCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE is_deleted = 0) AS items,
+                    COUNT(*) FILTER (WHERE is_deleted = 1) AS deleted
+             FROM user_integration_content WHERE user_integration_id = ?1",
+        )
+        .bind(user_integration_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ContentCounts {
+            items: row.try_get("items")?,
+            deleted: row.try_get("deleted")?,
+        })
+    }
+
+    // ---- queue ----
+
+    async fn enqueue(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.write_tx().await?;
+        let n = enqueue_in(&mut tx, jobs, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<Job>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(SQL_CLAIM)
+            .bind(worker)
+            .bind(now.saturating_add(lease_ms))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|(j, seq)| (j.priority, *seq, j.id));
+        // Advance the virtual time of each priority to the largest tag claimed.
+        let mut frontier: HashMap<i16, i64> = HashMap::new();
+        for (job, seq) in &jobs {
+            let e = frontier.entry(job.priority).or_insert(*seq);
+            *e = (*e).max(*seq);
+        }
+        for (priority, seq) in frontier {
+            sqlx::query(
+                "INSERT INTO job_fair_frontier (priority, seq) VALUES (?1, ?2)
+                 ON CONFLICT (priority) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            )
+            .bind(priority)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(jobs.into_iter().map(|(j, _)| j).collect())
+    }
+
+    async fn renew_leases(
+        &self,
+        worker: &str,
+        jobs: &[JobLease],
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write_tx().await?;
+        let mut lost = Vec::new();
+        for lease in jobs {
+            let done = sqlx::query(
+                "UPDATE jobs SET lease_expires_at = ?1
+                 WHERE id = ?2 AND attempts = ?3 AND state = 'running' AND locked_by = ?4",
+            )
+            .bind(now.saturating_add(lease_ms))
+            .bind(lease.job_id)
+            .bind(lease.attempt)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                lost.push(lease.job_id);
+            }
+        }
+        tx.commit().await?;
+        Ok(lost)
+    }
+
+    async fn complete_jobs(
+        &self,
+        completions: &[JobCompletion],
+        now: Millis,
+    ) -> Result<Vec<CompletionReport>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_text = sqlite_time(ms_to_dt(now)?);
+        // Same processing order as PostgreSQL (by account, then job).
+        let mut order: Vec<usize> = (0..completions.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                completions[i].user_integration_id,
+                completions[i].lease.job_id,
+            )
+        });
+        let mut reports = vec![CompletionReport::default(); completions.len()];
+        let mut tx = self.write_tx().await?;
+        for i in order {
+            let c = &completions[i];
+            let report = &mut reports[i];
+            report.job_id = c.lease.job_id;
+            let fenced: Option<i64> = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'completed', finished_at = ?1, locked_by = NULL,
+                     lease_expires_at = NULL
+                 WHERE id = ?2 AND state = 'running' AND attempts = ?3
+                 RETURNING user_integration_id",
+            )
+            .bind(now)
+            .bind(c.lease.job_id)
+            .bind(c.lease.attempt)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(job_account) = fenced else {
+                continue;
+            };
+            if job_account != c.user_integration_id {
+                return Err(StoreError::Conflict(format!(
+                    "job {} belongs to user integration {job_account}, not {}",
+                    c.lease.job_id, c.user_integration_id
+                )));
+            }
+            report.applied = true;
+
+            // The account: sync state, credentials, last sync.
+            let mut sync_state_text: Option<String> = None;
+            if let Some(patch) = &c.sync_state_patch {
+                let stored: Option<String> =
+                    sqlx::query_scalar("SELECT sync_state FROM user_integrations WHERE id = ?1")
+                        .bind(c.user_integration_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let mut state = match stored {
+                    Some(text) => object_from_text(&text, "sync_state")?,
+                    None => Map::new(),
+                };
+                merge_top_level(&mut state, patch);
+                sync_state_text = Some(Value::Object(state).to_string());
+            }
+            let sealed = match &c.credentials {
+                Some(creds) => Some(self.cipher.encrypt_credentials(creds)?),
+                None => None,
+            };
+            let touched = sync_state_text.is_some() || sealed.is_some();
+            sqlx::query(
+                "UPDATE user_integrations
+                 SET last_synced_at = ?1,
+                     sync_state = COALESCE(?2, sync_state),
+                     credentials = COALESCE(?3, credentials),
+                     updated_at = CASE WHEN ?4 THEN ?1 ELSE updated_at END
+                 WHERE id = ?5",
+            )
+            .bind(&now_text)
+            .bind(sync_state_text)
+            .bind(sealed)
+            .bind(touched)
+            .bind(c.user_integration_id)
+            .execute(&mut *tx)
+            .await?;
+
+            let outputs = prepare_outputs(&c.outputs);
+            apply_outputs_in(&mut tx, c, &outputs, &now_text, report).await?;
+            report.enqueued = enqueue_in(&mut tx, &c.children, now).await?;
+        }
+        tx.commit().await?;
+        Ok(reports)
+    }
+
+    async fn fail_job(&self, failure: &JobFailure, now: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let lease = failure.lease;
+        let fenced: Option<i64> = match failure.action {
+            FailureAction::Retry { run_at } => {
+                sqlx::query_scalar(
+                    "UPDATE jobs SET state = 'available', run_at = ?1, locked_by = NULL,
+                         lease_expires_at = NULL, error_class = ?2, last_error = ?3
+                     WHERE id = ?4 AND state = 'running' AND attempts = ?5
+                     RETURNING user_integration_id",
+                )
+                .bind(run_at)
+                .bind(&failure.error_class)
+                .bind(&failure.message)
+                .bind(lease.job_id)
+                .bind(lease.attempt)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            FailureAction::Dead | FailureAction::Failed => {
+                let state = if failure.action == FailureAction::Dead {
+                    JobState::Dead
+                } else {
+                    JobState::Failed
+                };
+                sqlx::query_scalar(
+                    "UPDATE jobs SET state = ?1, finished_at = ?2, locked_by = NULL,
+                         lease_expires_at = NULL, error_class = ?3, last_error = ?4
+                     WHERE id = ?5 AND state = 'running' AND attempts = ?6
+                     RETURNING user_integration_id",
+                )
+                .bind(state.as_str())
+                .bind(now)
+                .bind(&failure.error_class)
+                .bind(&failure.message)
+                .bind(lease.job_id)
+                .bind(lease.attempt)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            FailureAction::PauseAccount => {
+                let uid: Option<i64> = sqlx::query_scalar(
+                    "UPDATE jobs SET state = 'available', attempts = attempts - 1, run_at = ?1,
+                         locked_by = NULL, lease_expires_at = NULL, error_class = ?2,
+                         last_error = ?3
+                     WHERE id = ?4 AND state = 'running' AND attempts = ?5
+                     RETURNING user_integration_id",
+                )
+                .bind(now)
+                .bind(&failure.error_class)
+                .bind(&failure.message)
+                .bind(lease.job_id)
+                .bind(lease.attempt)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(uid) = uid {
+                    sqlx::query(
+                        "UPDATE user_integrations
+                         SET status = 'needs_reauth', last_error = ?1, updated_at = ?2
+                         WHERE id = ?3",
+                    )
+                    .bind(&failure.message)
+                    .bind(sqlite_time(ms_to_dt(now)?))
+                    .bind(uid)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                uid
+            }
+        };
+        tx.commit().await?;
+        Ok(fenced.is_some())
+    }
+
+    async fn release_jobs(
+        &self,
+        worker: &str,
+        jobs: &[JobLease],
+        _now: Millis,
+    ) -> Result<u64, StoreError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.write_tx().await?;
+        let mut released = 0;
+        for lease in jobs {
+            released += sqlx::query(
+                "UPDATE jobs SET state = 'available', attempts = attempts - 1,
+                     locked_by = NULL, lease_expires_at = NULL
+                 WHERE id = ?1 AND attempts = ?2 AND state = 'running' AND locked_by = ?3",
+            )
+            .bind(lease.job_id)
+            .bind(lease.attempt)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
+                 finished_at = CASE WHEN attempts >= max_attempts THEN ?1 ELSE NULL END,
+                 error_class = 'lease_expired',
+                 last_error = 'the lease expired before the worker finished (worker died or stalled)',
+                 locked_by = NULL, lease_expires_at = NULL
+             WHERE state = 'running' AND lease_expires_at < ?1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn schedule_due(
+        &self,
+        schedules: &[DomainSchedule],
+        now: Millis,
+    ) -> Result<ScheduleReport, StoreError> {
+        // One schedule per domain (the first wins).
+        let mut seen = HashSet::new();
+        let schedules: Vec<&DomainSchedule> = schedules
+            .iter()
+            .filter(|s| seen.insert(s.domain.as_str()))
+            .collect();
+        let mut report = ScheduleReport::default();
+        if schedules.is_empty() {
+            return Ok(report);
+        }
+        let mut tx = self.write_tx().await?;
+
+        // Starts: INSERT ... SELECT every due account, then move its due time.
+        let mut qb = QueryBuilder::<Sqlite>::new("WITH d(domain, every_ms, max_attempts) AS (");
+        push_start_values(&mut qb, &schedules);
+        qb.push(
+            ") INSERT INTO jobs (user_integration_id, task_type, payload, item_id, dedupe_key, \
+             priority, state, attempts, max_attempts, run_at, fair_seq, created_at) \
+             SELECT ui.id, 'start', 'null', NULL, 'start', 1, 'available', 0, d.max_attempts, ",
+        );
+        qb.push_bind(now)
+            .push(", COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), ");
+        qb.push_bind(now).push(
+            " FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain \
+             WHERE ui.status = 'active' AND (ui.next_start_at IS NULL OR ui.next_start_at <= ",
+        );
+        qb.push_bind(now)
+            .push(") ORDER BY ui.id ON CONFLICT DO NOTHING");
+        report.starts = qb.build().execute(&mut *tx).await?.rows_affected();
+
+        let mut qb = QueryBuilder::<Sqlite>::new("WITH d(domain, every_ms, max_attempts) AS (");
+        push_start_values(&mut qb, &schedules);
+        qb.push(") UPDATE user_integrations SET next_start_at = ")
+            .push_bind(now)
+            .push(
+                " + (SELECT d.every_ms FROM d WHERE d.domain = user_integrations.integration_domain) \
+                 WHERE status = 'active' AND integration_domain IN (SELECT domain FROM d) \
+                 AND (next_start_at IS NULL OR next_start_at <= ",
+            )
+            .push_bind(now)
+            .push(")");
+        qb.build().execute(&mut *tx).await?;
+
+        // History checks, for the domains that have one.
+        let histories: Vec<(&DomainSchedule, &str, i64)> = schedules
+            .iter()
+            .filter_map(|s| {
+                s.history
+                    .as_ref()
+                    .map(|(t, every)| (*s, t.as_str(), *every))
+            })
+            .collect();
+        if !histories.is_empty() {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "WITH d(domain, task_type, every_ms, max_attempts) AS (",
+            );
+            push_history_values(&mut qb, &histories);
+            qb.push(
+                ") INSERT INTO jobs (user_integration_id, task_type, payload, item_id, \
+                 dedupe_key, priority, state, attempts, max_attempts, run_at, fair_seq, \
+                 created_at) \
+                 SELECT ui.id, d.task_type, 'null', NULL, 'history', 1, 'available', 0, \
+                 d.max_attempts, ",
+            );
+            qb.push_bind(now)
+                .push(", COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), ");
+            qb.push_bind(now).push(
+                " FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain \
+                 WHERE ui.status = 'active' \
+                 AND (ui.next_history_at IS NULL OR ui.next_history_at <= ",
+            );
+            qb.push_bind(now)
+                .push(") ORDER BY ui.id ON CONFLICT DO NOTHING");
+            report.histories = qb.build().execute(&mut *tx).await?.rows_affected();
+
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "WITH d(domain, task_type, every_ms, max_attempts) AS (",
+            );
+            push_history_values(&mut qb, &histories);
+            qb.push(") UPDATE user_integrations SET next_history_at = ")
+                .push_bind(now)
+                .push(
+                    " + (SELECT d.every_ms FROM d \
+                     WHERE d.domain = user_integrations.integration_domain) \
+                     WHERE status = 'active' AND integration_domain IN (SELECT domain FROM d) \
+                     AND (next_history_at IS NULL OR next_history_at <= ",
+                )
+                .push_bind(now)
+                .push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE 1 = 1"
+        ));
+        if let Some(state) = filter.state {
+            qb.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(uid) = filter.user_integration_id {
+            qb.push(" AND user_integration_id = ").push_bind(uid);
+        }
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(filter.limit.unwrap_or(100).max(0));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| job_from_row(r).map(|(j, _)| j))
+            .collect()
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Job, StoreError> {
+        let row = sqlx::query(SQL_JOB_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "job",
+                id: id.to_string(),
+            })?;
+        job_from_row(&row).map(|(j, _)| j)
+    }
+
+    async fn retry_job(&self, id: i64, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match state.as_deref() {
+            None => {
+                return Err(StoreError::NotFound {
+                    what: "job",
+                    id: id.to_string(),
+                });
+            }
+            Some("dead" | "failed") => {}
+            Some(other) => {
+                return Err(StoreError::Conflict(format!(
+                    "job {id} is {other}: only dead or failed jobs can be retried"
+                )));
+            }
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'available', attempts = 0, run_at = ?1, finished_at = NULL,
+                 locked_by = NULL, lease_expires_at = NULL
+             WHERE id = ?2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| retry_conflict(e, id))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job_counts(
+        &self,
+        user_integration_id: Option<i64>,
+    ) -> Result<Vec<JobCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, priority, COUNT(*) AS n FROM jobs
+             WHERE ?1 IS NULL OR user_integration_id = ?1
+             GROUP BY state, priority ORDER BY state, priority",
+        )
+        .bind(user_integration_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok(JobCount {
+                    state: JobState::parse(&state).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown job state `{state}`"))
+                    })?,
+                    priority: row.try_get("priority")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_completed(&self, before: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE state = 'completed' AND finished_at < ?1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+pub(crate) fn retry_conflict(e: sqlx::Error, id: i64) -> StoreError {
+    if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
+        StoreError::Conflict(format!(
+            "job {id} cannot be retried: a pending job with the same dedupe key exists"
+        ))
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+fn push_start_values(qb: &mut QueryBuilder<Sqlite>, schedules: &[&DomainSchedule]) {
+    qb.push("VALUES ");
+    let mut sep = qb.separated(", ");
+    for s in schedules {
+        sep.push("(")
+            .push_bind_unseparated(s.domain.clone())
+            .push_unseparated(", ")
+            .push_bind_unseparated(s.start_every_ms)
+            .push_unseparated(", ")
+            .push_bind_unseparated(s.max_attempts)
+            .push_unseparated(")");
+    }
+}
+
+fn push_history_values(qb: &mut QueryBuilder<Sqlite>, histories: &[(&DomainSchedule, &str, i64)]) {
+    qb.push("VALUES ");
+    let mut sep = qb.separated(", ");
+    for (s, task_type, every) in histories {
+        sep.push("(")
+            .push_bind_unseparated(s.domain.clone())
+            .push_unseparated(", ")
+            .push_bind_unseparated(task_type.to_string())
+            .push_unseparated(", ")
+            .push_bind_unseparated(*every)
+            .push_unseparated(", ")
+            .push_bind_unseparated(s.max_attempts)
+            .push_unseparated(")");
+    }
+}

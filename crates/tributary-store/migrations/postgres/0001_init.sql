@@ -1,0 +1,101 @@
+-- Tributary schema for PostgreSQL.
+--
+-- Timestamps of users, accounts and content are TIMESTAMPTZ; JSON is JSONB;
+-- credentials are BYTEA. Times in `jobs` are BIGINT epoch milliseconds.
+
+CREATE TABLE users (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    external_ref TEXT        NOT NULL UNIQUE,
+    created_at   TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE user_integrations (
+    id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id            BIGINT      NOT NULL REFERENCES users (id),
+    integration_domain TEXT        NOT NULL,
+    credentials        BYTEA       NOT NULL,
+    settings           JSONB       NOT NULL DEFAULT '{}',
+    status             TEXT        NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'paused', 'needs_reauth', 'error', 'unlinked')),
+    sync_state         JSONB       NOT NULL DEFAULT '{}',
+    last_synced_at     TIMESTAMPTZ,
+    last_error         TEXT,
+    created_at         TIMESTAMPTZ NOT NULL,
+    updated_at         TIMESTAMPTZ NOT NULL,
+    -- When the next scheduled `start` / history job is due (epoch ms); NULL = now.
+    next_start_at      BIGINT,
+    next_history_at    BIGINT
+);
+CREATE INDEX user_integrations_user_idx ON user_integrations (user_id);
+CREATE INDEX user_integrations_domain_idx ON user_integrations (integration_domain, status);
+
+CREATE TABLE user_integration_content (
+    id                  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id             BIGINT      NOT NULL REFERENCES users (id),
+    user_integration_id BIGINT      NOT NULL REFERENCES user_integrations (id),
+    integration_domain  TEXT        NOT NULL,
+    external_id         TEXT        NOT NULL,
+    external_timestamp  TIMESTAMPTZ,
+    content             JSONB       NOT NULL,
+    content_size        BIGINT      NOT NULL,
+    created_at          TIMESTAMPTZ NOT NULL,
+    updated_at          TIMESTAMPTZ NOT NULL,
+    deleted_at          TIMESTAMPTZ,
+    is_deleted          BOOLEAN     NOT NULL DEFAULT FALSE,
+    UNIQUE (user_integration_id, external_id)
+);
+CREATE INDEX user_integration_content_deleted_idx
+    ON user_integration_content (is_deleted, user_integration_id);
+CREATE INDEX user_integration_content_updated_idx
+    ON user_integration_content (updated_at);
+
+CREATE TABLE jobs (
+    id                  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_integration_id BIGINT   NOT NULL REFERENCES user_integrations (id),
+    task_type           TEXT     NOT NULL,
+    payload             JSONB    NOT NULL,
+    item_id             TEXT,
+    dedupe_key          TEXT,
+    priority            SMALLINT NOT NULL,
+    state               TEXT     NOT NULL
+        CHECK (state IN ('available', 'running', 'completed', 'failed', 'dead')),
+    attempts            INTEGER  NOT NULL DEFAULT 0,
+    max_attempts        INTEGER  NOT NULL,
+    run_at              BIGINT   NOT NULL,
+    -- Fair-queueing tag (see the `fairness` notes in the store's source).
+    fair_seq            BIGINT   NOT NULL,
+    locked_by           TEXT,
+    lease_expires_at    BIGINT,
+    error_class         TEXT,
+    last_error          TEXT,
+    created_at          BIGINT   NOT NULL,
+    finished_at         BIGINT
+);
+-- At most one pending job per account and dedupe key.
+CREATE UNIQUE INDEX jobs_pending_dedupe_idx ON jobs (user_integration_id, dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND state IN ('available', 'running');
+-- Claim: walk available jobs in (priority, fair_seq, id) order.
+CREATE INDEX jobs_claim_idx ON jobs (priority, fair_seq, id) WHERE state = 'available';
+-- Lease expiry.
+CREATE INDEX jobs_running_lease_idx ON jobs (lease_expires_at) WHERE state = 'running';
+-- content_exists: pending jobs naming an item.
+CREATE INDEX jobs_pending_item_idx ON jobs (user_integration_id, item_id)
+    WHERE item_id IS NOT NULL AND state IN ('available', 'running');
+-- Listings and counts per account.
+CREATE INDEX jobs_account_state_idx ON jobs (user_integration_id, state, priority);
+CREATE INDEX jobs_state_idx ON jobs (state, priority);
+-- Pruning.
+CREATE INDEX jobs_completed_idx ON jobs (finished_at) WHERE state = 'completed';
+
+-- Fair queueing: each account's next tag per priority ...
+CREATE TABLE job_fair_counters (
+    user_integration_id BIGINT   NOT NULL REFERENCES user_integrations (id),
+    priority            SMALLINT NOT NULL,
+    next_seq            BIGINT   NOT NULL,
+    PRIMARY KEY (user_integration_id, priority)
+);
+-- ... and the queue's virtual time per priority: the largest tag claimed so far.
+CREATE TABLE job_fair_frontier (
+    priority SMALLINT PRIMARY KEY,
+    seq      BIGINT   NOT NULL
+);

@@ -1,0 +1,1662 @@
+//! The conformance suite: every scenario runs on SQLite (`sqlite::<name>`) and on
+//! PostgreSQL (`postgres::<name>`), through the `Store` trait only (plus raw reads of
+//! the credentials column to prove they are encrypted).
+//!
+//! PostgreSQL tests need a server (`TRIBUTARY_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); without one they print that they
+//! skipped, except under `CI=true`, where they fail.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+use tributary_sdk::{Credentials, Output, Task};
+use tributary_store::{
+    Backend, Cipher, ContentQuery, DomainSchedule, FailureAction, Job, JobCompletion, JobFailure,
+    JobFilter, JobLease, JobState, NewJob, NewUserIntegration, Store, StoreError,
+    UserIntegrationStatus,
+};
+
+/// What a scenario gets: the store, plus the database URL and key for raw access and
+/// for opening more connections.
+struct Ctx {
+    store: Arc<dyn Store>,
+    url: String,
+    cipher: Cipher,
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, guard) = tributary_store::testing::sqlite_test_store().await;
+                    let ctx = super::Ctx { store, url: guard.url(), cipher: guard.cipher() };
+                    super::$name(&ctx).await;
+                }
+            )*
+        }
+        #[cfg(any())]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((store, guard)) = tributary_store::testing::postgres_test_store().await
+                    else {
+                        println!("skipped: PostgreSQL is not reachable");
+                        return;
+                    };
+                    let ctx = super::Ctx { store, url: guard.url().to_owned(), cipher: guard.cipher() };
+                    super::$name(&ctx).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrate_twice,
+    users,
+    link_and_encrypted_credentials,
+    status_changes,
+    upsert_is_idempotent_and_restores,
+    content_listing_and_counts,
+    content_exists_counts_pending_item_jobs,
+    enqueue_dedupes_pending_keys,
+    claim_orders_by_priority_then_fairness_then_age,
+    fairness_idle_account_does_not_jump_ahead,
+    paused_accounts_are_not_claimed,
+    leases_renew_expire_and_die,
+    stale_attempts_are_fenced,
+    complete_jobs_commits_everything_at_once,
+    fail_job_actions,
+    release_returns_jobs_uncounted,
+    retry_dead_and_failed_jobs,
+    schedule_due_enqueues_once_and_collapses_ticks,
+    concurrent_schedulers_enqueue_exactly_once,
+    concurrent_claims_never_share_a_job,
+    job_listing_counts_and_prune,
+    unknown_ids_are_not_found,
+);
+
+// ---------------------------------------------------------------------------
+// helpers
+
+const SECRET: &str = "s3cr3t-refresh-token-value";
+
+fn creds(secret: &str) -> Credentials {
+    let mut c = Credentials::default();
+    c.set("refreshToken", secret);
+    c.set("clientId", "client-1");
+    c
+}
+
+async fn account(ctx: &Ctx, user_ref: &str, domain: &str) -> (i64, i64) {
+    let user = ctx.store.create_user(user_ref).await.unwrap();
+    let ui = ctx
+        .store
+        .create_user_integration(NewUserIntegration {
+            user_id: user.id,
+            integration_domain: domain.into(),
+            credentials: creds(SECRET),
+            settings: Map::new(),
+        })
+        .await
+        .unwrap();
+    (user.id, ui.id)
+}
+
+fn new_job(uid: i64, task_type: &str, priority: i16) -> NewJob {
+    NewJob {
+        user_integration_id: uid,
+        task: Task::new(task_type, Value::Null),
+        priority,
+        dedupe_key: None,
+        max_attempts: 3,
+        run_at: 0,
+    }
+}
+
+fn item_job(uid: i64, item: &str, priority: i16) -> NewJob {
+    let mut job = new_job(uid, "fetchItem", priority);
+    job.task = Task {
+        task_type: "fetchItem".into(),
+        payload: json!({ "id": item }),
+        item_id: Some(item.into()),
+    };
+    job
+}
+
+fn keyed_job(uid: i64, task_type: &str, key: &str) -> NewJob {
+    let mut job = new_job(uid, task_type, 1);
+    job.dedupe_key = Some(key.into());
+    job
+}
+
+fn completion(job: &Job, user_id: i64, domain: &str, outputs: Vec<Output>) -> JobCompletion {
+    JobCompletion {
+        lease: job.lease(),
+        user_integration_id: job.user_integration_id,
+        user_id,
+        integration_domain: domain.into(),
+        outputs,
+        children: Vec::new(),
+        sync_state_patch: None,
+        credentials: None,
+    }
+}
+
+/// Enqueues one job, claims it (the queue must hold nothing else claimable) and
+/// completes it with `outputs` at `now`.
+async fn run_outputs(
+    ctx: &Ctx,
+    user_id: i64,
+    uid: i64,
+    outputs: Vec<Output>,
+    now: i64,
+) -> tributary_store::CompletionReport {
+    ctx.store
+        .enqueue(&[new_job(uid, "list", 2)], now)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 10, 60_000, now).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the queue must hold only this job");
+    let reports = ctx
+        .store
+        .complete_jobs(&[completion(&claimed[0], user_id, "gmail", outputs)], now)
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].applied);
+    reports[0]
+}
+
+fn ms(t: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(t).unwrap()
+}
+
+async fn raw_credentials(ctx: &Ctx, uid: i64) -> Vec<u8> {
+    match ctx.store.backend() {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+            let row = sqlx::query("SELECT credentials FROM user_integrations WHERE id = ?1")
+                .bind(uid)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let bytes = row.get::<Vec<u8>, _>("credentials");
+            pool.close().await;
+            bytes
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+            let row = sqlx::query("SELECT credentials FROM user_integrations WHERE id = $1")
+                .bind(uid)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let bytes = row.get::<Vec<u8>, _>("credentials");
+            pool.close().await;
+            bytes
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+async fn jobs_of(ctx: &Ctx, uid: i64, state: Option<JobState>) -> Vec<Job> {
+    ctx.store
+        .list_jobs(&JobFilter {
+            state,
+            user_integration_id: Some(uid),
+            limit: Some(10_000),
+        })
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// scenarios
+
+async fn migrate_twice(ctx: &Ctx) {
+    ctx.store.migrate().await.unwrap();
+    ctx.store.migrate().await.unwrap();
+    assert!(ctx.store.list_users().await.unwrap().is_empty());
+}
+
+async fn users(ctx: &Ctx) {
+    let a = ctx.store.create_user("alice").await.unwrap();
+    let b = ctx.store.create_user("bob").await.unwrap();
+    assert_eq!(a.external_ref, "alice");
+    assert!(b.id > a.id);
+    let e = ctx.store.create_user("alice").await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert!(e.to_string().contains("alice"), "{e}");
+    let all = ctx.store.list_users().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|u| u.external_ref.as_str())
+            .collect::<Vec<_>>(),
+        ["alice", "bob"]
+    );
+    assert_eq!(ctx.store.get_user(a.id).await.unwrap(), a);
+}
+
+async fn link_and_encrypted_credentials(ctx: &Ctx) {
+    let user = ctx.store.create_user("u").await.unwrap();
+    let mut settings = Map::new();
+    settings.insert("apiBaseUrl".into(), json!("http://127.0.0.1:1234"));
+    let ui = ctx
+        .store
+        .create_user_integration(NewUserIntegration {
+            user_id: user.id,
+            integration_domain: "gmail".into(),
+            credentials: creds(SECRET),
+            settings: settings.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(ui.status, UserIntegrationStatus::Active);
+    assert_eq!(ui.credentials, creds(SECRET));
+    assert_eq!(ui.settings, settings);
+    assert!(ui.sync_state.is_empty());
+    assert_eq!(ui.last_synced_at, None);
+    assert!(!format!("{ui:?}").contains(SECRET));
+
+    let got = ctx.store.get_user_integration(ui.id).await.unwrap();
+    assert_eq!(got.credentials.get("refreshToken"), Some(SECRET));
+    assert_eq!(got.settings, settings);
+
+    let raw = raw_credentials(ctx, ui.id).await;
+    assert!(!contains(&raw, SECRET), "plaintext secret stored");
+    assert!(
+        !contains(&raw, "refreshToken"),
+        "plaintext field name stored"
+    );
+    assert!(ctx.cipher.decrypt(&raw).is_ok());
+    assert!(Cipher::random_for_tests().decrypt(&raw).is_err());
+
+    // Re-authorization replaces the credentials.
+    ctx.store
+        .update_credentials(ui.id, &creds("new-secret-value"))
+        .await
+        .unwrap();
+    let got = ctx.store.get_user_integration(ui.id).await.unwrap();
+    assert_eq!(
+        got.credentials.get("refreshToken"),
+        Some("new-secret-value")
+    );
+    assert!(!contains(
+        &raw_credentials(ctx, ui.id).await,
+        "new-secret-value"
+    ));
+
+    // Listing.
+    let other = ctx.store.create_user("v").await.unwrap();
+    let (_, ui2) = (
+        other.id,
+        ctx.store
+            .create_user_integration(NewUserIntegration {
+                user_id: other.id,
+                integration_domain: "slack".into(),
+                credentials: creds("x"),
+                settings: Map::new(),
+            })
+            .await
+            .unwrap(),
+    );
+    let mine = ctx
+        .store
+        .list_user_integrations(Some(user.id))
+        .await
+        .unwrap();
+    assert_eq!(mine.iter().map(|u| u.id).collect::<Vec<_>>(), [ui.id]);
+    let all = ctx.store.list_user_integrations(None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [ui.id, ui2.id]
+    );
+    let some = ctx
+        .store
+        .get_user_integrations(&[ui2.id, 99_999, ui.id])
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = some.iter().map(|u| u.id).collect();
+    ids.sort();
+    assert_eq!(ids, [ui.id, ui2.id]);
+    assert!(
+        ctx.store
+            .get_user_integrations(&[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Linking to an unknown user.
+    let e = ctx
+        .store
+        .create_user_integration(NewUserIntegration {
+            user_id: 99_999,
+            integration_domain: "gmail".into(),
+            credentials: creds("x"),
+            settings: Map::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::NotFound { what: "user", .. }),
+        "{e:?}"
+    );
+}
+
+async fn status_changes(ctx: &Ctx) {
+    let (_, uid) = account(ctx, "u", "gmail").await;
+    ctx.store
+        .set_user_integration_status(
+            uid,
+            UserIntegrationStatus::NeedsReauth,
+            Some("token revoked"),
+        )
+        .await
+        .unwrap();
+    let ui = ctx.store.get_user_integration(uid).await.unwrap();
+    assert_eq!(ui.status, UserIntegrationStatus::NeedsReauth);
+    assert_eq!(ui.last_error.as_deref(), Some("token revoked"));
+    for status in [
+        UserIntegrationStatus::Paused,
+        UserIntegrationStatus::Error,
+        UserIntegrationStatus::Unlinked,
+        UserIntegrationStatus::Active,
+    ] {
+        ctx.store
+            .set_user_integration_status(uid, status, None)
+            .await
+            .unwrap();
+        let ui = ctx.store.get_user_integration(uid).await.unwrap();
+        assert_eq!(ui.status, status);
+        assert_eq!(ui.last_error, None);
+    }
+}
+
+async fn upsert_is_idempotent_and_restores(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    let ts = ms(1_600_000_000_123);
+    let r = run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![
+            Output::item("a", Some(ts), json!({"subject": "hello", "body": "wörld"})),
+            Output::item("b", None, json!({"subject": "second"})),
+            Output::failed("c", 500, "fetch failed"),
+            Output::deleted("never-stored"),
+        ],
+        1_000,
+    )
+    .await;
+    assert_eq!(
+        (r.inserted, r.updated, r.deleted, r.unchanged),
+        (2, 0, 0, 0)
+    );
+
+    let items = ctx
+        .store
+        .list_content(&ContentQuery {
+            user_integration_id: Some(uid),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        items.len(),
+        2,
+        "the failed output and the unknown delete store nothing"
+    );
+    let a = items.iter().find(|i| i.external_id == "a").unwrap().clone();
+    assert_eq!(a.user_id, user_id);
+    assert_eq!(a.integration_domain, "gmail");
+    assert_eq!(a.external_timestamp, Some(ts));
+    assert_eq!(a.content, json!({"subject": "hello", "body": "wörld"}));
+    assert_eq!(
+        a.content_size,
+        json!({"subject": "hello", "body": "wörld"})
+            .to_string()
+            .len() as i64
+    );
+    assert_eq!(a.created_at, ms(1_000));
+    assert_eq!(a.updated_at, ms(1_000));
+    assert!(!a.is_deleted);
+
+    // The same content again: nothing written.
+    let r = run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![
+            Output::item("a", Some(ts), json!({"body": "wörld", "subject": "hello"})),
+            Output::item("b", None, json!({"subject": "second"})),
+        ],
+        2_000,
+    )
+    .await;
+    assert_eq!(
+        (r.inserted, r.updated, r.deleted, r.unchanged),
+        (0, 0, 0, 2)
+    );
+    assert_eq!(ctx.store.get_content(a.id).await.unwrap(), a);
+
+    // An edit.
+    let r = run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![Output::item(
+            "a",
+            Some(ts),
+            json!({"subject": "hello again"}),
+        )],
+        3_000,
+    )
+    .await;
+    assert_eq!((r.inserted, r.updated, r.unchanged), (0, 1, 0));
+    let edited = ctx.store.get_content(a.id).await.unwrap();
+    assert_eq!(edited.content, json!({"subject": "hello again"}));
+    assert_eq!(
+        edited.content_size,
+        json!({"subject": "hello again"}).to_string().len() as i64
+    );
+    assert_eq!(edited.created_at, ms(1_000));
+    assert_eq!(edited.updated_at, ms(3_000));
+
+    // A deletion (soft), then a second one (no-op).
+    let r = run_outputs(ctx, user_id, uid, vec![Output::deleted("a")], 4_000).await;
+    assert_eq!(r.deleted, 1);
+    let deleted = ctx.store.get_content(a.id).await.unwrap();
+    assert!(deleted.is_deleted);
+    assert_eq!(deleted.deleted_at, Some(ms(4_000)));
+    assert_eq!(
+        deleted.content,
+        json!({"subject": "hello again"}),
+        "soft delete keeps content"
+    );
+    let r = run_outputs(ctx, user_id, uid, vec![Output::deleted("a")], 5_000).await;
+    assert_eq!(r.deleted, 0);
+    assert_eq!(
+        ctx.store.get_content(a.id).await.unwrap().deleted_at,
+        Some(ms(4_000))
+    );
+
+    // The item reappears with its old content: restored.
+    let r = run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![Output::item(
+            "a",
+            Some(ts),
+            json!({"subject": "hello again"}),
+        )],
+        6_000,
+    )
+    .await;
+    assert_eq!((r.inserted, r.updated, r.unchanged), (0, 1, 0));
+    let restored = ctx.store.get_content(a.id).await.unwrap();
+    assert!(!restored.is_deleted);
+    assert_eq!(restored.deleted_at, None);
+    assert_eq!(restored.id, a.id, "restored in place, never duplicated");
+    assert_eq!(
+        ctx.store.content_counts(uid).await.unwrap(),
+        tributary_store::ContentCounts {
+            items: 2,
+            deleted: 0
+        }
+    );
+}
+
+async fn content_listing_and_counts(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    let (user2, uid2) = account(ctx, "v", "gmail").await;
+    let outputs: Vec<Output> = (0..5)
+        .map(|i| Output::item(format!("m{i}"), None, json!({"n": i})))
+        .collect();
+    run_outputs(ctx, user_id, uid, outputs, 1_000).await;
+    run_outputs(
+        ctx,
+        user2,
+        uid2,
+        vec![Output::item("x", None, json!(1))],
+        1_000,
+    )
+    .await;
+    run_outputs(ctx, user_id, uid, vec![Output::deleted("m1")], 2_000).await;
+    run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![Output::item("m4", None, json!({"n": 44}))],
+        3_000,
+    )
+    .await;
+
+    let q = |include_deleted, since, after_id, limit| ContentQuery {
+        user_integration_id: Some(uid),
+        include_deleted,
+        since,
+        after_id,
+        limit,
+    };
+    let ids = |items: Vec<tributary_store::ContentItem>| {
+        items.into_iter().map(|i| i.external_id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(ctx
+            .store
+            .list_content(&q(false, None, None, None))
+            .await
+            .unwrap()),
+        ["m0", "m2", "m3", "m4"]
+    );
+    assert_eq!(
+        ids(ctx
+            .store
+            .list_content(&q(true, None, None, None))
+            .await
+            .unwrap()),
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
+    assert_eq!(
+        ids(ctx
+            .store
+            .list_content(&q(true, Some(ms(2_000)), None, None))
+            .await
+            .unwrap()),
+        ["m1", "m4"]
+    );
+    let page1 = ctx
+        .store
+        .list_content(&q(false, None, None, Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(page1.len(), 2);
+    let page2 = ctx
+        .store
+        .list_content(&q(false, None, Some(page1[1].id), Some(2)))
+        .await
+        .unwrap();
+    assert_eq!(ids(page2), ["m3", "m4"]);
+    let everyone = ctx
+        .store
+        .list_content(&ContentQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(everyone.len(), 5);
+
+    assert_eq!(
+        ctx.store.content_counts(uid).await.unwrap(),
+        tributary_store::ContentCounts {
+            items: 4,
+            deleted: 1
+        }
+    );
+    let mut stored = ctx.store.stored_external_ids(uid).await.unwrap();
+    stored.sort();
+    assert_eq!(stored, ["m0", "m2", "m3", "m4"]);
+}
+
+async fn content_exists_counts_pending_item_jobs(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    let (_, other) = account(ctx, "v", "gmail").await;
+    run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![
+            Output::item("stored", None, json!(1)),
+            Output::item("gone", None, json!(2)),
+        ],
+        1_000,
+    )
+    .await;
+    run_outputs(ctx, user_id, uid, vec![Output::deleted("gone")], 1_500).await;
+    // Pending fetches: one available, one running (claimed), one by dedupe key only;
+    // a fetch for another account does not count.
+    ctx.store
+        .enqueue(
+            &[item_job(uid, "queued", 3), item_job(uid, "running", 2)],
+            2_000,
+        )
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 1, 60_000, 2_000).await.unwrap();
+    assert_eq!(claimed[0].item_id.as_deref(), Some("running"));
+    ctx.store
+        .enqueue(
+            &[
+                keyed_job(uid, "fetchItem", "item:keyed"),
+                item_job(other, "elsewhere", 3),
+            ],
+            2_000,
+        )
+        .await
+        .unwrap();
+
+    let ask: Vec<String> = [
+        "stored",
+        "gone",
+        "queued",
+        "running",
+        "keyed",
+        "elsewhere",
+        "new",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let known = ctx.store.content_exists(uid, &ask).await.unwrap();
+    let expected: HashSet<String> = ["stored", "queued", "running", "keyed"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(known, expected);
+    assert!(ctx.store.content_exists(uid, &[]).await.unwrap().is_empty());
+
+    // A completed fetch no longer counts by itself.
+    ctx.store
+        .complete_jobs(&[completion(&claimed[0], user_id, "gmail", vec![])], 3_000)
+        .await
+        .unwrap();
+    let known = ctx
+        .store
+        .content_exists(uid, &["running".into()])
+        .await
+        .unwrap();
+    assert!(known.is_empty());
+}
+
+async fn enqueue_dedupes_pending_keys(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    let (_, other) = account(ctx, "v", "gmail").await;
+    let n = ctx
+        .store
+        .enqueue(
+            &[
+                keyed_job(uid, "start", "start"),
+                keyed_job(uid, "start", "start"),
+                keyed_job(uid, "history", "history"),
+                item_job(uid, "m1", 3),
+                item_job(uid, "m1", 3),
+                new_job(uid, "list", 2),
+                new_job(uid, "list", 2),
+                keyed_job(other, "start", "start"),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 6);
+    assert_eq!(
+        ctx.store
+            .enqueue(
+                &[
+                    keyed_job(uid, "start", "start"),
+                    keyed_job(uid, "history", "history"),
+                    item_job(uid, "m1", 3)
+                ],
+                0
+            )
+            .await
+            .unwrap(),
+        0
+    );
+    let item = jobs_of(ctx, uid, None)
+        .await
+        .into_iter()
+        .find(|j| j.item_id.as_deref() == Some("m1"))
+        .unwrap();
+    assert_eq!(item.dedupe_key.as_deref(), Some("item:m1"));
+    assert_eq!(item.payload, json!({"id": "m1"}));
+
+    // Still deduplicated while running; free again once completed.
+    let claimed = ctx.store.claim("w", 100, 60_000, 0).await.unwrap();
+    assert_eq!(claimed.len(), 6);
+    assert_eq!(
+        ctx.store
+            .enqueue(&[keyed_job(uid, "start", "start")], 1)
+            .await
+            .unwrap(),
+        0
+    );
+    let start = claimed
+        .iter()
+        .find(|j| j.user_integration_id == uid && j.task_type == "start")
+        .unwrap();
+    ctx.store
+        .complete_jobs(&[completion(start, user_id, "gmail", vec![])], 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        ctx.store
+            .enqueue(&[keyed_job(uid, "start", "start")], 3)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(ctx.store.enqueue(&[], 3).await.unwrap() == 0);
+}
+
+async fn claim_orders_by_priority_then_fairness_then_age(ctx: &Ctx) {
+    let (_, a) = account(ctx, "a", "gmail").await;
+    let (_, b) = account(ctx, "b", "gmail").await;
+    // A backfills first: 10 jobs at priority 3; then B enqueues 10; then a start of B
+    // at priority 1 and a future job that is not due.
+    let a_jobs: Vec<NewJob> = (0..10).map(|i| item_job(a, &format!("a{i}"), 3)).collect();
+    let b_jobs: Vec<NewJob> = (0..10).map(|i| item_job(b, &format!("b{i}"), 3)).collect();
+    ctx.store.enqueue(&a_jobs, 0).await.unwrap();
+    ctx.store.enqueue(&b_jobs, 1).await.unwrap();
+    ctx.store
+        .enqueue(&[keyed_job(b, "start", "start")], 2)
+        .await
+        .unwrap();
+    let mut later = new_job(a, "later", 1);
+    later.run_at = 1_000;
+    ctx.store.enqueue(&[later], 2).await.unwrap();
+
+    let claimed = ctx.store.claim("w", 21, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 21);
+    assert_eq!(claimed[0].task_type, "start", "priority 1 first");
+    let order: Vec<&str> = claimed[1..]
+        .iter()
+        .map(|j| j.item_id.as_deref().unwrap())
+        .collect();
+    // Fair: the two accounts alternate, each oldest first.
+    for pair in order.chunks(2) {
+        let accounts: HashSet<char> = pair.iter().map(|s| s.chars().next().unwrap()).collect();
+        assert_eq!(accounts.len(), 2, "accounts must alternate: {order:?}");
+    }
+    let a_order: Vec<&str> = order
+        .iter()
+        .copied()
+        .filter(|s| s.starts_with('a'))
+        .collect();
+    assert_eq!(
+        a_order,
+        (0..10).map(|i| format!("a{i}")).collect::<Vec<_>>()
+    );
+    let b_order: Vec<&str> = order
+        .iter()
+        .copied()
+        .filter(|s| s.starts_with('b'))
+        .collect();
+    assert_eq!(
+        b_order,
+        (0..10).map(|i| format!("b{i}")).collect::<Vec<_>>()
+    );
+    for j in &claimed {
+        assert_eq!(j.state, JobState::Running);
+        assert_eq!(j.attempts, 1);
+        assert_eq!(j.locked_by.as_deref(), Some("w"));
+        assert_eq!(j.lease_expires_at, Some(60_010));
+    }
+    // The future job is not due yet.
+    assert!(
+        ctx.store
+            .claim("w", 10, 60_000, 999)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = ctx.store.claim("w", 10, 60_000, 1_000).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].task_type, "later");
+    assert!(
+        ctx.store
+            .claim("w", 0, 60_000, 1_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn fairness_idle_account_does_not_jump_ahead(ctx: &Ctx) {
+    let (_, a) = account(ctx, "a", "gmail").await;
+    let (_, b) = account(ctx, "b", "gmail").await;
+    let (_, c) = account(ctx, "c", "gmail").await;
+    // C runs a little job long ago, then goes idle.
+    ctx.store.enqueue(&[new_job(c, "old", 3)], 0).await.unwrap();
+    assert_eq!(ctx.store.claim("w", 1, 60_000, 0).await.unwrap().len(), 1);
+    // A and B backfill; half of it is done.
+    let backfill = |uid: i64, p: &str| -> Vec<NewJob> {
+        (0..20)
+            .map(|i| item_job(uid, &format!("{p}{i}"), 3))
+            .collect()
+    };
+    ctx.store.enqueue(&backfill(a, "a"), 1).await.unwrap();
+    ctx.store.enqueue(&backfill(b, "b"), 1).await.unwrap();
+    assert_eq!(ctx.store.claim("w", 20, 60_000, 2).await.unwrap().len(), 20);
+    // C wakes up with 4 jobs: they interleave with the rest, not all first.
+    let c_jobs: Vec<NewJob> = (0..4).map(|i| item_job(c, &format!("c{i}"), 3)).collect();
+    ctx.store.enqueue(&c_jobs, 3).await.unwrap();
+    let next = ctx.store.claim("w", 12, 60_000, 4).await.unwrap();
+    let owners: Vec<i64> = next.iter().map(|j| j.user_integration_id).collect();
+    let c_count = owners.iter().filter(|&&o| o == c).count();
+    assert!(
+        (2..=4).contains(&c_count),
+        "an idle account gets its fair share, no more: {owners:?}"
+    );
+    assert_ne!(
+        &owners[..4],
+        &[c, c, c, c],
+        "C must not jump the queue: {owners:?}"
+    );
+    assert!(owners.contains(&a) && owners.contains(&b));
+}
+
+async fn paused_accounts_are_not_claimed(ctx: &Ctx) {
+    let (_, a) = account(ctx, "a", "gmail").await;
+    let (_, b) = account(ctx, "b", "gmail").await;
+    let (_, c) = account(ctx, "c", "gmail").await;
+    ctx.store
+        .enqueue(
+            &[new_job(a, "t", 2), new_job(b, "t", 2), new_job(c, "t", 2)],
+            0,
+        )
+        .await
+        .unwrap();
+    ctx.store
+        .set_user_integration_status(a, UserIntegrationStatus::Paused, None)
+        .await
+        .unwrap();
+    ctx.store
+        .set_user_integration_status(b, UserIntegrationStatus::NeedsReauth, Some("401"))
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 10, 60_000, 0).await.unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|j| j.user_integration_id)
+            .collect::<Vec<_>>(),
+        [c]
+    );
+    ctx.store
+        .set_user_integration_status(a, UserIntegrationStatus::Active, None)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 10, 60_000, 0).await.unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|j| j.user_integration_id)
+            .collect::<Vec<_>>(),
+        [a]
+    );
+    assert_eq!(jobs_of(ctx, b, Some(JobState::Available)).await.len(), 1);
+}
+
+async fn leases_renew_expire_and_die(ctx: &Ctx) {
+    let (_, uid) = account(ctx, "u", "gmail").await;
+    let mut job = new_job(uid, "t", 2);
+    job.max_attempts = 2;
+    ctx.store.enqueue(&[job], 0).await.unwrap();
+    let claimed = ctx.store.claim("w1", 1, 1_000, 0).await.unwrap();
+    let lease = claimed[0].lease();
+    assert_eq!(lease.attempt, 1);
+
+    // Renewed at 500: the lease now ends at 1_500.
+    assert!(
+        ctx.store
+            .renew_leases("w1", &[lease], 1_000, 500)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ctx.store
+            .get_job(lease.job_id)
+            .await
+            .unwrap()
+            .lease_expires_at,
+        Some(1_500)
+    );
+    // Another worker cannot renew it.
+    assert_eq!(
+        ctx.store
+            .renew_leases("w2", &[lease], 1_000, 600)
+            .await
+            .unwrap(),
+        [lease.job_id]
+    );
+    assert_eq!(ctx.store.requeue_expired(1_200).await.unwrap(), 0);
+    assert_eq!(ctx.store.requeue_expired(1_501).await.unwrap(), 1);
+    let j = ctx.store.get_job(lease.job_id).await.unwrap();
+    assert_eq!(j.state, JobState::Available);
+    assert_eq!(j.locked_by, None);
+    assert_eq!(j.error_class.as_deref(), Some("lease_expired"));
+    // The old holder learns it lost the lease.
+    assert_eq!(
+        ctx.store
+            .renew_leases("w1", &[lease], 1_000, 1_600)
+            .await
+            .unwrap(),
+        [lease.job_id]
+    );
+
+    // Second (last) attempt also expires: dead.
+    let again = ctx.store.claim("w2", 1, 1_000, 2_000).await.unwrap();
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(ctx.store.requeue_expired(3_001).await.unwrap(), 1);
+    let j = ctx.store.get_job(lease.job_id).await.unwrap();
+    assert_eq!(j.state, JobState::Dead);
+    assert_eq!(j.error_class.as_deref(), Some("lease_expired"));
+    assert_eq!(j.finished_at, Some(3_001));
+    assert!(
+        ctx.store
+            .claim("w2", 1, 1_000, 4_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn stale_attempts_are_fenced(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    ctx.store.enqueue(&[new_job(uid, "t", 2)], 0).await.unwrap();
+    let first = ctx.store.claim("w1", 1, 100, 0).await.unwrap().remove(0);
+    assert_eq!(ctx.store.requeue_expired(200).await.unwrap(), 1);
+    let second = ctx.store.claim("w2", 1, 100, 300).await.unwrap().remove(0);
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.attempts, 2);
+
+    // The first worker finishes late: nothing of it is applied.
+    let mut stale = completion(
+        &first,
+        user_id,
+        "gmail",
+        vec![Output::item("x", None, json!(1))],
+    );
+    stale.sync_state_patch = Some(json!({"cursor": "stale"}).as_object().cloned().unwrap());
+    stale.children = vec![new_job(uid, "child", 3)];
+    stale.credentials = Some(creds("stale-secret"));
+    let r = ctx.store.complete_jobs(&[stale], 350).await.unwrap();
+    assert!(!r[0].applied);
+    assert_eq!(r[0].job_id, first.id);
+    assert_eq!((r[0].inserted, r[0].enqueued), (0, 0));
+    assert!(ctx.store.stored_external_ids(uid).await.unwrap().is_empty());
+    let ui = ctx.store.get_user_integration(uid).await.unwrap();
+    assert!(ui.sync_state.is_empty());
+    assert_eq!(ui.credentials, creds(SECRET));
+    assert_eq!(ui.last_synced_at, None);
+    assert_eq!(jobs_of(ctx, uid, None).await.len(), 1);
+    let failure = JobFailure {
+        lease: first.lease(),
+        user_integration_id: uid,
+        error_class: "transient".into(),
+        message: "late".into(),
+        action: FailureAction::Dead,
+    };
+    assert!(!ctx.store.fail_job(&failure, 360).await.unwrap());
+    assert_eq!(
+        ctx.store
+            .release_jobs("w1", &[first.lease()], 360)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        ctx.store.get_job(first.id).await.unwrap().state,
+        JobState::Running
+    );
+
+    // The current holder completes; a second completion of the same lease is refused.
+    let ok = completion(
+        &second,
+        user_id,
+        "gmail",
+        vec![Output::item("x", None, json!(2))],
+    );
+    let r = ctx
+        .store
+        .complete_jobs(&[ok.clone(), ok], 400)
+        .await
+        .unwrap();
+    assert!(r[0].applied);
+    assert!(!r[1].applied);
+    assert_eq!(r[0].inserted, 1);
+    assert_eq!(
+        ctx.store.get_job(first.id).await.unwrap().state,
+        JobState::Completed
+    );
+}
+
+async fn complete_jobs_commits_everything_at_once(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    let (user2, uid2) = account(ctx, "v", "gmail").await;
+    ctx.store
+        .enqueue(&[new_job(uid, "list", 2), new_job(uid2, "list", 2)], 0)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 2, 60_000, 0).await.unwrap();
+    let job1 = claimed
+        .iter()
+        .find(|j| j.user_integration_id == uid)
+        .unwrap();
+    let job2 = claimed
+        .iter()
+        .find(|j| j.user_integration_id == uid2)
+        .unwrap();
+
+    let mut c1 = completion(
+        job1,
+        user_id,
+        "gmail",
+        vec![Output::item("m1", None, json!({"a": 1}))],
+    );
+    c1.children = vec![
+        item_job(uid, "m2", 3),
+        item_job(uid, "m3", 3),
+        item_job(uid, "m3", 3),
+    ];
+    c1.sync_state_patch = Some(
+        json!({"historyId": "100", "nested": {"x": 1}, "keep": true})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    c1.credentials = Some(creds("rotated-secret-value"));
+    let c2 = completion(
+        job2,
+        user2,
+        "gmail",
+        vec![Output::item("z", None, json!(0))],
+    );
+    let reports = ctx.store.complete_jobs(&[c2, c1], 5_000).await.unwrap();
+    assert_eq!(reports[0].job_id, job2.id, "reports follow the input order");
+    assert_eq!(reports[1].job_id, job1.id);
+    assert_eq!((reports[1].inserted, reports[1].enqueued), (1, 2));
+    assert_eq!(reports[0].inserted, 1);
+
+    let ui = ctx.store.get_user_integration(uid).await.unwrap();
+    assert_eq!(
+        ui.credentials.get("refreshToken"),
+        Some("rotated-secret-value")
+    );
+    assert_eq!(ui.last_synced_at, Some(ms(5_000)));
+    assert_eq!(
+        Value::Object(ui.sync_state.clone()),
+        json!({"historyId": "100", "nested": {"x": 1}, "keep": true})
+    );
+    let raw = raw_credentials(ctx, uid).await;
+    assert!(!contains(&raw, "rotated-secret-value"));
+    assert_eq!(
+        ctx.cipher.decrypt_credentials(&raw).unwrap(),
+        creds("rotated-secret-value")
+    );
+
+    let children = jobs_of(ctx, uid, Some(JobState::Available)).await;
+    let mut items: Vec<&str> = children
+        .iter()
+        .filter_map(|j| j.item_id.as_deref())
+        .collect();
+    items.sort();
+    assert_eq!(items, ["m2", "m3"]);
+    assert!(children.iter().all(|j| j.priority == 3 && j.attempts == 0));
+    let known = ctx
+        .store
+        .content_exists(uid, &["m1".into(), "m2".into(), "m3".into(), "m4".into()])
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 3);
+    assert_eq!(
+        ctx.store.get_job(job1.id).await.unwrap().finished_at,
+        Some(5_000)
+    );
+
+    // A second patch merges at the top level: `nested` is replaced, not deep-merged.
+    ctx.store
+        .enqueue(&[new_job(uid, "list", 2)], 6_000)
+        .await
+        .unwrap();
+    let job = ctx
+        .store
+        .claim("w", 10, 60_000, 6_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.task_type == "list")
+        .unwrap();
+    let mut c = completion(&job, user_id, "gmail", vec![]);
+    c.sync_state_patch = Some(
+        json!({"nested": {"y": 2}, "historyId": "200", "gone": null})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    );
+    ctx.store.complete_jobs(&[c], 7_000).await.unwrap();
+    let ui = ctx.store.get_user_integration(uid).await.unwrap();
+    assert_eq!(
+        Value::Object(ui.sync_state),
+        json!({"historyId": "200", "nested": {"y": 2}, "keep": true, "gone": null})
+    );
+    assert_eq!(
+        ui.credentials.get("refreshToken"),
+        Some("rotated-secret-value")
+    );
+    assert_eq!(ui.last_synced_at, Some(ms(7_000)));
+}
+
+async fn fail_job_actions(ctx: &Ctx) {
+    let (_, uid) = account(ctx, "u", "gmail").await;
+    ctx.store
+        .enqueue(
+            &[
+                new_job(uid, "retry", 2),
+                new_job(uid, "dead", 2),
+                new_job(uid, "failed", 2),
+                new_job(uid, "auth", 2),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 4, 60_000, 0).await.unwrap();
+    let by_type: HashMap<&str, &Job> = claimed.iter().map(|j| (j.task_type.as_str(), j)).collect();
+    let fail = |t: &str, class: &str, action| JobFailure {
+        lease: by_type[t].lease(),
+        user_integration_id: uid,
+        error_class: class.into(),
+        message: format!("{t} went wrong"),
+        action,
+    };
+
+    assert!(
+        ctx.store
+            .fail_job(
+                &fail("retry", "transient", FailureAction::Retry { run_at: 5_000 }),
+                10
+            )
+            .await
+            .unwrap()
+    );
+    let j = ctx.store.get_job(by_type["retry"].id).await.unwrap();
+    assert_eq!(j.state, JobState::Available);
+    assert_eq!(j.run_at, 5_000);
+    assert_eq!(j.attempts, 1);
+    assert_eq!(j.error_class.as_deref(), Some("transient"));
+    assert_eq!(j.last_error.as_deref(), Some("retry went wrong"));
+    assert_eq!(j.locked_by, None);
+
+    assert!(
+        ctx.store
+            .fail_job(&fail("dead", "transient", FailureAction::Dead), 20)
+            .await
+            .unwrap()
+    );
+    let j = ctx.store.get_job(by_type["dead"].id).await.unwrap();
+    assert_eq!((j.state, j.finished_at), (JobState::Dead, Some(20)));
+    assert_eq!(j.last_error.as_deref(), Some("dead went wrong"));
+
+    assert!(
+        ctx.store
+            .fail_job(&fail("failed", "permanent", FailureAction::Failed), 30)
+            .await
+            .unwrap()
+    );
+    let j = ctx.store.get_job(by_type["failed"].id).await.unwrap();
+    assert_eq!((j.state, j.finished_at), (JobState::Failed, Some(30)));
+    assert_eq!(j.error_class.as_deref(), Some("permanent"));
+
+    assert!(
+        ctx.store
+            .fail_job(&fail("auth", "auth", FailureAction::PauseAccount), 40)
+            .await
+            .unwrap()
+    );
+    let j = ctx.store.get_job(by_type["auth"].id).await.unwrap();
+    assert_eq!(j.state, JobState::Available);
+    assert_eq!(j.attempts, 0, "the attempt is not counted");
+    let ui = ctx.store.get_user_integration(uid).await.unwrap();
+    assert_eq!(ui.status, UserIntegrationStatus::NeedsReauth);
+    assert_eq!(ui.last_error.as_deref(), Some("auth went wrong"));
+    // Nothing of the paused account runs, not even the due retry.
+    assert!(
+        ctx.store
+            .claim("w", 10, 60_000, 10_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    ctx.store
+        .set_user_integration_status(uid, UserIntegrationStatus::Active, None)
+        .await
+        .unwrap();
+    let again = ctx.store.claim("w", 10, 60_000, 10_000).await.unwrap();
+    let mut types: Vec<&str> = again.iter().map(|j| j.task_type.as_str()).collect();
+    types.sort();
+    assert_eq!(types, ["auth", "retry"]);
+    assert_eq!(
+        again
+            .iter()
+            .find(|j| j.task_type == "auth")
+            .unwrap()
+            .attempts,
+        1
+    );
+    // Failing twice is refused by the fence.
+    assert!(
+        !ctx.store
+            .fail_job(&fail("dead", "transient", FailureAction::Dead), 50)
+            .await
+            .unwrap()
+    );
+}
+
+async fn release_returns_jobs_uncounted(ctx: &Ctx) {
+    let (_, uid) = account(ctx, "u", "gmail").await;
+    ctx.store
+        .enqueue(&[new_job(uid, "a", 2), new_job(uid, "b", 2)], 0)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w1", 2, 60_000, 0).await.unwrap();
+    let leases: Vec<JobLease> = claimed.iter().map(Job::lease).collect();
+    assert_eq!(
+        ctx.store.release_jobs("w2", &leases, 10).await.unwrap(),
+        0,
+        "not w2's jobs"
+    );
+    assert_eq!(ctx.store.release_jobs("w1", &leases, 10).await.unwrap(), 2);
+    for l in &leases {
+        let j = ctx.store.get_job(l.job_id).await.unwrap();
+        assert_eq!(
+            (j.state, j.attempts, j.locked_by.clone()),
+            (JobState::Available, 0, None)
+        );
+    }
+    let again = ctx.store.claim("w2", 2, 60_000, 20).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|j| j.attempts == 1));
+}
+
+async fn retry_dead_and_failed_jobs(ctx: &Ctx) {
+    let (_, uid) = account(ctx, "u", "gmail").await;
+    ctx.store
+        .enqueue(
+            &[keyed_job(uid, "start", "start"), new_job(uid, "other", 2)],
+            0,
+        )
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 2, 60_000, 0).await.unwrap();
+    for j in &claimed {
+        ctx.store
+            .fail_job(
+                &JobFailure {
+                    lease: j.lease(),
+                    user_integration_id: uid,
+                    error_class: "permanent".into(),
+                    message: "bad".into(),
+                    action: if j.task_type == "start" {
+                        FailureAction::Dead
+                    } else {
+                        FailureAction::Failed
+                    },
+                },
+                10,
+            )
+            .await
+            .unwrap();
+    }
+    let start = claimed.iter().find(|j| j.task_type == "start").unwrap();
+    let other = claimed.iter().find(|j| j.task_type == "other").unwrap();
+
+    ctx.store.retry_job(other.id, 100).await.unwrap();
+    let j = ctx.store.get_job(other.id).await.unwrap();
+    assert_eq!(
+        (j.state, j.attempts, j.run_at, j.finished_at),
+        (JobState::Available, 0, 100, None)
+    );
+    let e = ctx.store.retry_job(other.id, 100).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert!(e.to_string().contains("available"), "{e}");
+
+    // A dead start cannot come back while another start is pending.
+    ctx.store
+        .enqueue(&[keyed_job(uid, "start", "start")], 50)
+        .await
+        .unwrap();
+    let e = ctx.store.retry_job(start.id, 100).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert_eq!(
+        ctx.store.get_job(start.id).await.unwrap().state,
+        JobState::Dead
+    );
+
+    let e = ctx.store.retry_job(99_999, 100).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::NotFound { what: "job", .. }),
+        "{e:?}"
+    );
+}
+
+fn gmail_schedule() -> DomainSchedule {
+    DomainSchedule {
+        domain: "gmail".into(),
+        start_every_ms: 60_000,
+        history: Some(("checkHistory".into(), 10_000)),
+        max_attempts: 5,
+    }
+}
+
+fn slack_schedule() -> DomainSchedule {
+    DomainSchedule {
+        domain: "slack".into(),
+        start_every_ms: 30_000,
+        history: None,
+        max_attempts: 4,
+    }
+}
+
+async fn schedule_due_enqueues_once_and_collapses_ticks(ctx: &Ctx) {
+    let (_, a) = account(ctx, "a", "gmail").await;
+    let (_, paused) = account(ctx, "p", "gmail").await;
+    let (_, s) = account(ctx, "s", "slack").await;
+    let (_, unknown) = account(ctx, "x", "ftp").await;
+    ctx.store
+        .set_user_integration_status(paused, UserIntegrationStatus::Paused, None)
+        .await
+        .unwrap();
+    let schedules = [gmail_schedule(), slack_schedule()];
+
+    let r = ctx.store.schedule_due(&schedules, 0).await.unwrap();
+    assert_eq!((r.starts, r.histories), (2, 1));
+    let a_jobs = jobs_of(ctx, a, None).await;
+    let start = a_jobs.iter().find(|j| j.task_type == "start").unwrap();
+    assert_eq!(
+        (
+            start.priority,
+            start.dedupe_key.as_deref(),
+            start.max_attempts,
+            &start.payload
+        ),
+        (1, Some("start"), 5, &Value::Null)
+    );
+    let history = a_jobs
+        .iter()
+        .find(|j| j.task_type == "checkHistory")
+        .unwrap();
+    assert_eq!(
+        (history.priority, history.dedupe_key.as_deref()),
+        (1, Some("history"))
+    );
+    assert_eq!(jobs_of(ctx, s, None).await[0].max_attempts, 4);
+    assert!(jobs_of(ctx, paused, None).await.is_empty());
+    assert!(jobs_of(ctx, unknown, None).await.is_empty());
+
+    // Same tick again, and before the intervals: nothing.
+    let r = ctx.store.schedule_due(&schedules, 0).await.unwrap();
+    assert_eq!((r.starts, r.histories), (0, 0));
+    let r = ctx.store.schedule_due(&schedules, 9_999).await.unwrap();
+    assert_eq!((r.starts, r.histories), (0, 0));
+    // The history interval passes while its job is still pending: deduplicated.
+    let r = ctx.store.schedule_due(&schedules, 10_000).await.unwrap();
+    assert_eq!((r.starts, r.histories), (0, 0));
+
+    // Run everything, then let many ticks pass: one job each, not one per missed tick.
+    let claimed = ctx.store.claim("w", 10, 60_000, 10_000).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let done: Vec<JobCompletion> = claimed
+        .iter()
+        .map(|j| completion(j, 0, "x", vec![]))
+        .collect();
+    ctx.store.complete_jobs(&done, 10_001).await.unwrap();
+    let r = ctx.store.schedule_due(&schedules, 1_000_000).await.unwrap();
+    assert_eq!((r.starts, r.histories), (2, 1));
+    assert_eq!(jobs_of(ctx, a, Some(JobState::Available)).await.len(), 2);
+    // The next start is due one interval after this tick.
+    let claimed = ctx.store.claim("w", 10, 60_000, 1_000_000).await.unwrap();
+    let done: Vec<JobCompletion> = claimed
+        .iter()
+        .map(|j| completion(j, 0, "x", vec![]))
+        .collect();
+    ctx.store.complete_jobs(&done, 1_000_001).await.unwrap();
+    let r = ctx
+        .store
+        .schedule_due(&[gmail_schedule()], 1_009_999)
+        .await
+        .unwrap();
+    assert_eq!((r.starts, r.histories), (0, 0));
+    let r = ctx
+        .store
+        .schedule_due(&[gmail_schedule()], 1_010_000)
+        .await
+        .unwrap();
+    assert_eq!((r.starts, r.histories), (0, 1));
+    let r = ctx
+        .store
+        .schedule_due(&[gmail_schedule()], 1_060_000)
+        .await
+        .unwrap();
+    assert_eq!((r.starts, r.histories), (1, 0));
+    // No schedules: nothing to do.
+    let r = ctx.store.schedule_due(&[], 2_000_000).await.unwrap();
+    assert_eq!((r.starts, r.histories), (0, 0));
+}
+
+async fn concurrent_schedulers_enqueue_exactly_once(ctx: &Ctx) {
+    let mut accounts = Vec::new();
+    for i in 0..40 {
+        accounts.push(
+            account(
+                ctx,
+                &format!("u{i}"),
+                if i % 2 == 0 { "gmail" } else { "slack" },
+            )
+            .await
+            .1,
+        );
+    }
+    // Four schedulers, each with its own connection pool, several ticks each.
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(
+            tributary_store::connect(&ctx.url, ctx.cipher.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut tasks = Vec::new();
+    for store in stores {
+        tasks.push(tokio::spawn(async move {
+            let mut total = (0, 0);
+            for tick in 0..5 {
+                let r = store
+                    .schedule_due(&[gmail_schedule(), slack_schedule()], tick)
+                    .await
+                    .unwrap();
+                total.0 += r.starts;
+                total.1 += r.histories;
+            }
+            total
+        }));
+    }
+    let mut starts = 0;
+    let mut histories = 0;
+    for t in tasks {
+        let (s, h) = t.await.unwrap();
+        starts += s;
+        histories += h;
+    }
+    assert_eq!(starts, 40);
+    assert_eq!(histories, 20);
+    for uid in accounts {
+        let jobs = jobs_of(ctx, uid, None).await;
+        assert_eq!(jobs.iter().filter(|j| j.task_type == "start").count(), 1);
+    }
+}
+
+async fn concurrent_claims_never_share_a_job(ctx: &Ctx) {
+    let mut all = Vec::new();
+    for i in 0..4 {
+        let (_, uid) = account(ctx, &format!("u{i}"), "gmail").await;
+        all.extend((0..60).map(|n| item_job(uid, &format!("m{n}"), 2 + (n % 3) as i16)));
+    }
+    ctx.store.enqueue(&all, 0).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        // Half the workers share the test's pool, half have their own.
+        let store = if w % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            tributary_store::connect(&ctx.url, ctx.cipher.clone())
+                .await
+                .unwrap()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim(&format!("w{w}"), 3, 60_000, 1).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                assert!(
+                    got.iter()
+                        .all(|j| j.locked_by.as_deref() == Some(format!("w{w}").as_str()))
+                );
+                mine.extend(got.into_iter().map(|j| j.id));
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in tasks {
+        for id in t.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id), "job {id} was handed out twice");
+        }
+    }
+    assert_eq!(total, 240);
+}
+
+async fn job_listing_counts_and_prune(ctx: &Ctx) {
+    let (user_id, a) = account(ctx, "a", "gmail").await;
+    let (_, b) = account(ctx, "b", "gmail").await;
+    ctx.store
+        .enqueue(
+            &[
+                new_job(a, "one", 2),
+                new_job(a, "two", 3),
+                new_job(b, "three", 3),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    let all = ctx.store.list_jobs(&JobFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|j| j.task_type.as_str()).collect::<Vec<_>>(),
+        ["three", "two", "one"],
+        "newest first"
+    );
+    assert_eq!(
+        ctx.store
+            .list_jobs(&JobFilter {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let one = all.iter().find(|j| j.task_type == "one").unwrap();
+    assert_eq!(
+        ctx.store.get_job(one.id).await.unwrap().task(),
+        Task::new("one", Value::Null)
+    );
+
+    let claimed = ctx.store.claim("w", 1, 60_000, 0).await.unwrap();
+    assert_eq!(claimed[0].id, one.id);
+    ctx.store
+        .complete_jobs(&[completion(&claimed[0], user_id, "gmail", vec![])], 100)
+        .await
+        .unwrap();
+    let counts = ctx.store.job_counts(None).await.unwrap();
+    let get = |counts: &[tributary_store::JobCount], s: JobState, p: i16| {
+        counts
+            .iter()
+            .find(|c| c.state == s && c.priority == p)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(get(&counts, JobState::Completed, 2), 1);
+    assert_eq!(get(&counts, JobState::Available, 3), 2);
+    let counts_a = ctx.store.job_counts(Some(a)).await.unwrap();
+    assert_eq!(get(&counts_a, JobState::Available, 3), 1);
+    assert_eq!(
+        ctx.store
+            .list_jobs(&JobFilter {
+                state: Some(JobState::Completed),
+                user_integration_id: Some(a),
+                limit: None
+            })
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    assert_eq!(ctx.store.prune_completed(100).await.unwrap(), 0);
+    assert_eq!(ctx.store.prune_completed(101).await.unwrap(), 1);
+    assert!(matches!(
+        ctx.store.get_job(one.id).await,
+        Err(StoreError::NotFound { what: "job", .. })
+    ));
+    assert_eq!(
+        ctx.store
+            .list_jobs(&JobFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn unknown_ids_are_not_found(ctx: &Ctx) {
+    let nf = |r: Result<(), StoreError>, what: &str| match r {
+        Err(StoreError::NotFound { what: w, .. }) if w == what => {}
+        other => panic!("expected {what} not found, got {other:?}"),
+    };
+    nf(ctx.store.get_user(42).await.map(|_| ()), "user");
+    nf(
+        ctx.store.get_user_integration(42).await.map(|_| ()),
+        "user integration",
+    );
+    nf(
+        ctx.store
+            .set_user_integration_status(42, UserIntegrationStatus::Paused, None)
+            .await,
+        "user integration",
+    );
+    nf(
+        ctx.store.update_credentials(42, &creds("x")).await,
+        "user integration",
+    );
+    nf(ctx.store.get_content(42).await.map(|_| ()), "content item");
+    nf(ctx.store.get_job(42).await.map(|_| ()), "job");
+    nf(
+        ctx.store
+            .enqueue(&[new_job(42, "t", 2)], 0)
+            .await
+            .map(|_| ()),
+        "user integration",
+    );
+    let e = ctx.store.get_user(42).await.unwrap_err();
+    assert_eq!(e.to_string(), "user 42 not found");
+}
