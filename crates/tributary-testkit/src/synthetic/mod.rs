@@ -20,6 +20,7 @@ pub mod server;
 
 pub use integration::{CURSOR_KEY, SyntheticIntegration, SyntheticTask, registration};
 pub use server::{
-    ChangeKind, DEFAULT_PAGE_SIZE, Fault, Item, MAX_PAGE_SIZE, RequestCounts, Source, SourceConfig,
+    ChangeKind, DEFAULT_PAGE_SIZE, Fault, Item, ListCall, MAX_PAGE_SIZE, RequestCounts, Source,
+    SourceConfig,
     SourceServer, router, serve,
 };

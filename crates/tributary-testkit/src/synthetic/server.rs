@@ -244,6 +244,7 @@ struct State {
     failing_items: HashSet<String>,
     latency: Option<Duration>,
     counts: RequestCounts,
+    list_log: Vec<ListCall>,
     fetches: HashMap<String, u64>,
     in_flight: HashMap<String, InFlight>,
 }
@@ -293,6 +294,7 @@ impl State {
             failing_items: HashSet::new(),
             latency: None,
             counts: RequestCounts::default(),
+            list_log: Vec::new(),
             fetches: HashMap::new(),
             in_flight: HashMap::new(),
         };
@@ -613,10 +615,17 @@ impl Source {
         self.lock().in_flight.get(id).map(|f| f.max).unwrap_or(0)
     }
 
-    /// Zeroes every counter (request counts, per-item fetches, the concurrency maxima).
+    /// Every list call answered so far, in order (see [`ListCall`]).
+    pub fn list_log(&self) -> Vec<ListCall> {
+        self.lock().list_log.clone()
+    }
+
+    /// Zeroes every counter (request counts, the list log, per-item fetches, the
+    /// concurrency maxima).
     pub fn reset_counters(&self) {
         let mut state = self.lock();
         state.counts = RequestCounts::default();
+        state.list_log.clear();
         state.fetches.clear();
         state.in_flight.retain(|_, f| {
             f.max = f.current;
@@ -820,6 +829,17 @@ async fn gate(AxumState(source): AxumState<Source>, request: Request, next: Next
     }
 }
 
+/// One answered list call: where in the newest-first order its page started, so tests
+/// can tell a walk of the newest pages from a backfill deep in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCall {
+    /// How many current items are newer than the page's first item (0 for the first
+    /// page).
+    pub depth: usize,
+    /// How many items the page returned.
+    pub returned: usize,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ListEntry {
@@ -853,8 +873,9 @@ async fn list_items(
             None => return error_response(StatusCode::BAD_REQUEST, "invalid pageToken"),
         },
     };
-    let state = source.lock();
+    let mut state = source.lock();
     let upper = before.map_or(Bound::Unbounded, Bound::Excluded);
+    let depth = before.map_or(0, |seq| state.items.range(seq..).count());
     let page: Vec<&Item> = state
         .items
         .range((Bound::Unbounded, upper))
@@ -876,6 +897,11 @@ async fn list_items(
             version: item.version,
         })
         .collect();
+    state.list_log.push(ListCall {
+        depth,
+        returned: items.len(),
+    });
+    drop(state);
     let mut body = Map::new();
     body.insert("items".into(), json!(items));
     if let Some(next) = next {
