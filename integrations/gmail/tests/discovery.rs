@@ -131,8 +131,7 @@ async fn exercise_every_call() -> Vec<support::stub::Request> {
     let registration = tributary_gmail::registration().unwrap();
     let mut integration = (registration.construct)(synced()).unwrap();
     integration.validate_authentication().await.unwrap();
-    let requests = stub.state().requests.clone();
-    requests
+    stub.state().requests.clone()
 }
 
 #[tokio::test]
