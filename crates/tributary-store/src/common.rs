@@ -74,6 +74,53 @@ pub(crate) fn merge_top_level(state: &mut Map<String, Value>, patch: &Map<String
     }
 }
 
+/// Replaces NUL characters (which PostgreSQL cannot store in `text` or `jsonb`) with
+/// U+FFFD, on both backends so that both store the same thing.
+pub(crate) fn clean_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// [`clean_text`] applied to every string and key of a JSON value.
+pub(crate) fn clean_json(value: &Value) -> std::borrow::Cow<'_, Value> {
+    fn dirty(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(dirty),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || dirty(v)),
+            _ => false,
+        }
+    }
+    fn clean(v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(clean_text(s).into_owned()),
+            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (clean_text(k).into_owned(), clean(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    if dirty(value) {
+        std::borrow::Cow::Owned(clean(value))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// [`clean_json`] of a JSON object.
+pub(crate) fn clean_object(map: &Map<String, Value>) -> Map<String, Value> {
+    match clean_json(&Value::Object(map.clone())).into_owned() {
+        Value::Object(m) => m,
+        _ => map.clone(),
+    }
+}
+
 /// A JSON object decoded from a stored column.
 pub(crate) fn object_from_value(
     value: Value,
@@ -113,6 +160,31 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// Maps a unique violation when a dead or failed job is made available again to a
+/// clear conflict.
+pub(crate) fn retry_conflict(e: sqlx::Error, id: i64) -> StoreError {
+    if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
+        StoreError::Conflict(format!(
+            "job {id} cannot be retried: a pending job with the same dedupe key exists"
+        ))
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+/// The ids to look up for `content_exists` (cleaned as stored), each with the caller's
+/// spelling to report back.
+pub(crate) fn lookup_ids(external_ids: &[String]) -> (Vec<String>, HashMap<String, String>) {
+    let mut cleaned = Vec::with_capacity(external_ids.len());
+    let mut back = HashMap::with_capacity(external_ids.len());
+    for id in external_ids {
+        let c = clean_text(id).into_owned();
+        back.insert(c.clone(), id.clone());
+        cleaned.push(c);
+    }
+    (cleaned, back)
+}
+
 /// A content output ready to store.
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedItem {
@@ -140,20 +212,21 @@ pub(crate) struct PreparedOutputs {
 
 /// Keeps the 2xx outputs, the last one per id wins, sorted by id.
 pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs {
-    let mut last: HashMap<&str, &Output> = HashMap::new();
+    let mut last: HashMap<String, &Output> = HashMap::new();
     for o in outputs.iter().filter(|o| o.is_success()) {
-        last.insert(o.id.as_str(), o);
+        last.insert(clean_text(&o.id).into_owned(), o);
     }
     let mut prepared = PreparedOutputs::default();
     for (id, o) in last {
         if o.is_delete() {
-            prepared.deletes.push(id.to_owned());
+            prepared.deletes.push(id);
         } else {
+            let content = clean_json(&o.content).into_owned();
             prepared.items.push(PreparedItem {
-                external_id: id.to_owned(),
+                external_id: id,
                 timestamp: o.timestamp.map(truncate_ms),
-                text: o.content.to_string(),
-                content: o.content.clone(),
+                text: content.to_string(),
+                content,
             });
         }
     }
@@ -196,6 +269,9 @@ pub(crate) fn effective_dedupe_key(job: &NewJob) -> Option<String> {
 
 /// Prepares a batch: payload text, dedupe keys, and each job's offset in its group.
 /// Returns the jobs (in input order) and the group sizes (in first-seen order).
+///
+/// The groups are sorted by (account, priority): taking the fairness counters' row
+/// locks in one global order keeps concurrent transactions from deadlocking.
 pub(crate) fn prepare_jobs(jobs: &[NewJob]) -> (Vec<PreparedJob>, Vec<(FairGroup, i64)>) {
     let mut groups: Vec<(FairGroup, i64)> = Vec::new();
     let mut index: HashMap<FairGroup, usize> = HashMap::new();
@@ -213,16 +289,21 @@ pub(crate) fn prepare_jobs(jobs: &[NewJob]) -> (Vec<PreparedJob>, Vec<(FairGroup
         groups[slot].1 += 1;
         out.push(PreparedJob {
             user_integration_id: job.user_integration_id,
-            task_type: job.task.task_type.clone(),
-            payload_text: job.task.payload.to_string(),
-            item_id: job.task.item_id.clone(),
-            dedupe_key: effective_dedupe_key(job),
+            task_type: clean_text(&job.task.task_type).into_owned(),
+            payload_text: clean_json(&job.task.payload).to_string(),
+            item_id: job
+                .task
+                .item_id
+                .as_deref()
+                .map(|i| clean_text(i).into_owned()),
+            dedupe_key: effective_dedupe_key(job).map(|k| clean_text(&k).into_owned()),
             priority: job.priority,
             max_attempts: job.max_attempts,
             run_at: job.run_at,
             offset,
         });
     }
+    groups.sort_by_key(|(g, _)| (g.user_integration_id, g.priority));
     (out, groups)
 }
 
@@ -299,6 +380,21 @@ mod tests {
             groups.iter().map(|g| g.1).collect::<Vec<_>>(),
             vec![2, 1, 1]
         );
+    }
+
+    #[test]
+    fn nul_characters_are_replaced_everywhere() {
+        let v = json!({"a\0": ["x\0y", 1, {"k": "\0"}], "ok": "fine"});
+        let cleaned = clean_json(&v).into_owned();
+        assert_eq!(
+            cleaned,
+            json!({"a\u{FFFD}": ["x\u{FFFD}y", 1, {"k": "\u{FFFD}"}], "ok": "fine"})
+        );
+        assert!(matches!(
+            clean_json(&json!({"a": "b"})),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(clean_text("a\0b"), "a\u{FFFD}b");
     }
 
     #[test]

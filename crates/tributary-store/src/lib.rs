@@ -238,8 +238,7 @@ pub async fn connect(url: &str, cipher: Cipher) -> Result<Arc<dyn Store>, StoreE
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url, cipher).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let _ = postgres::PgStore::connect(url, cipher).await?;
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        Ok(Arc::new(postgres::PgStore::connect(url, cipher).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

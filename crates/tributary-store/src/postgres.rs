@@ -1,19 +1,1238 @@
-//! The PostgreSQL backend (being written: only the SQLite backend works in this commit).
+//! The PostgreSQL backend: any number of processes share one database.
+//!
+//! - Jobs are claimed with `FOR UPDATE OF jobs SKIP LOCKED` in one statement, so
+//!   concurrent claimers never wait for each other and never get the same job.
+//! - `schedule_due` locks the due accounts with `FOR NO KEY UPDATE SKIP LOCKED`, moves
+//!   their due time and inserts their jobs in one statement: of several schedulers
+//!   running at once, exactly one enqueues each due account (a caller that meets a
+//!   locked account skips it; one that comes after the commit sees it is no longer
+//!   due). An account whose row is busy at that instant is scheduled at the next tick.
+//! - Batches bind arrays (`UNNEST`), so a page of outputs or children is one statement.
+//! - Transactions take row locks in a fixed order (completions by account then job,
+//!   content by external id, fairness counters by account then priority), and a
+//!   transaction that PostgreSQL still aborts as a deadlock or serialization failure is
+//!   retried a few times.
 
-use crate::{Cipher, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, SqlSafeStr};
+use tributary_sdk::Credentials;
+
+use crate::common::{
+    FairGroup, PreparedOutputs, clean_object, clean_text, lookup_ids, ms_to_dt, now_dt,
+    object_from_value, prepare_jobs, prepare_outputs,
+};
+use crate::{
+    Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
+    FailureAction, Job, JobCompletion, JobCount, JobFailure, JobFilter, JobLease, JobState, Millis,
+    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, User, UserIntegration,
+    UserIntegrationStatus,
+};
+
+/// How often a transaction aborted by a deadlock or serialization failure is retried.
+const TRANSIENT_RETRIES: u32 = 4;
+
+macro_rules! job_columns {
+    () => {
+        "id, user_integration_id, task_type, payload, item_id, dedupe_key, priority, state, \
+         attempts, max_attempts, run_at, locked_by, lease_expires_at, error_class, last_error, \
+         created_at, finished_at, fair_seq"
+    };
+}
+macro_rules! ui_columns {
+    () => {
+        "id, user_id, integration_domain, credentials, settings, status, sync_state, \
+         last_synced_at, last_error, created_at, updated_at"
+    };
+}
+macro_rules! content_columns {
+    () => {
+        "id, user_id, user_integration_id, integration_domain, external_id, \
+         external_timestamp, content, content_size, created_at, updated_at, deleted_at, \
+         is_deleted"
+    };
+}
+
+const SQL_INSERT_UI: &str = concat!(
+    "INSERT INTO user_integrations (user_id, integration_domain, credentials, settings, \
+     status, sync_state, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4::jsonb, 'active', '{}'::jsonb, $5, $5) RETURNING ",
+    ui_columns!()
+);
+const SQL_UI_BY_ID: &str = concat!(
+    "SELECT ",
+    ui_columns!(),
+    " FROM user_integrations WHERE id = $1"
+);
+const SQL_UI_BY_IDS: &str = concat!(
+    "SELECT ",
+    ui_columns!(),
+    " FROM user_integrations WHERE id = ANY($1) ORDER BY id"
+);
+const SQL_UI_LIST: &str = concat!(
+    "SELECT ",
+    ui_columns!(),
+    " FROM user_integrations WHERE $1::bigint IS NULL OR user_id = $1 ORDER BY id"
+);
+const SQL_CONTENT_BY_ID: &str = concat!(
+    "SELECT ",
+    content_columns!(),
+    " FROM user_integration_content WHERE id = $1"
+);
+const SQL_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+/// Claims in (priority, fair_seq, id) order and advances the fairness frontier;
+/// `$1` worker, `$2` lease end, `$3` now, `$4` limit.
+const SQL_CLAIM: &str = concat!(
+    "WITH picked AS ( \
+         SELECT j.id FROM jobs j \
+         JOIN user_integrations ui ON ui.id = j.user_integration_id \
+         WHERE j.state = 'available' AND j.run_at <= $3 AND ui.status = 'active' \
+         ORDER BY j.priority, j.fair_seq, j.id \
+         LIMIT $4 \
+         FOR UPDATE OF j SKIP LOCKED \
+     ), claimed AS ( \
+         UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, locked_by = $1, \
+             lease_expires_at = $2 \
+         FROM picked WHERE jobs.id = picked.id \
+         RETURNING jobs.* \
+     ), frontier AS ( \
+         INSERT INTO job_fair_frontier (priority, seq) \
+         SELECT priority, MAX(fair_seq) FROM claimed GROUP BY priority ORDER BY priority \
+         ON CONFLICT (priority) DO UPDATE \
+             SET seq = GREATEST(job_fair_frontier.seq, excluded.seq) \
+     ) \
+     SELECT ",
+    job_columns!(),
+    " FROM claimed ORDER BY priority, fair_seq, id"
+);
 
 /// The PostgreSQL store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PgStore {
-    _cipher: Cipher,
+    pool: PgPool,
+    cipher: Cipher,
+}
+
+/// The migrations of the PostgreSQL schema, embedded in the binary.
+pub fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+        false,
+    )])
 }
 
 impl PgStore {
-    /// Connects to `url` (not implemented yet).
+    /// Connects to the PostgreSQL database at `url` (`postgres://...`). Does not migrate.
     pub async fn connect(url: &str, cipher: Cipher) -> Result<PgStore, StoreError> {
-        let _ = cipher;
-        Err(StoreError::UnsupportedUrl(format!(
-            "{url} (the PostgreSQL backend is not implemented yet)"
-        )))
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool, cipher })
+    }
+
+    /// The connection pool (for tools and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn user_integration_from_row(&self, row: &PgRow) -> Result<UserIntegration, StoreError> {
+        let id: i64 = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let credentials: Vec<u8> = row.try_get("credentials")?;
+        Ok(UserIntegration {
+            id,
+            user_id: row.try_get("user_id")?,
+            integration_domain: row.try_get("integration_domain")?,
+            credentials: self.cipher.decrypt_credentials(&credentials).map_err(|e| {
+                StoreError::Crypto(format!("user integration {id}: {}", crypto_message(&e)))
+            })?,
+            settings: object_from_value(row.try_get("settings")?, "settings")?,
+            status: UserIntegrationStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "user integration {id} has unknown status `{status}`"
+                ))
+            })?,
+            sync_state: object_from_value(row.try_get("sync_state")?, "sync_state")?,
+            last_synced_at: row.try_get("last_synced_at")?,
+            last_error: row.try_get("last_error")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    async fn complete_jobs_once(
+        &self,
+        completions: &[JobCompletion],
+        now: Millis,
+    ) -> Result<Vec<CompletionReport>, StoreError> {
+        let now_dt = ms_to_dt(now)?;
+        // A fixed lock order: by account (its row is locked before its content), then job.
+        let mut order: Vec<usize> = (0..completions.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                completions[i].user_integration_id,
+                completions[i].lease.job_id,
+            )
+        });
+        let mut reports = vec![CompletionReport::default(); completions.len()];
+        let mut tx = self.pool.begin().await?;
+        for i in order {
+            let c = &completions[i];
+            let report = &mut reports[i];
+            report.job_id = c.lease.job_id;
+            let fenced: Option<i64> = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'completed', finished_at = $1, locked_by = NULL,
+                     lease_expires_at = NULL
+                 WHERE id = $2 AND state = 'running' AND attempts = $3
+                 RETURNING user_integration_id",
+            )
+            .bind(now)
+            .bind(c.lease.job_id)
+            .bind(c.lease.attempt)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(job_account) = fenced else {
+                continue;
+            };
+            if job_account != c.user_integration_id {
+                return Err(StoreError::Conflict(format!(
+                    "job {} belongs to user integration {job_account}, not {}",
+                    c.lease.job_id, c.user_integration_id
+                )));
+            }
+            report.applied = true;
+
+            let patch = c
+                .sync_state_patch
+                .as_ref()
+                .map(|p| Value::Object(clean_object(p)).to_string());
+            let sealed = match &c.credentials {
+                Some(creds) => Some(self.cipher.encrypt_credentials(creds)?),
+                None => None,
+            };
+            sqlx::query(
+                "UPDATE user_integrations
+                 SET last_synced_at = $1,
+                     sync_state = CASE WHEN $2::jsonb IS NULL THEN sync_state
+                                       ELSE sync_state || $2::jsonb END,
+                     credentials = COALESCE($3, credentials),
+                     updated_at = CASE WHEN $2::jsonb IS NULL AND $3::bytea IS NULL
+                                       THEN updated_at ELSE $1 END
+                 WHERE id = $4",
+            )
+            .bind(now_dt)
+            .bind(patch)
+            .bind(sealed)
+            .bind(c.user_integration_id)
+            .execute(&mut *tx)
+            .await?;
+
+            let outputs = prepare_outputs(&c.outputs);
+            apply_outputs_in(&mut tx, c, &outputs, now_dt, report).await?;
+            report.enqueued = enqueue_in(&mut tx, &c.children, now).await?;
+        }
+        tx.commit().await?;
+        Ok(reports)
+    }
+
+    async fn enqueue_once(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = enqueue_in(&mut tx, jobs, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn schedule_due_once(
+        &self,
+        schedules: &[&DomainSchedule],
+        now: Millis,
+    ) -> Result<ScheduleReport, StoreError> {
+        let mut report = ScheduleReport::default();
+        let mut tx = self.pool.begin().await?;
+        let domains: Vec<String> = schedules.iter().map(|s| s.domain.clone()).collect();
+        let every: Vec<i64> = schedules.iter().map(|s| s.start_every_ms).collect();
+        let attempts: Vec<i32> = schedules.iter().map(|s| s.max_attempts).collect();
+        let starts: i64 = sqlx::query_scalar(
+            "WITH d AS (
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::int[])
+                     AS d(domain, every_ms, max_attempts)
+             ), due AS (
+                 SELECT ui.id, d.every_ms, d.max_attempts
+                 FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain
+                 WHERE ui.status = 'active'
+                   AND (ui.next_start_at IS NULL OR ui.next_start_at <= $4)
+                 ORDER BY ui.id
+                 FOR NO KEY UPDATE OF ui SKIP LOCKED
+             ), moved AS (
+                 UPDATE user_integrations ui SET next_start_at = $4 + due.every_ms
+                 FROM due WHERE ui.id = due.id
+                 RETURNING ui.id, due.max_attempts
+             ), ins AS (
+                 INSERT INTO jobs (user_integration_id, task_type, payload, item_id, dedupe_key,
+                     priority, state, attempts, max_attempts, run_at, fair_seq, created_at)
+                 SELECT moved.id, 'start', 'null'::jsonb, NULL, 'start', 1, 'available', 0,
+                     moved.max_attempts, $4,
+                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), $4
+                 FROM moved ORDER BY moved.id
+                 ON CONFLICT DO NOTHING
+                 RETURNING 1
+             )
+             SELECT COUNT(*) FROM ins",
+        )
+        .bind(&domains)
+        .bind(&every)
+        .bind(&attempts)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        report.starts = u64::try_from(starts).unwrap_or(0);
+
+        let histories: Vec<(&DomainSchedule, &str, i64)> = schedules
+            .iter()
+            .filter_map(|s| {
+                s.history
+                    .as_ref()
+                    .map(|(t, every)| (*s, t.as_str(), *every))
+            })
+            .collect();
+        if !histories.is_empty() {
+            let domains: Vec<String> = histories.iter().map(|h| h.0.domain.clone()).collect();
+            let types: Vec<String> = histories.iter().map(|h| h.1.to_owned()).collect();
+            let every: Vec<i64> = histories.iter().map(|h| h.2).collect();
+            let attempts: Vec<i32> = histories.iter().map(|h| h.0.max_attempts).collect();
+            let n: i64 = sqlx::query_scalar(
+                "WITH d AS (
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::int[])
+                         AS d(domain, task_type, every_ms, max_attempts)
+                 ), due AS (
+                     SELECT ui.id, d.task_type, d.every_ms, d.max_attempts
+                     FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain
+                     WHERE ui.status = 'active'
+                       AND (ui.next_history_at IS NULL OR ui.next_history_at <= $5)
+                     ORDER BY ui.id
+                     FOR NO KEY UPDATE OF ui SKIP LOCKED
+                 ), moved AS (
+                     UPDATE user_integrations ui SET next_history_at = $5 + due.every_ms
+                     FROM due WHERE ui.id = due.id
+                     RETURNING ui.id, due.task_type, due.max_attempts
+                 ), ins AS (
+                     INSERT INTO jobs (user_integration_id, task_type, payload, item_id,
+                         dedupe_key, priority, state, attempts, max_attempts, run_at, fair_seq,
+                         created_at)
+                     SELECT moved.id, moved.task_type, 'null'::jsonb, NULL, 'history', 1,
+                         'available', 0, moved.max_attempts, $5,
+                         COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), $5
+                     FROM moved ORDER BY moved.id
+                     ON CONFLICT DO NOTHING
+                     RETURNING 1
+                 )
+                 SELECT COUNT(*) FROM ins",
+            )
+            .bind(&domains)
+            .bind(&types)
+            .bind(&every)
+            .bind(&attempts)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            report.histories = u64::try_from(n).unwrap_or(0);
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+fn crypto_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Crypto(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether PostgreSQL aborted the transaction in a way that succeeds when retried
+/// (deadlock detected, serialization failure).
+fn is_transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(d)) => {
+            matches!(d.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+/// Runs `$body` (an expression yielding `Result<_, StoreError>`) again when it fails
+/// with a transient error, up to [`TRANSIENT_RETRIES`] times.
+macro_rules! retry_transient {
+    ($what:literal, $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $body {
+                Err(e) if is_transient(&e) && attempt < TRANSIENT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(operation = $what, attempt, error = %e, "retrying a transaction");
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get("id")?,
+        external_ref: row.try_get("external_ref")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn content_from_row(row: &PgRow) -> Result<ContentItem, StoreError> {
+    Ok(ContentItem {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        user_integration_id: row.try_get("user_integration_id")?,
+        integration_domain: row.try_get("integration_domain")?,
+        external_id: row.try_get("external_id")?,
+        external_timestamp: row.try_get("external_timestamp")?,
+        content: row.try_get("content")?,
+        content_size: row.try_get("content_size")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        is_deleted: row.try_get("is_deleted")?,
+    })
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    Ok(Job {
+        id,
+        user_integration_id: row.try_get("user_integration_id")?,
+        task_type: row.try_get("task_type")?,
+        payload: row.try_get("payload")?,
+        item_id: row.try_get("item_id")?,
+        dedupe_key: row.try_get("dedupe_key")?,
+        priority: row.try_get("priority")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id} has unknown state `{state}`")))?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        run_at: row.try_get("run_at")?,
+        locked_by: row.try_get("locked_by")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        error_class: row.try_get("error_class")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+fn unknown_account(e: sqlx::Error, ids: &[i64]) -> StoreError {
+    if is_foreign_key_violation(&e) {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        StoreError::NotFound {
+            what: "user integration",
+            id: ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+        }
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+/// Enqueues `jobs` inside the caller's transaction (see `enqueue`).
+async fn enqueue_in(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+    now: Millis,
+) -> Result<u64, StoreError> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let (prepared, groups) = prepare_jobs(jobs);
+    let accounts: Vec<i64> = groups.iter().map(|(g, _)| g.user_integration_id).collect();
+    let mut bases: HashMap<FairGroup, i64> = HashMap::with_capacity(groups.len());
+    for (group, n) in &groups {
+        let next: i64 = sqlx::query_scalar(
+            "INSERT INTO job_fair_counters (user_integration_id, priority, next_seq)
+             VALUES ($1, $2,
+                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0) + $3)
+             ON CONFLICT (user_integration_id, priority) DO UPDATE SET
+                 next_seq = GREATEST(job_fair_counters.next_seq,
+                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0)) + $3
+             RETURNING next_seq",
+        )
+        .bind(group.user_integration_id)
+        .bind(group.priority)
+        .bind(n)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| unknown_account(e, &[group.user_integration_id]))?;
+        bases.insert(*group, next - n);
+    }
+    let mut uid = Vec::with_capacity(prepared.len());
+    let mut task_type = Vec::with_capacity(prepared.len());
+    let mut payload = Vec::with_capacity(prepared.len());
+    let mut item = Vec::with_capacity(prepared.len());
+    let mut dedupe = Vec::with_capacity(prepared.len());
+    let mut priority = Vec::with_capacity(prepared.len());
+    let mut max_attempts = Vec::with_capacity(prepared.len());
+    let mut run_at = Vec::with_capacity(prepared.len());
+    let mut seq = Vec::with_capacity(prepared.len());
+    for job in prepared {
+        let group = FairGroup {
+            user_integration_id: job.user_integration_id,
+            priority: job.priority,
+        };
+        seq.push(bases.get(&group).copied().unwrap_or(0) + job.offset);
+        uid.push(job.user_integration_id);
+        task_type.push(job.task_type);
+        payload.push(job.payload_text);
+        item.push(job.item_id);
+        dedupe.push(job.dedupe_key);
+        priority.push(job.priority);
+        max_attempts.push(job.max_attempts);
+        run_at.push(job.run_at);
+    }
+    let done = sqlx::query(
+        "INSERT INTO jobs (user_integration_id, task_type, payload, item_id, dedupe_key,
+             priority, state, attempts, max_attempts, run_at, fair_seq, created_at)
+         SELECT u.uid, u.task_type, u.payload::jsonb, u.item, u.dedupe, u.priority,
+             'available', 0, u.max_attempts, u.run_at, u.seq, $10
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::smallint[], $7::int[], $8::bigint[], $9::bigint[])
+             WITH ORDINALITY
+             AS u(uid, task_type, payload, item, dedupe, priority, max_attempts, run_at, seq, ord)
+         ORDER BY u.ord
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&uid)
+    .bind(&task_type)
+    .bind(&payload)
+    .bind(&item)
+    .bind(&dedupe)
+    .bind(&priority)
+    .bind(&max_attempts)
+    .bind(&run_at)
+    .bind(&seq)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| unknown_account(e, &accounts))?;
+    Ok(done.rows_affected())
+}
+
+/// Applies one job's outputs inside the caller's transaction.
+async fn apply_outputs_in(
+    conn: &mut PgConnection,
+    c: &JobCompletion,
+    outputs: &PreparedOutputs,
+    now: DateTime<Utc>,
+    report: &mut CompletionReport,
+) -> Result<(), StoreError> {
+    if !outputs.items.is_empty() {
+        let ids: Vec<&str> = outputs
+            .items
+            .iter()
+            .map(|i| i.external_id.as_str())
+            .collect();
+        let stamps: Vec<Option<DateTime<Utc>>> =
+            outputs.items.iter().map(|i| i.timestamp).collect();
+        let texts: Vec<&str> = outputs.items.iter().map(|i| i.text.as_str()).collect();
+        let sizes: Vec<i64> = outputs.items.iter().map(|i| i.size()).collect();
+        // Rows the WHERE of DO UPDATE rejects (same content) are not returned.
+        let inserted: Vec<bool> = sqlx::query_scalar(
+            "INSERT INTO user_integration_content AS c (user_id, user_integration_id,
+                 integration_domain, external_id, external_timestamp, content, content_size,
+                 created_at, updated_at, is_deleted)
+             SELECT $1, $2, $3, u.external_id, u.stamp, u.body::jsonb, u.size, $4, $4, FALSE
+             FROM UNNEST($5::text[], $6::timestamptz[], $7::text[], $8::bigint[])
+                 AS u(external_id, stamp, body, size)
+             ORDER BY u.external_id
+             ON CONFLICT (user_integration_id, external_id) DO UPDATE SET
+                 content = excluded.content,
+                 content_size = excluded.content_size,
+                 external_timestamp = COALESCE(excluded.external_timestamp,
+                                               c.external_timestamp),
+                 updated_at = excluded.updated_at,
+                 is_deleted = FALSE,
+                 deleted_at = NULL
+             WHERE c.is_deleted
+                OR c.content IS DISTINCT FROM excluded.content
+                OR (excluded.external_timestamp IS NOT NULL
+                    AND excluded.external_timestamp IS DISTINCT FROM c.external_timestamp)
+             RETURNING (xmax = 0)",
+        )
+        .bind(c.user_id)
+        .bind(c.user_integration_id)
+        .bind(&c.integration_domain)
+        .bind(now)
+        .bind(&ids)
+        .bind(&stamps)
+        .bind(&texts)
+        .bind(&sizes)
+        .fetch_all(&mut *conn)
+        .await?;
+        let new = inserted.iter().filter(|&&b| b).count() as u64;
+        let changed = inserted.len() as u64 - new;
+        report.inserted += new;
+        report.updated += changed;
+        report.unchanged += outputs.items.len() as u64 - inserted.len() as u64;
+    }
+    if !outputs.deletes.is_empty() {
+        report.deleted += sqlx::query(
+            "UPDATE user_integration_content
+             SET is_deleted = TRUE, deleted_at = $1, updated_at = $1
+             WHERE user_integration_id = $2 AND NOT is_deleted AND external_id = ANY($3)",
+        )
+        .bind(now)
+        .bind(c.user_integration_id)
+        .bind(&outputs.deletes)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx's migrator takes an advisory lock: concurrent processes are safe.
+        migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- users ----
+
+    async fn create_user(&self, external_ref: &str) -> Result<User, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO users (external_ref, created_at) VALUES ($1, $2)
+             RETURNING id, external_ref, created_at",
+        )
+        .bind(clean_text(external_ref).as_ref())
+        .bind(now_dt())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!(
+                    "a user with external_ref `{external_ref}` already exists"
+                ))
+            } else {
+                StoreError::Database(e)
+            }
+        })?;
+        user_from_row(&row)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT id, external_ref, created_at FROM users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn get_user(&self, id: i64) -> Result<User, StoreError> {
+        let row = sqlx::query("SELECT id, external_ref, created_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user",
+                id: id.to_string(),
+            })?;
+        user_from_row(&row)
+    }
+
+    // ---- user integrations ----
+
+    async fn create_user_integration(
+        &self,
+        new: NewUserIntegration,
+    ) -> Result<UserIntegration, StoreError> {
+        let sealed = self.cipher.encrypt_credentials(&new.credentials)?;
+        let settings = Value::Object(clean_object(&new.settings)).to_string();
+        let row = sqlx::query(SQL_INSERT_UI)
+            .bind(new.user_id)
+            .bind(clean_text(&new.integration_domain).as_ref())
+            .bind(sealed)
+            .bind(settings)
+            .bind(now_dt())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    StoreError::NotFound {
+                        what: "user",
+                        id: new.user_id.to_string(),
+                    }
+                } else {
+                    StoreError::Database(e)
+                }
+            })?;
+        self.user_integration_from_row(&row)
+    }
+
+    async fn get_user_integration(&self, id: i64) -> Result<UserIntegration, StoreError> {
+        let row = sqlx::query(SQL_UI_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "user integration",
+                id: id.to_string(),
+            })?;
+        self.user_integration_from_row(&row)
+    }
+
+    async fn get_user_integrations(&self, ids: &[i64]) -> Result<Vec<UserIntegration>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(SQL_UI_BY_IDS)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| self.user_integration_from_row(r))
+            .collect()
+    }
+
+    async fn list_user_integrations(
+        &self,
+        user_id: Option<i64>,
+    ) -> Result<Vec<UserIntegration>, StoreError> {
+        let rows = sqlx::query(SQL_UI_LIST)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| self.user_integration_from_row(r))
+            .collect()
+    }
+
+    async fn set_user_integration_status(
+        &self,
+        id: i64,
+        status: UserIntegrationStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT status FROM user_integrations WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(old) = old else {
+            return Err(StoreError::NotFound {
+                what: "user integration",
+                id: id.to_string(),
+            });
+        };
+        sqlx::query(
+            "UPDATE user_integrations SET status = $1, last_error = $2, updated_at = $3
+             WHERE id = $4",
+        )
+        .bind(status.as_str())
+        .bind(last_error.map(|e| clean_text(e).into_owned()))
+        .bind(now_dt())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if status == UserIntegrationStatus::Active && old != "active" {
+            // Resumed: move the waiting jobs up to the queue's virtual time (fairness).
+            sqlx::query(
+                "UPDATE jobs SET fair_seq = jobs.fair_seq + s.shift
+                 FROM (SELECT j.priority, f.seq - MIN(j.fair_seq) AS shift
+                       FROM jobs j JOIN job_fair_frontier f ON f.priority = j.priority
+                       WHERE j.user_integration_id = $1 AND j.state = 'available'
+                       GROUP BY j.priority, f.seq) AS s
+                 WHERE jobs.user_integration_id = $1 AND jobs.state = 'available'
+                   AND jobs.priority = s.priority AND s.shift > 0",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE job_fair_counters SET next_seq = m.top + 1
+                 FROM (SELECT priority, MAX(fair_seq) AS top FROM jobs
+                       WHERE user_integration_id = $1 AND state = 'available'
+                       GROUP BY priority) AS m
+                 WHERE job_fair_counters.user_integration_id = $1
+                   AND job_fair_counters.priority = m.priority
+                   AND m.top + 1 > job_fair_counters.next_seq",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_credentials(
+        &self,
+        id: i64,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        let sealed = self.cipher.encrypt_credentials(credentials)?;
+        let done = sqlx::query(
+            "UPDATE user_integrations SET credentials = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(sealed)
+        .bind(now_dt())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "user integration",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- content ----
+
+    async fn content_exists(
+        &self,
+        user_integration_id: i64,
+        external_ids: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        if external_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let (lookup, back) = lookup_ids(external_ids);
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT ids.id FROM UNNEST($2::text[]) AS ids(id)
+             WHERE EXISTS (SELECT 1 FROM user_integration_content c
+                           WHERE c.user_integration_id = $1 AND c.external_id = ids.id
+                             AND NOT c.is_deleted)
+                OR EXISTS (SELECT 1 FROM jobs j
+                           WHERE j.user_integration_id = $1 AND j.item_id = ids.id
+                             AND j.state IN ('available', 'running'))
+                OR EXISTS (SELECT 1 FROM jobs j
+                           WHERE j.user_integration_id = $1
+                             AND j.dedupe_key = 'item:' || ids.id
+                             AND j.state IN ('available', 'running'))",
+        )
+        .bind(user_integration_id)
+        .bind(&lookup)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| back.get(&id).cloned())
+            .collect())
+    }
+
+    async fn stored_external_ids(
+        &self,
+        user_integration_id: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT external_id FROM user_integration_content
+             WHERE is_deleted = FALSE AND user_integration_id = $1 ORDER BY id",
+        )
+        .bind(user_integration_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn list_content(&self, query: &ContentQuery) -> Result<Vec<ContentItem>, StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            content_columns!(),
+            " FROM user_integration_content WHERE TRUE"
+        ));
+        if !query.include_deleted {
+            qb.push(" AND is_deleted = FALSE");
+        }
+        if let Some(uid) = query.user_integration_id {
+            qb.push(" AND user_integration_id = ").push_bind(uid);
+        }
+        if let Some(since) = query.since {
+            qb.push(" AND updated_at >= ").push_bind(since);
+        }
+        if let Some(after) = query.after_id {
+            qb.push(" AND id > ").push_bind(after);
+        }
+        qb.push(" ORDER BY id LIMIT ")
+            .push_bind(query.limit.unwrap_or(100).max(0));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(content_from_row).collect()
+    }
+
+    async fn get_content(&self, id: i64) -> Result<ContentItem, StoreError> {
+        let row = sqlx::query(SQL_CONTENT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "content item",
+                id: id.to_string(),
+            })?;
+        content_from_row(&row)
+    }
+
+    async fn content_counts(&self, user_integration_id: i64) -> Result<ContentCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE NOT is_deleted) AS items,
+                    COUNT(*) FILTER (WHERE is_deleted) AS deleted
+             FROM user_integration_content WHERE user_integration_id = $1",
+        )
+        .bind(user_integration_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ContentCounts {
+            items: row.try_get("items")?,
+            deleted: row.try_get("deleted")?,
+        })
+    }
+
+    // ---- queue ----
+
+    async fn enqueue(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        retry_transient!("enqueue", self.enqueue_once(jobs, now).await)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<Job>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let worker = clean_text(worker);
+        retry_transient!(
+            "claim",
+            async {
+                let rows = sqlx::query(SQL_CLAIM)
+                    .bind(worker.as_ref())
+                    .bind(now.saturating_add(lease_ms))
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()
+            }
+            .await
+        )
+    }
+
+    async fn renew_leases(
+        &self,
+        worker: &str,
+        jobs: &[JobLease],
+        lease_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = jobs.iter().map(|l| l.job_id).collect();
+        let attempts: Vec<i32> = jobs.iter().map(|l| l.attempt).collect();
+        let renewed: Vec<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = $1
+             FROM UNNEST($2::bigint[], $3::int[]) AS l(id, attempt)
+             WHERE jobs.id = l.id AND jobs.attempts = l.attempt
+               AND jobs.state = 'running' AND jobs.locked_by = $4
+             RETURNING jobs.id",
+        )
+        .bind(now.saturating_add(lease_ms))
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(clean_text(worker).as_ref())
+        .fetch_all(&self.pool)
+        .await?;
+        let renewed: HashSet<i64> = renewed.into_iter().collect();
+        Ok(ids.into_iter().filter(|id| !renewed.contains(id)).collect())
+    }
+
+    async fn complete_jobs(
+        &self,
+        completions: &[JobCompletion],
+        now: Millis,
+    ) -> Result<Vec<CompletionReport>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        retry_transient!(
+            "complete_jobs",
+            self.complete_jobs_once(completions, now).await
+        )
+    }
+
+    async fn fail_job(&self, failure: &JobFailure, now: Millis) -> Result<bool, StoreError> {
+        let lease = failure.lease;
+        let class = clean_text(&failure.error_class);
+        let message = clean_text(&failure.message);
+        let mut tx = self.pool.begin().await?;
+        let fenced: Option<i64> = match failure.action {
+            FailureAction::Retry { run_at } => {
+                sqlx::query_scalar(
+                    "UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL,
+                         lease_expires_at = NULL, error_class = $2, last_error = $3
+                     WHERE id = $4 AND state = 'running' AND attempts = $5
+                     RETURNING user_integration_id",
+                )
+                .bind(run_at)
+                .bind(class.as_ref())
+                .bind(message.as_ref())
+                .bind(lease.job_id)
+                .bind(lease.attempt)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            FailureAction::Dead | FailureAction::Failed => {
+                let state = if failure.action == FailureAction::Dead {
+                    JobState::Dead
+                } else {
+                    JobState::Failed
+                };
+                sqlx::query_scalar(
+                    "UPDATE jobs SET state = $1, finished_at = $2, locked_by = NULL,
+                         lease_expires_at = NULL, error_class = $3, last_error = $4
+                     WHERE id = $5 AND state = 'running' AND attempts = $6
+                     RETURNING user_integration_id",
+                )
+                .bind(state.as_str())
+                .bind(now)
+                .bind(class.as_ref())
+                .bind(message.as_ref())
+                .bind(lease.job_id)
+                .bind(lease.attempt)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            FailureAction::PauseAccount => {
+                let uid: Option<i64> = sqlx::query_scalar(
+                    "UPDATE jobs SET state = 'available', attempts = attempts - 1, run_at = $1,
+                         locked_by = NULL, lease_expires_at = NULL, error_class = $2,
+                         last_error = $3
+                     WHERE id = $4 AND state = 'running' AND attempts = $5
+                     RETURNING user_integration_id",
+                )
+                .bind(now)
+                .bind(class.as_ref())
+                .bind(message.as_ref())
+                .bind(lease.job_id)
+                .bind(lease.attempt)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(uid) = uid {
+                    sqlx::query(
+                        "UPDATE user_integrations
+                         SET status = 'needs_reauth', last_error = $1, updated_at = $2
+                         WHERE id = $3",
+                    )
+                    .bind(message.as_ref())
+                    .bind(ms_to_dt(now)?)
+                    .bind(uid)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                uid
+            }
+        };
+        tx.commit().await?;
+        Ok(fenced.is_some())
+    }
+
+    async fn release_jobs(
+        &self,
+        worker: &str,
+        jobs: &[JobLease],
+        _now: Millis,
+    ) -> Result<u64, StoreError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = jobs.iter().map(|l| l.job_id).collect();
+        let attempts: Vec<i32> = jobs.iter().map(|l| l.attempt).collect();
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'available', attempts = jobs.attempts - 1,
+                 locked_by = NULL, lease_expires_at = NULL
+             FROM UNNEST($1::bigint[], $2::int[]) AS l(id, attempt)
+             WHERE jobs.id = l.id AND jobs.attempts = l.attempt
+               AND jobs.state = 'running' AND jobs.locked_by = $3",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(clean_text(worker).as_ref())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
+                 finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
+                 error_class = 'lease_expired',
+                 last_error = 'the lease expired before the worker finished (worker died or stalled)',
+                 locked_by = NULL, lease_expires_at = NULL
+             WHERE state = 'running' AND lease_expires_at < $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn schedule_due(
+        &self,
+        schedules: &[DomainSchedule],
+        now: Millis,
+    ) -> Result<ScheduleReport, StoreError> {
+        let mut seen = HashSet::new();
+        let schedules: Vec<&DomainSchedule> = schedules
+            .iter()
+            .filter(|s| seen.insert(s.domain.as_str()))
+            .collect();
+        if schedules.is_empty() {
+            return Ok(ScheduleReport::default());
+        }
+        retry_transient!(
+            "schedule_due",
+            self.schedule_due_once(&schedules, now).await
+        )
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE TRUE"
+        ));
+        if let Some(state) = filter.state {
+            qb.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(uid) = filter.user_integration_id {
+            qb.push(" AND user_integration_id = ").push_bind(uid);
+        }
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(filter.limit.unwrap_or(100).max(0));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Job, StoreError> {
+        let row = sqlx::query(SQL_JOB_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "job",
+                id: id.to_string(),
+            })?;
+        job_from_row(&row)
+    }
+
+    async fn retry_job(&self, id: i64, now: Millis) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match state.as_deref() {
+            None => {
+                return Err(StoreError::NotFound {
+                    what: "job",
+                    id: id.to_string(),
+                });
+            }
+            Some("dead" | "failed") => {}
+            Some(other) => {
+                return Err(StoreError::Conflict(format!(
+                    "job {id} is {other}: only dead or failed jobs can be retried"
+                )));
+            }
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'available', attempts = 0, run_at = $1, finished_at = NULL,
+                 locked_by = NULL, lease_expires_at = NULL
+             WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| crate::common::retry_conflict(e, id))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job_counts(
+        &self,
+        user_integration_id: Option<i64>,
+    ) -> Result<Vec<JobCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, priority, COUNT(*) AS n FROM jobs
+             WHERE $1::bigint IS NULL OR user_integration_id = $1
+             GROUP BY state, priority ORDER BY state, priority",
+        )
+        .bind(user_integration_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                Ok(JobCount {
+                    state: JobState::parse(&state).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown job state `{state}`"))
+                    })?,
+                    priority: row.try_get("priority")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_completed(&self, before: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE state = 'completed' AND finished_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -25,8 +25,9 @@ use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    FairGroup, PreparedItem, PreparedOutputs, chunk_rows, merge_top_level, ms_to_dt, now_dt,
-    object_from_text, prepare_jobs, prepare_outputs, sqlite_time, value_from_text,
+    FairGroup, PreparedItem, PreparedOutputs, chunk_rows, clean_object, clean_text, lookup_ids,
+    merge_top_level, ms_to_dt, now_dt, object_from_text, prepare_jobs, prepare_outputs,
+    sqlite_time, value_from_text,
 };
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
@@ -468,7 +469,7 @@ impl Store for SqliteStore {
             "INSERT INTO users (external_ref, created_at) VALUES (?1, ?2)
              RETURNING id, external_ref, created_at",
         )
-        .bind(external_ref)
+        .bind(clean_text(external_ref).as_ref())
         .bind(sqlite_time(now_dt()))
         .fetch_one(&self.pool)
         .await
@@ -511,7 +512,7 @@ impl Store for SqliteStore {
     ) -> Result<UserIntegration, StoreError> {
         let sealed = self.cipher.encrypt_credentials(&new.credentials)?;
         let now = sqlite_time(now_dt());
-        let settings = Value::Object(new.settings).to_string();
+        let settings = Value::Object(clean_object(&new.settings)).to_string();
         let row = sqlx::query(SQL_INSERT_UI)
             .bind(new.user_id)
             .bind(&new.integration_domain)
@@ -595,7 +596,7 @@ impl Store for SqliteStore {
              WHERE id = ?4",
         )
         .bind(status.as_str())
-        .bind(last_error)
+        .bind(last_error.map(|e| clean_text(e).into_owned()))
         .bind(sqlite_time(now_dt()))
         .bind(id)
         .execute(&mut *tx)
@@ -664,6 +665,7 @@ impl Store for SqliteStore {
         if external_ids.is_empty() {
             return Ok(HashSet::new());
         }
+        let (lookup, back) = lookup_ids(external_ids);
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT ids.value FROM json_each(?2) AS ids
              WHERE EXISTS (SELECT 1 FROM user_integration_content c
@@ -677,10 +679,13 @@ impl Store for SqliteStore {
                              AND j.dedupe_key IS NOT NULL AND j.state IN ('available', 'running'))",
         )
         .bind(user_integration_id)
-        .bind(json_array(external_ids))
+        .bind(json_array(&lookup))
         .fetch_all(&self.pool)
         .await?;
-        Ok(ids.into_iter().collect())
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| back.get(&id).cloned())
+            .collect())
     }
 
     async fn stored_external_ids(
@@ -891,7 +896,7 @@ impl Store for SqliteStore {
                     Some(text) => object_from_text(&text, "sync_state")?,
                     None => Map::new(),
                 };
-                merge_top_level(&mut state, patch);
+                merge_top_level(&mut state, &clean_object(patch));
                 sync_state_text = Some(Value::Object(state).to_string());
             }
             let sealed = match &c.credentials {
@@ -924,8 +929,10 @@ impl Store for SqliteStore {
     }
 
     async fn fail_job(&self, failure: &JobFailure, now: Millis) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
         let lease = failure.lease;
+        let class = clean_text(&failure.error_class);
+        let message = clean_text(&failure.message);
+        let mut tx = self.write_tx().await?;
         let fenced: Option<i64> = match failure.action {
             FailureAction::Retry { run_at } => {
                 sqlx::query_scalar(
@@ -935,8 +942,8 @@ impl Store for SqliteStore {
                      RETURNING user_integration_id",
                 )
                 .bind(run_at)
-                .bind(&failure.error_class)
-                .bind(&failure.message)
+                .bind(class.as_ref())
+                .bind(message.as_ref())
                 .bind(lease.job_id)
                 .bind(lease.attempt)
                 .fetch_optional(&mut *tx)
@@ -956,8 +963,8 @@ impl Store for SqliteStore {
                 )
                 .bind(state.as_str())
                 .bind(now)
-                .bind(&failure.error_class)
-                .bind(&failure.message)
+                .bind(class.as_ref())
+                .bind(message.as_ref())
                 .bind(lease.job_id)
                 .bind(lease.attempt)
                 .fetch_optional(&mut *tx)
@@ -972,8 +979,8 @@ impl Store for SqliteStore {
                      RETURNING user_integration_id",
                 )
                 .bind(now)
-                .bind(&failure.error_class)
-                .bind(&failure.message)
+                .bind(class.as_ref())
+                .bind(message.as_ref())
                 .bind(lease.job_id)
                 .bind(lease.attempt)
                 .fetch_optional(&mut *tx)
@@ -984,7 +991,7 @@ impl Store for SqliteStore {
                          SET status = 'needs_reauth', last_error = ?1, updated_at = ?2
                          WHERE id = ?3",
                     )
-                    .bind(&failure.message)
+                    .bind(message.as_ref())
                     .bind(sqlite_time(ms_to_dt(now)?))
                     .bind(uid)
                     .execute(&mut *tx)
@@ -1202,7 +1209,7 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await
-        .map_err(|e| retry_conflict(e, id))?;
+        .map_err(|e| crate::common::retry_conflict(e, id))?;
         tx.commit().await?;
         Ok(())
     }
@@ -1239,16 +1246,6 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
-    }
-}
-
-pub(crate) fn retry_conflict(e: sqlx::Error, id: i64) -> StoreError {
-    if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
-        StoreError::Conflict(format!(
-            "job {id} cannot be retried: a pending job with the same dedupe key exists"
-        ))
-    } else {
-        StoreError::Database(e)
     }
 }
 

@@ -108,3 +108,178 @@ pub async fn sqlite_test_store() -> (Arc<dyn Store>, SqliteTestGuard) {
         .unwrap_or_else(|e| panic!("cannot migrate test database {}: {e}", guard.path.display()));
     (Arc::new(store), guard)
 }
+
+/// Drops a test PostgreSQL database (`WITH (FORCE)`, closing every connection to it)
+/// when dropped.
+#[derive(Debug)]
+pub struct PgTestGuard {
+    admin_url: String,
+    url: String,
+    database: String,
+    key_base64: String,
+    key: [u8; KEY_LEN],
+}
+
+impl PgTestGuard {
+    /// The URL of the test database (hand it to worker processes).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The test database's name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The secret key the store encrypts credentials with, base64 (the form
+    /// `TRIBUTARY_SECRET_KEY` takes).
+    pub fn secret_key_base64(&self) -> &str {
+        &self.key_base64
+    }
+
+    /// A cipher with the store's key (to open more connections to the database).
+    pub fn cipher(&self) -> Cipher {
+        Cipher::from_key(&self.key)
+    }
+}
+
+impl Drop for PgTestGuard {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let database = self.database.clone();
+        // Drop may run inside or outside a runtime: use a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                use sqlx::Connection as _;
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // The name is ours (letters, digits, underscores): safe to splice in.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                conn.close().await.map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.database),
+            Err(_) => eprintln!("could not drop test database {}: panicked", self.database),
+        }
+    }
+}
+
+/// `url` with its database name replaced by `database` (query string kept).
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A migrated PostgreSQL store on a fresh, uniquely named database
+/// (`tributary_test_<pid>_<random>`) of the server named by
+/// `TRIBUTARY_TEST_POSTGRES_URL` (default [`DEFAULT_TEST_POSTGRES_URL`]), and the guard
+/// that drops the database. `None` when the server is unreachable, so the test can
+/// print that it skipped.
+///
+/// # Panics
+/// When the server is unreachable and the environment variable `CI` is `true` (CI must
+/// fail, not skip), or when the server is reachable but the database cannot be created
+/// or migrated.
+pub async fn postgres_test_store() -> Option<(Arc<dyn Store>, PgTestGuard)> {
+    use sqlx::Connection as _;
+
+    let admin_url = std::env::var(TEST_POSTGRES_URL_ENV)
+        .unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.to_owned());
+    let connected = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sqlx::PgConnection::connect(&admin_url),
+    )
+    .await;
+    let mut admin = match connected {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return unreachable_postgres(&e.to_string()),
+        Err(_) => return unreachable_postgres("timed out after 10 s"),
+    };
+    let database = format!("tributary_test_{}", unique_token());
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{database}\""
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap_or_else(|e| panic!("cannot create test database {database}: {e}"));
+    let _ = admin.close().await;
+    let (key, key_base64) = test_key();
+    let guard = PgTestGuard {
+        url: with_database(&admin_url, &database),
+        admin_url,
+        database,
+        key_base64,
+        key,
+    };
+    let store = crate::postgres::PgStore::connect(&guard.url, guard.cipher())
+        .await
+        .unwrap_or_else(|e| panic!("cannot open test database {}: {e}", guard.database));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("cannot migrate test database {}: {e}", guard.database));
+    Some((Arc::new(store), guard))
+}
+
+fn unreachable_postgres<T>(why: &str) -> Option<T> {
+    // The URL is not printed: it may hold a password.
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "PostgreSQL for tests ({TEST_POSTGRES_URL_ENV}) is unreachable: {why}; \
+             CI=true, so this fails instead of skipping"
+        );
+    }
+    eprintln!("PostgreSQL for tests ({TEST_POSTGRES_URL_ENV}) is unreachable: {why}");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_is_replaced_in_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
+    }
+
+    #[test]
+    fn tokens_are_unique() {
+        assert_ne!(unique_token(), unique_token());
+    }
+}

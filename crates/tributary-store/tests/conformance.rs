@@ -40,7 +40,6 @@ macro_rules! conformance {
                 }
             )*
         }
-        #[cfg(any())]
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1452,17 +1451,34 @@ async fn schedule_due_enqueues_once_and_collapses_ticks(ctx: &Ctx) {
 async fn concurrent_schedulers_enqueue_exactly_once(ctx: &Ctx) {
     let mut accounts = Vec::new();
     for i in 0..40 {
-        accounts.push(
-            account(
-                ctx,
-                &format!("u{i}"),
-                if i % 2 == 0 { "gmail" } else { "slack" },
-            )
-            .await
-            .1,
-        );
+        let domain = if i % 2 == 0 { "gmail" } else { "slack" };
+        accounts.push(account(ctx, &format!("u{i}"), domain).await.1);
     }
-    // Four schedulers, each with its own connection pool, several ticks each.
+    // Four schedulers, each with its own connection pool, hammering ticks that all fall
+    // within one interval, while a worker completes whatever they enqueue (so that the
+    // pending-job deduplication cannot hide a second scheduling of an account).
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let store = tributary_store::connect(&ctx.url, ctx.cipher.clone())
+            .await
+            .unwrap();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut completed = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let jobs = store.claim("w", 50, 60_000, 10).await.unwrap();
+                let completions: Vec<JobCompletion> =
+                    jobs.iter().map(|j| completion(j, 0, "x", vec![])).collect();
+                completed += completions.len();
+                store.complete_jobs(&completions, 10).await.unwrap();
+                if finished && jobs.is_empty() {
+                    break completed;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
     let mut stores = Vec::new();
     for _ in 0..4 {
         stores.push(
@@ -1475,13 +1491,14 @@ async fn concurrent_schedulers_enqueue_exactly_once(ctx: &Ctx) {
     for store in stores {
         tasks.push(tokio::spawn(async move {
             let mut total = (0, 0);
-            for tick in 0..5 {
+            for tick in 0..25 {
                 let r = store
-                    .schedule_due(&[gmail_schedule(), slack_schedule()], tick)
+                    .schedule_due(&[gmail_schedule(), slack_schedule()], tick / 5)
                     .await
                     .unwrap();
                 total.0 += r.starts;
                 total.1 += r.histories;
+                tokio::task::yield_now().await;
             }
             total
         }));
@@ -1493,8 +1510,11 @@ async fn concurrent_schedulers_enqueue_exactly_once(ctx: &Ctx) {
         starts += s;
         histories += h;
     }
-    assert_eq!(starts, 40);
-    assert_eq!(histories, 20);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let completed = worker.await.unwrap();
+    assert_eq!(starts, 40, "one start per due account");
+    assert_eq!(histories, 20, "one history check per gmail account");
+    assert_eq!(completed, 60);
     for uid in accounts {
         let jobs = jobs_of(ctx, uid, None).await;
         assert_eq!(jobs.iter().filter(|j| j.task_type == "start").count(), 1);
