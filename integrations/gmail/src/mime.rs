@@ -36,13 +36,14 @@ pub fn header<'a>(headers: &'a [MessagePartHeader], name: &str) -> Option<&'a st
 }
 
 /// Decodes an unstructured header value (a subject): encoded words in any charset,
-/// folding whitespace removed.
+/// and each run of whitespace (folding leaves tabs and line breaks) read as one space.
 pub fn decode_text(raw: &str) -> String {
     let line = header_line(raw);
-    match MessageStream::new(line.as_bytes()).parse_unstructured() {
-        HeaderValue::Text(text) => text.trim().to_owned(),
-        _ => raw.trim().to_owned(),
-    }
+    let decoded = match MessageStream::new(line.as_bytes()).parse_unstructured() {
+        HeaderValue::Text(text) => text.into_owned(),
+        _ => raw.to_owned(),
+    };
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Decodes an address header (`From`, `To`, `Cc`) into display form:
@@ -57,6 +58,7 @@ pub fn decode_addresses(raw: &str) -> String {
             .map(|group| {
                 let members = join_addresses(&group.addresses);
                 match group.name.as_deref().map(str::trim) {
+                    Some(name) if !name.is_empty() && members.is_empty() => format!("{name}:;"),
                     Some(name) if !name.is_empty() => format!("{name}: {members};"),
                     _ => members,
                 }
@@ -461,7 +463,7 @@ mod tests {
         assert_eq!(decode_text("=?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?="), "日本語");
         // Whitespace between adjacent encoded words is not text (RFC 2047 §6.2).
         assert_eq!(decode_text("=?UTF-8?Q?a?=\r\n =?UTF-8?Q?b?="), "ab");
-        assert_eq!(decode_text("plain  subject"), "plain  subject");
+        assert_eq!(decode_text("plain \t subject "), "plain subject");
     }
 
     #[test]
@@ -483,7 +485,7 @@ mod tests {
         );
         assert_eq!(
             decode_addresses("undisclosed-recipients:;"),
-            "undisclosed-recipients: ;"
+            "undisclosed-recipients:;"
         );
         assert_eq!(decode_addresses(""), "");
     }
