@@ -204,7 +204,9 @@ pub struct NewJob {
     /// 1 (first) to 10 (last).
     pub priority: i16,
     /// At most one pending job per account and key (`start`, `history`,
-    /// `item:<external id>`); `None` for no deduplication.
+    /// `item:<external id>`). `None` means no deduplication, except for a task that
+    /// names an item (`task.item_id`): it is stored with the key `item:<external id>`,
+    /// so that an item never has two pending fetches.
     pub dedupe_key: Option<String>,
     /// Attempts before the job is dead.
     pub max_attempts: i32,

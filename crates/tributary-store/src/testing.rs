@@ -3,8 +3,9 @@
 //! - [`sqlite_test_store`]: a fresh SQLite file in the temp directory; the guard deletes
 //!   it (and its WAL files) when dropped.
 //! - [`postgres_test_store`]: a fresh, uniquely named database on the server named by
-//!   `TRIBUTARY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
-//!   the guard drops it (`WITH (FORCE)`) when dropped. When the server cannot be
+//!   `TRIBUTARY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//!   returned as a [`PgTestDb`] (store, URL, guard) that drops the database
+//!   (`WITH (FORCE)`) when dropped. When the server cannot be
 //!   reached it returns `None` (the test should print that it skipped), except when
 //!   the environment variable `CI` is `true`: then it panics, so CI fails instead of
 //!   silently skipping.
@@ -46,12 +47,19 @@ fn test_key() -> ([u8; KEY_LEN], String) {
     (key, BASE64.encode(key))
 }
 
-/// Deletes a test SQLite database when dropped.
-#[derive(Debug)]
+/// Deletes a test SQLite database when dropped. `Debug` shows the path, never the key.
 pub struct SqliteTestGuard {
     path: PathBuf,
     key_base64: String,
     key: [u8; KEY_LEN],
+}
+
+impl std::fmt::Debug for SqliteTestGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTestGuard")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteTestGuard {
@@ -109,9 +117,41 @@ pub async fn sqlite_test_store() -> (Arc<dyn Store>, SqliteTestGuard) {
     (Arc::new(store), guard)
 }
 
+/// A migrated test PostgreSQL database: the store, its URL, and the guard that drops
+/// the database when this value is dropped.
+pub struct PgTestDb {
+    /// The migrated store.
+    pub store: Arc<dyn Store>,
+    /// The URL of the test database (hand it to worker processes).
+    pub url: String,
+    /// Drops the database; declared last so that it is dropped after `store`.
+    pub guard: PgTestGuard,
+}
+
+impl std::fmt::Debug for PgTestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTestDb")
+            .field("backend", &self.store.backend())
+            .field("database", &self.guard.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgTestDb {
+    /// The secret key the store encrypts credentials with, base64 (the form
+    /// `TRIBUTARY_SECRET_KEY` takes).
+    pub fn secret_key_base64(&self) -> &str {
+        &self.guard.key_base64
+    }
+
+    /// A cipher with the store's key (to open more connections to the database).
+    pub fn cipher(&self) -> Cipher {
+        self.guard.cipher()
+    }
+}
+
 /// Drops a test PostgreSQL database (`WITH (FORCE)`, closing every connection to it)
-/// when dropped.
-#[derive(Debug)]
+/// when dropped. `Debug` shows the database name, never the key or the server URL.
 pub struct PgTestGuard {
     admin_url: String,
     url: String,
@@ -120,8 +160,16 @@ pub struct PgTestGuard {
     key: [u8; KEY_LEN],
 }
 
+impl std::fmt::Debug for PgTestGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTestGuard")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PgTestGuard {
-    /// The URL of the test database (hand it to worker processes).
+    /// The URL of the test database.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -131,13 +179,12 @@ impl PgTestGuard {
         &self.database
     }
 
-    /// The secret key the store encrypts credentials with, base64 (the form
-    /// `TRIBUTARY_SECRET_KEY` takes).
+    /// The secret key the store encrypts credentials with, base64.
     pub fn secret_key_base64(&self) -> &str {
         &self.key_base64
     }
 
-    /// A cipher with the store's key (to open more connections to the database).
+    /// A cipher with the store's key.
     pub fn cipher(&self) -> Cipher {
         Cipher::from_key(&self.key)
     }
@@ -197,15 +244,15 @@ fn with_database(url: &str, database: &str) -> String {
 
 /// A migrated PostgreSQL store on a fresh, uniquely named database
 /// (`tributary_test_<pid>_<random>`) of the server named by
-/// `TRIBUTARY_TEST_POSTGRES_URL` (default [`DEFAULT_TEST_POSTGRES_URL`]), and the guard
-/// that drops the database. `None` when the server is unreachable, so the test can
-/// print that it skipped.
+/// `TRIBUTARY_TEST_POSTGRES_URL` (default [`DEFAULT_TEST_POSTGRES_URL`]), with its URL;
+/// dropping the returned value drops the database. `None` when the server is
+/// unreachable, so the test can print that it skipped.
 ///
 /// # Panics
 /// When the server is unreachable and the environment variable `CI` is `true` (CI must
 /// fail, not skip), or when the server is reachable but the database cannot be created
 /// or migrated.
-pub async fn postgres_test_store() -> Option<(Arc<dyn Store>, PgTestGuard)> {
+pub async fn postgres_test_store() -> Option<PgTestDb> {
     use sqlx::Connection as _;
 
     let admin_url = std::env::var(TEST_POSTGRES_URL_ENV)
@@ -243,7 +290,11 @@ pub async fn postgres_test_store() -> Option<(Arc<dyn Store>, PgTestGuard)> {
         .migrate()
         .await
         .unwrap_or_else(|e| panic!("cannot migrate test database {}: {e}", guard.database));
-    Some((Arc::new(store), guard))
+    Some(PgTestDb {
+        store: Arc::new(store),
+        url: guard.url.clone(),
+        guard,
+    })
 }
 
 fn unreachable_postgres<T>(why: &str) -> Option<T> {

@@ -44,12 +44,15 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some((store, guard)) = tributary_store::testing::postgres_test_store().await
-                    else {
+                    let Some(db) = tributary_store::testing::postgres_test_store().await else {
                         println!("skipped: PostgreSQL is not reachable");
                         return;
                     };
-                    let ctx = super::Ctx { store, url: guard.url().to_owned(), cipher: guard.cipher() };
+                    let ctx = super::Ctx {
+                        store: db.store.clone(),
+                        url: db.url.clone(),
+                        cipher: db.cipher(),
+                    };
                     super::$name(&ctx).await;
                 }
             )*
