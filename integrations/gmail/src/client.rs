@@ -107,11 +107,6 @@ impl GmailClient {
         })
     }
 
-    /// Whether the client holds an access token (stored or refreshed).
-    pub fn has_access_token(&self) -> bool {
-        self.access_token.is_some()
-    }
-
     /// Exchanges the refresh token for a new access token.
     pub async fn refresh_access_token(&mut self) -> Result<(), IntegrationError> {
         let token = self
@@ -260,7 +255,7 @@ impl GmailClient {
 
 /// Parses the `baseUrl` setting: an absolute http(s) URL, read as a directory (a
 /// missing trailing slash is added, so `http://host/prefix` keeps its prefix).
-pub fn parse_base_url(base_url: &str) -> Result<Url, IntegrationError> {
+fn parse_base_url(base_url: &str) -> Result<Url, IntegrationError> {
     let invalid = |why: String| {
         IntegrationError::permanent(format!("invalid gmail base url `{base_url}`: {why}"))
     };
@@ -303,7 +298,7 @@ struct ErrorReason {
 
 /// Classifies a non-2xx response by Google's error body (see the module table),
 /// falling back to the status alone when the body is not Google's.
-pub fn classify_error(response: &HttpResponse) -> IntegrationError {
+fn classify_error(response: &HttpResponse) -> IntegrationError {
     let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(&response.body) else {
         return response.error_for_status();
     };
@@ -467,4 +462,65 @@ pub struct History {
 pub struct HistoryMessage {
     /// The message the change is about.
     pub message: MessageRef,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant() -> RefreshTokenGrant {
+        RefreshTokenGrant {
+            token_url: DEFAULT_TOKEN_URL.into(),
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            refresh_token: "refresh".into(),
+        }
+    }
+
+    fn client(base_url: &str) -> Result<GmailClient, IntegrationError> {
+        GmailClient::new(HttpClient::new()?, base_url, grant(), None)
+    }
+
+    #[test]
+    fn base_url_is_a_directory_and_keeps_its_prefix() {
+        let c = client("http://127.0.0.1:9000/fake/gmail-api").unwrap();
+        assert_eq!(
+            c.url(&["messages", "m 1"], &[("format", "full")]).as_str(),
+            "http://127.0.0.1:9000/fake/gmail-api/gmail/v1/users/me/messages/m%201?format=full"
+        );
+        let c = client(DEFAULT_BASE_URL).unwrap();
+        assert_eq!(
+            c.url(&["profile"], &[]).as_str(),
+            "https://gmail.googleapis.com/gmail/v1/users/me/profile"
+        );
+    }
+
+    #[test]
+    fn bad_base_urls_are_permanent_errors() {
+        for bad in [
+            "",
+            "gmail.googleapis.com",
+            "mailto:me@example.com",
+            "ftp://host/",
+        ] {
+            let error = client(bad).unwrap_err();
+            assert_eq!(error.class(), tributary_sdk::ErrorClass::Permanent, "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secrets() {
+        let c = GmailClient::new(
+            HttpClient::new().unwrap(),
+            DEFAULT_BASE_URL,
+            grant(),
+            Some("access-secret".into()),
+        )
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(
+            !printed.contains("secret") && !printed.contains("refresh\""),
+            "{printed}"
+        );
+    }
 }

@@ -353,6 +353,14 @@ mod tests {
                 labels_added: vec![],
                 labels_removed: entries(&["relabelled-new", "old-gone"]),
             },
+            // Out-of-order records cannot weaken a change: a deletion is final, and a
+            // relabelled message is downloaded even if known.
+            History {
+                messages_added: entries(&["old"]),
+                messages_deleted: vec![],
+                labels_added: entries(&["gone"]),
+                labels_removed: vec![],
+            },
         ]);
         assert_eq!(changes.with(Change::Added), ["new"]);
         assert_eq!(changes.with(Change::Relabelled), ["old", "relabelled-new"]);

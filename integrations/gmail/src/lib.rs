@@ -11,6 +11,21 @@
 //!   Gmail returns.
 //! - [`mapping`]: a Gmail message as stored content.
 //!
+//! # Configuration
+//! - Credentials: `clientId`, `clientSecret`, `refreshToken` (OAuth 2.0, scope
+//!   `gmail.readonly`), and optionally `accessToken`, which the integration keeps up to
+//!   date itself.
+//! - Settings: `baseUrl` (default `https://gmail.googleapis.com/`), `tokenUrl`
+//!   (default `https://oauth2.googleapis.com/token`), `pageSize` (1 to 500, default 50).
+//! - Sync state: `lastHistoryId`, the Gmail history cursor.
+//!
+//! # Content
+//! One item per message, keyed by the Gmail message id and timestamped with
+//! `internalDate`; the fields are those of [`mapping::EmailContent`] (`subject`,
+//! `from`, `to`, `cc`, `date`, `body`, `threadId`, `labelIds`, `snippet`,
+//! `hasAttachments`, `attachmentCount`, `attachments`). Messages deleted in Gmail, or
+//! moved to the trash or spam, become deletion markers.
+//!
 //! The crate depends on the SDK only. The binary registers it with one line,
 //! `tributary_gmail::registration()`.
 
