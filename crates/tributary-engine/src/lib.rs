@@ -1,1 +1,45 @@
-//! Tributary engine.
+//! Tributary's engine: runs jobs from the store's queue through integrations, and
+//! schedules the periodic `start` and history jobs.
+//!
+//! Data flows one way: scheduler → queue → worker → `Integration::run_task` → one
+//! commit (content + sync state + credentials + child jobs + job done) → queue.
+//!
+//! Module map:
+//! - [`worker`]: [`Engine`], the worker pool: claims jobs in batches, runs each job's
+//!   lifecycle under a per-account concurrency cap and a per-domain request rate,
+//!   commits finished jobs in batched transactions, renews leases, shuts down
+//!   gracefully.
+//! - [`retry`]: how an error class becomes a queue action (retry with backoff and
+//!   jitter, wait for `Retry-After`, pause the account, give up).
+//! - [`scheduler`]: [`Scheduler`], one SQL statement per tick for all due accounts.
+//! - [`limits`]: per-domain rate gates and per-account semaphores.
+//! - [`link`]: validating credentials and linking an account.
+//! - [`clock`]: the time source (a manual clock in tests).
+//! - [`config`]: [`EngineConfig`].
+//! - [`stats`]: counters for progress display.
+
+pub mod clock;
+pub mod config;
+pub mod limits;
+pub mod link;
+pub mod retry;
+pub mod scheduler;
+pub mod stats;
+pub mod worker;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::EngineConfig;
+pub use link::{LinkError, link_account, validate_credentials};
+pub use scheduler::{Scheduler, domain_schedules};
+pub use stats::{EngineStats, StatsSnapshot};
+pub use worker::{Engine, RunUntil};
+
+/// The dedupe key of `start` jobs: at most one pending per account.
+pub const START_DEDUPE_KEY: &str = "start";
+/// The dedupe key of history-check jobs: at most one pending per account.
+pub const HISTORY_DEDUPE_KEY: &str = "history";
+
+/// The dedupe key of a job that fetches one item.
+pub fn item_dedupe_key(item_id: &str) -> String {
+    format!("item:{item_id}")
+}

@@ -1,0 +1,66 @@
+//! [`EngineConfig`]: the worker pool's knobs, with defaults that suit one process on a
+//! small machine.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How an [`crate::Engine`] runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This process's worker name (stored as `locked_by`); unique per process.
+    pub worker_id: String,
+    /// Jobs run at once.
+    pub workers: usize,
+    /// Jobs claimed per query. Claimed jobs are only ever as many as free worker slots
+    /// plus this, so a newly queued priority-1 job waits at most one batch's run time.
+    pub claim_batch: usize,
+    /// Finished jobs committed per transaction, at most.
+    pub commit_batch: usize,
+    /// How long a claim holds a job before another worker may take it back; renewed
+    /// every third of it while the job runs.
+    pub lease: Duration,
+    /// How long to wait before polling again when nothing was claimable.
+    pub idle_poll: Duration,
+    /// Attempts per job before it is dead.
+    pub max_attempts: i32,
+    /// First retry delay; doubled per attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Jobs of one account running at once, unless the manifest says otherwise.
+    pub per_account_concurrency: usize,
+    /// Requests per second per domain, overriding the manifests' limits
+    /// (`0` removes a limit).
+    pub domain_rates: HashMap<String, u32>,
+    /// How long shutdown waits for in-flight jobs before releasing them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker_id: default_worker_id(),
+            workers: 4,
+            claim_batch: 4,
+            commit_batch: 256,
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(200),
+            max_attempts: 5,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+            per_account_concurrency: 8,
+            domain_rates: HashMap::new(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `hostname-pid-random`: unique per process, readable in `jobs` listings.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}

@@ -1,0 +1,662 @@
+//! The worker pool.
+//!
+//! One loop per process owns the queue side; jobs run in their own tasks:
+//!
+//! 1. **claim** up to the free capacity (`workers + claim_batch` jobs held at most),
+//!    loading the claimed jobs' accounts in one query;
+//! 2. **run** each job's lifecycle (construct, `initialize`, `run_task`, `shutdown`
+//!    always) in a task, under the global worker semaphore, the account's slot cap and
+//!    the domain's request rate, inside a tracing span carrying the job's fields;
+//! 3. **commit** everything that finished since the last round in one transaction
+//!    (`Store::complete_jobs`): content, sync state, credentials, children and the
+//!    job's completion together, so a crash at any instant loses and duplicates nothing;
+//! 4. **renew** the leases of held jobs every third of the lease, and return expired
+//!    leases of dead workers to the queue.
+//!
+//! Failed attempts become queue actions through [`crate::retry`]. On shutdown the loop
+//! stops claiming, lets running jobs finish for a grace period, commits them, and
+//! releases whatever is still running so another worker can take it at once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info_span, warn};
+use tributary_sdk::http::HttpClient;
+use tributary_sdk::{
+    ContentExists, IntegrationContext, IntegrationError, LOWEST_PRIORITY, Registration,
+    Registry, Task, TaskResult,
+};
+use tributary_store::{
+    FailureAction, Job, JobCompletion, JobFailure, JobLease, JobState, NewJob, Store,
+    StoreError, UserIntegration,
+};
+
+use crate::limits::{AccountSlots, DomainGates};
+use crate::stats::EngineStats;
+use crate::{Clock, EngineConfig, HISTORY_DEDUPE_KEY, START_DEDUPE_KEY, SystemClock};
+
+/// When [`Engine::run`] returns (besides its shutdown future firing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunUntil {
+    /// Only when the shutdown future fires (`tributary run`).
+    Shutdown,
+    /// When no job of the scope is pending (available or running) any more, waiting
+    /// for retries that are not yet due (`tributary sync --until-idle`). `None` scopes
+    /// to the whole queue.
+    Idle(Option<i64>),
+    /// As soon as nothing is claimable now and nothing is in flight (tests that move a
+    /// manual clock themselves).
+    NothingClaimable,
+}
+
+/// An error that stops the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed in a way the loop cannot ride out.
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+    /// The HTTP client could not be built.
+    #[error("failed to start the engine: {0}")]
+    Setup(String),
+}
+
+/// The worker pool of one process.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    http: HttpClient,
+    gates: DomainGates,
+    slots: AccountSlots,
+    running: Arc<Semaphore>,
+    stats: Arc<EngineStats>,
+}
+
+/// What a job task hands back to the loop.
+enum Finished {
+    Completed {
+        completion: JobCompletion,
+        item_errors: u64,
+    },
+    Failed(JobFailure),
+}
+
+/// A job claimed by this process and not yet committed.
+struct Held {
+    lease: JobLease,
+    handle: JoinHandle<()>,
+}
+
+impl Engine {
+    /// An engine over `store` running the integrations of `registry`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        Self::with_clock(store, registry, config, Arc::new(SystemClock))
+    }
+
+    /// The same with an explicit clock (tests use a manual one).
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
+        let http = HttpClient::new().map_err(|e| EngineError::Setup(e.to_string()))?;
+        let gates = DomainGates::new(&registry, &config);
+        let running = Arc::new(Semaphore::new(config.workers.max(1)));
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                config,
+                clock,
+                http,
+                gates,
+                slots: AccountSlots::default(),
+                running,
+                stats: Arc::new(EngineStats::default()),
+            }),
+        })
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<EngineStats> {
+        self.inner.stats.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Runs jobs until `until` says so or `shutdown` fires; then finishes or releases
+    /// what is in flight and returns.
+    pub async fn run(
+        &self,
+        until: RunUntil,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        let config = &inner.config;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, Finished)>();
+        let mut held: HashMap<i64, Held> = HashMap::new();
+        let mut finished: Vec<(i64, Finished)> = Vec::new();
+        let capacity = config.workers.max(1) + config.claim_batch.max(1);
+        let renew_every = (config.lease / 3).max(Duration::from_millis(50));
+        let mut last_renew = tokio::time::Instant::now();
+        let mut last_requeue: Option<tokio::time::Instant> = None;
+        tokio::pin!(shutdown);
+        let mut stopping = false;
+
+        loop {
+            // Commit what finished since the last round, in one transaction.
+            while let Ok(item) = done_rx.try_recv() {
+                finished.push(item);
+            }
+            if !finished.is_empty() {
+                self.commit(&mut finished, &mut held).await;
+            }
+            if stopping {
+                break;
+            }
+
+            // Return expired leases of dead workers now and then.
+            if last_requeue.is_none_or(|t| t.elapsed() >= renew_every) {
+                last_requeue = Some(tokio::time::Instant::now());
+                match inner.store.requeue_expired(inner.clock.now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => debug!(jobs = n, "returned expired leases to the queue"),
+                    Err(e) => warn!(error = %e, "failed to requeue expired leases"),
+                }
+            }
+            if last_renew.elapsed() >= renew_every && !held.is_empty() {
+                last_renew = tokio::time::Instant::now();
+                self.renew(&held).await;
+            }
+
+            // Claim up to the free capacity.
+            let free = capacity.saturating_sub(held.len());
+            let mut claimed = 0;
+            if free > 0 {
+                match self.claim(free.min(config.claim_batch.max(1))).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        self.dispatch(jobs, &done_tx, &mut held).await;
+                    }
+                    Err(e) => warn!(error = %e, "failed to claim jobs; retrying"),
+                }
+            }
+
+            if claimed == 0 && held.is_empty() {
+                let stop = match until {
+                    RunUntil::Shutdown => false,
+                    RunUntil::NothingClaimable => true,
+                    RunUntil::Idle(scope) => match self.pending_jobs(scope).await {
+                        Ok(pending) => pending == 0,
+                        Err(e) => {
+                            warn!(error = %e, "failed to count pending jobs");
+                            false
+                        }
+                    },
+                };
+                if stop {
+                    break;
+                }
+            }
+
+            // Wait for something to do: a job finishing, the next poll, or shutdown.
+            let wait = if claimed > 0 && held.len() < capacity {
+                Duration::ZERO
+            } else if held.is_empty() {
+                config.idle_poll
+            } else {
+                config.idle_poll.min(renew_every)
+            };
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = &mut shutdown => stopping = true,
+                item = done_rx.recv() => {
+                    if let Some(item) = item {
+                        finished.push(item);
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+
+        self.drain(&mut held, &mut finished, &mut done_rx).await;
+        Ok(())
+    }
+
+    /// Graceful end: wait for running jobs up to the grace period, commit them, release
+    /// the rest.
+    async fn drain(
+        &self,
+        held: &mut HashMap<i64, Held>,
+        finished: &mut Vec<(i64, Finished)>,
+        done_rx: &mut mpsc::UnboundedReceiver<(i64, Finished)>,
+    ) {
+        let deadline = tokio::time::Instant::now() + self.inner.config.shutdown_grace;
+        while held.len() > finished.len() {
+            match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                Ok(Some(item)) => finished.push(item),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if !finished.is_empty() {
+            self.commit(finished, held).await;
+        }
+        if held.is_empty() {
+            return;
+        }
+        let mut leases = Vec::with_capacity(held.len());
+        for (_, h) in held.drain() {
+            h.handle.abort();
+            leases.push(h.lease);
+        }
+        let worker = &self.inner.config.worker_id;
+        match self
+            .inner
+            .store
+            .release_jobs(worker, &leases, self.inner.clock.now_ms())
+            .await
+        {
+            Ok(n) => debug!(jobs = n, "released unfinished jobs"),
+            Err(e) => warn!(error = %e, "failed to release jobs; their leases will expire"),
+        }
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let inner = &self.inner;
+        let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
+        inner
+            .store
+            .claim(&inner.config.worker_id, limit, lease_ms, inner.clock.now_ms())
+            .await
+    }
+
+    async fn pending_jobs(&self, scope: Option<i64>) -> Result<i64, StoreError> {
+        let counts = self.inner.store.job_counts(scope).await?;
+        Ok(counts
+            .iter()
+            .filter(|c| matches!(c.state, JobState::Available | JobState::Running))
+            .map(|c| c.count)
+            .sum())
+    }
+
+    async fn renew(&self, held: &HashMap<i64, Held>) {
+        let inner = &self.inner;
+        let leases: Vec<JobLease> = held.values().map(|h| h.lease).collect();
+        let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
+        match inner
+            .store
+            .renew_leases(&inner.config.worker_id, &leases, lease_ms, inner.clock.now_ms())
+            .await
+        {
+            Ok(lost) if !lost.is_empty() => {
+                warn!(jobs = ?lost, "leases lost; those jobs' results will be discarded")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "failed to renew leases"),
+        }
+    }
+
+    /// Starts a task per claimed job.
+    async fn dispatch(
+        &self,
+        jobs: Vec<Job>,
+        done_tx: &mpsc::UnboundedSender<(i64, Finished)>,
+        held: &mut HashMap<i64, Held>,
+    ) {
+        if jobs.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = jobs
+            .iter()
+            .map(|j| j.user_integration_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let accounts: HashMap<i64, Arc<UserIntegration>> =
+            match self.inner.store.get_user_integrations(&ids).await {
+                Ok(list) => list.into_iter().map(|u| (u.id, Arc::new(u))).collect(),
+                Err(e) => {
+                    // Without the accounts nothing can run: give the jobs back.
+                    warn!(error = %e, "failed to load accounts of claimed jobs; releasing them");
+                    let leases: Vec<JobLease> = jobs.iter().map(Job::lease).collect();
+                    let _ = self
+                        .inner
+                        .store
+                        .release_jobs(&self.inner.config.worker_id, &leases, self.inner.clock.now_ms())
+                        .await;
+                    return;
+                }
+            };
+        for job in jobs {
+            let lease = job.lease();
+            let account = accounts.get(&job.user_integration_id).cloned();
+            let engine = self.clone();
+            let tx = done_tx.clone();
+            let job_id = job.id;
+            let handle = tokio::spawn(async move {
+                let finished = engine.execute(job, account).await;
+                // The loop may have stopped listening during shutdown; then the lease
+                // is released or expires, and the job runs again.
+                let _ = tx.send((job_id, finished));
+            });
+            held.insert(job_id, Held { lease, handle });
+        }
+    }
+
+    /// Commits finished jobs: completions in one batched transaction, failures one by one.
+    async fn commit(&self, finished: &mut Vec<(i64, Finished)>, held: &mut HashMap<i64, Held>) {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let mut completions = Vec::new();
+        let mut item_errors = 0;
+        let mut failures = Vec::new();
+        for (_, f) in finished.iter() {
+            match f {
+                Finished::Completed {
+                    completion,
+                    item_errors: n,
+                } => {
+                    completions.push(completion.clone());
+                    item_errors += n;
+                }
+                Finished::Failed(failure) => failures.push(failure.clone()),
+            }
+        }
+        let mut ok = true;
+        for chunk in completions.chunks(inner.config.commit_batch.max(1)) {
+            match inner.store.complete_jobs(chunk, now).await {
+                Ok(reports) => {
+                    for report in &reports {
+                        inner.stats.record_completion(report);
+                    }
+                }
+                Err(e) => {
+                    // Keep them held (leases renewed) and try again next round: a
+                    // database that went away is reconnected by the pool.
+                    warn!(error = %e, jobs = chunk.len(), "failed to commit finished jobs; will retry");
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return;
+        }
+        inner.stats.record_item_errors(item_errors);
+        for failure in &failures {
+            match inner.store.fail_job(failure, now).await {
+                Ok(_) => match failure.action {
+                    FailureAction::Retry { .. } => inner.stats.record_retry(),
+                    _ => inner.stats.record_failure(),
+                },
+                Err(e) => warn!(error = %e, job_id = failure.lease.job_id,
+                    "failed to record a job failure; its lease will expire and it will run again"),
+            }
+        }
+        for (job_id, _) in finished.drain(..) {
+            held.remove(&job_id);
+        }
+    }
+
+    /// Runs one job's lifecycle and turns the outcome into what the loop commits.
+    async fn execute(&self, job: Job, account: Option<Arc<UserIntegration>>) -> Finished {
+        let inner = &self.inner;
+        let lease = job.lease();
+        let span = info_span!(
+            "job",
+            job_id = job.id,
+            domain = account.as_ref().map(|a| a.integration_domain.as_str()).unwrap_or("?"),
+            user_integration_id = job.user_integration_id,
+            task_type = %job.task_type,
+            attempt = job.attempts,
+        );
+        let outcome = async {
+            let Some(account) = account else {
+                return Err(IntegrationError::permanent(format!(
+                    "user integration {} no longer exists",
+                    job.user_integration_id
+                )));
+            };
+            let registration = inner
+                .registry
+                .get(&account.integration_domain)
+                .map_err(|e| IntegrationError::permanent(e.to_string()))?;
+            let cap = registration
+                .manifest
+                .limits
+                .concurrent_jobs_per_account
+                .map_or(inner.config.per_account_concurrency, |n| n as usize);
+            let _account_slot = inner.slots.acquire(account.id, cap).await;
+            let _worker_slot = inner
+                .running
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the worker semaphore is never closed");
+            let result = AssertUnwindSafe(self.run_lifecycle(&job, &account, registration))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(IntegrationError::permanent(format!("integration panicked: {what}")))
+                })?;
+            self.completion(&job, &account, registration, result)
+        }
+        .instrument(span.clone())
+        .await;
+
+        let _entered = span.enter();
+        match outcome {
+            Ok((completion, item_errors)) => {
+                debug!(
+                    outputs = completion.outputs.len(),
+                    children = completion.children.len(),
+                    "job finished"
+                );
+                Finished::Completed {
+                    completion,
+                    item_errors,
+                }
+            }
+            Err(error) => {
+                let action = crate::retry::failure_action(
+                    &error,
+                    job.attempts,
+                    job.max_attempts,
+                    &inner.config,
+                    inner.clock.now_ms(),
+                );
+                warn!(error = %error, class = %error.class(), action = ?action, "job failed");
+                Finished::Failed(JobFailure {
+                    lease,
+                    user_integration_id: job.user_integration_id,
+                    error_class: error.class().as_str().to_owned(),
+                    message: error.message().to_owned(),
+                    action,
+                })
+            }
+        }
+    }
+
+    /// construct → initialize → run_task → shutdown (always).
+    async fn run_lifecycle(
+        &self,
+        job: &Job,
+        account: &UserIntegration,
+        registration: &Registration,
+    ) -> Result<TaskResult, IntegrationError> {
+        let inner = &self.inner;
+        if !registration.manifest.has_task_type(&job.task_type) {
+            return Err(IntegrationError::permanent(format!(
+                "unknown task type `{}` for integration `{}`; known task types: {}",
+                job.task_type,
+                registration.manifest.domain,
+                registration.manifest.task_types.join(", ")
+            )));
+        }
+        let http = match inner.gates.get(&account.integration_domain) {
+            Some(gate) => inner.http.with_gate(gate),
+            None => inner.http.clone(),
+        };
+        let context = IntegrationContext {
+            user_integration_id: account.id,
+            credentials: account.credentials.clone(),
+            settings: account.settings.clone(),
+            sync_state: account.sync_state.clone(),
+            content_exists: Arc::new(StoreContentIndex {
+                store: inner.store.clone(),
+                user_integration_id: account.id,
+            }),
+            http,
+        };
+        let mut integration = (registration.construct)(context)?;
+        let result = match integration.initialize().await {
+            Ok(()) => integration.run_task(&job.task()).await,
+            Err(e) => Err(e),
+        };
+        integration.shutdown().await;
+        result
+    }
+
+    /// Builds the commit of a successful run: children get the parent's priority + 1
+    /// (capped) and their dedupe keys.
+    fn completion(
+        &self,
+        job: &Job,
+        account: &UserIntegration,
+        registration: &Registration,
+        result: TaskResult,
+    ) -> Result<(JobCompletion, u64), IntegrationError> {
+        let manifest = &registration.manifest;
+        let now = self.inner.clock.now_ms();
+        let priority = (job.priority + 1).min(LOWEST_PRIORITY);
+        let mut children = Vec::with_capacity(result.tasks.len());
+        for task in result.tasks {
+            if !manifest.has_task_type(&task.task_type) {
+                return Err(IntegrationError::permanent(format!(
+                    "task `{}` returned a child of undeclared type `{}`; declared: {}",
+                    job.task_type,
+                    task.task_type,
+                    manifest.task_types.join(", ")
+                )));
+            }
+            let dedupe_key = dedupe_key(&task, manifest.schedule.history_task.as_deref());
+            children.push(NewJob {
+                user_integration_id: job.user_integration_id,
+                task,
+                priority,
+                dedupe_key,
+                max_attempts: self.inner.config.max_attempts,
+                run_at: now,
+            });
+        }
+        let (outputs, failed): (Vec<_>, Vec<_>) =
+            result.outputs.into_iter().partition(|o| o.is_success());
+        for output in &failed {
+            warn!(external_id = %output.id, code = output.code, "item failed; not stored");
+        }
+        Ok((
+            JobCompletion {
+                lease: job.lease(),
+                user_integration_id: account.id,
+                user_id: account.user_id,
+                integration_domain: account.integration_domain.clone(),
+                outputs,
+                children,
+                sync_state_patch: result.sync_state,
+                credentials: result.credentials,
+            },
+            failed.len() as u64,
+        ))
+    }
+}
+
+/// The dedupe key of a task: one pending job per item, per account's `start`, per
+/// account's history check.
+pub fn dedupe_key(task: &Task, history_task: Option<&str>) -> Option<String> {
+    if let Some(item) = &task.item_id {
+        Some(crate::item_dedupe_key(item))
+    } else if task.task_type == "start" {
+        Some(START_DEDUPE_KEY.to_owned())
+    } else if Some(task.task_type.as_str()) == history_task {
+        Some(HISTORY_DEDUPE_KEY.to_owned())
+    } else {
+        None
+    }
+}
+
+/// The store-backed `content_exists` of one account.
+struct StoreContentIndex {
+    store: Arc<dyn Store>,
+    user_integration_id: i64,
+}
+
+#[tributary_sdk::async_trait]
+impl ContentExists for StoreContentIndex {
+    async fn existing(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, IntegrationError> {
+        self.store
+            .content_exists(self.user_integration_id, ids)
+            .await
+            .map_err(|e| IntegrationError::transient(format!("content_exists failed: {e}")))
+    }
+
+    async fn stored_ids(&self) -> Result<Vec<String>, IntegrationError> {
+        self.store
+            .stored_external_ids(self.user_integration_id)
+            .await
+            .map_err(|e| IntegrationError::transient(format!("listing stored ids failed: {e}")))
+    }
+}
+
+/// A `start` job for one account, due now (`tributary sync`).
+pub fn start_job(user_integration_id: i64, max_attempts: i32, now: i64) -> NewJob {
+    NewJob {
+        user_integration_id,
+        task: Task::start(),
+        priority: tributary_sdk::HIGHEST_PRIORITY,
+        dedupe_key: Some(START_DEDUPE_KEY.to_owned()),
+        max_attempts,
+        run_at: now,
+    }
+}

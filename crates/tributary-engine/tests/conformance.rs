@@ -1,0 +1,380 @@
+//! The engine conformance suite: each scenario runs on SQLite and on PostgreSQL.
+//!
+//! Time is a manual clock: nothing here sleeps to let time pass; retries become due when
+//! a test moves the clock.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Harness, config, source};
+use tributary_engine::{Clock, RunUntil, Scheduler, domain_schedules};
+use tributary_sdk::{Task, serde_json::json};
+use tributary_store::{JobState, NewJob, UserIntegrationStatus};
+use tributary_testkit::synthetic::Fault;
+
+on_both_backends!(
+    full_sync_then_resync_writes_nothing,
+    new_item_overtakes_a_running_backfill,
+    transient_failures_then_success,
+    retry_after_is_honoured,
+    auth_failure_pauses_only_that_account,
+    permanent_error_is_not_retried,
+    always_failing_job_ends_dead,
+    accounts_share_one_worker_fairly,
+    deletions_soft_delete_and_restore,
+    credentials_are_secret,
+    bad_tasks_fail_permanently_with_clear_errors,
+);
+
+/// (a) 10,000 items, 50 per page, sync to exactly 10,000 rows; a second sync with
+/// nothing new makes at most 4 list calls and writes nothing.
+async fn full_sync_then_resync_writes_nothing(h: Harness) {
+    let server = source(10_000, 1).await;
+    let ui = h.link(&server, "alice").await;
+    h.start(ui.id).await;
+    let engine = h.engine(config(4));
+    h.run_claimable(&engine).await;
+
+    let stored = h.content(ui.id, false).await;
+    assert_eq!(stored.len(), 10_000);
+    assert_eq!(h.versions(ui.id).await, server.source().snapshot());
+    let fetches = server.source().fetch_counts();
+    assert!(fetches.values().all(|&n| n == 1), "an item was fetched twice");
+
+    server.source().reset_counters();
+    h.clock.advance_ms(60_000);
+    h.start(ui.id).await;
+    let engine = h.engine(config(4));
+    h.run_claimable(&engine).await;
+    let counts = server.source().counts();
+    assert!(counts.list_calls <= 4, "re-sync made {} list calls", counts.list_calls);
+    assert_eq!(counts.item_fetches, 0);
+    let stats = engine.stats().snapshot();
+    assert_eq!((stats.items_inserted, stats.items_updated), (0, 0));
+    let after = h.content(ui.id, false).await;
+    let updated_at = |m: &BTreeMap<String, tributary_store::ContentItem>| {
+        m.iter().map(|(k, v)| (k.clone(), v.updated_at)).collect::<Vec<_>>()
+    };
+    assert_eq!(updated_at(&stored), updated_at(&after), "a re-sync rewrote content");
+}
+
+/// (b) During a 10,000-item backfill with one worker, an item added at the source is
+/// stored after the next `start` tick and before the backfill finishes, and that `start`
+/// makes at most 4 list calls though thousands of items are queued, not yet stored.
+async fn new_item_overtakes_a_running_backfill(h: Harness) {
+    let server = source(10_000, 2).await;
+    let ui = h.link(&server, "bob").await;
+    let scheduler = Scheduler::new(
+        h.store.clone(),
+        domain_schedules(&h.registry, 5),
+        std::sync::Arc::new(h.clock.clone()),
+    );
+    assert_eq!(scheduler.tick().await.expect("tick").starts, 1);
+
+    let engine = h.engine(config(1));
+    let runner = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(RunUntil::Idle(None), std::future::pending()).await })
+    };
+    wait_until(|| async { h.store.content_counts(ui.id).await.expect("counts").items >= 500 }).await;
+
+    // A new item arrives; the next start tick is due a minute later.
+    let fresh = server.source().add_items(1).remove(0);
+    let lists_before = server.source().list_log().len();
+    h.clock.advance_ms(60_000);
+    assert_eq!(scheduler.tick().await.expect("tick").starts, 1);
+
+    wait_until(|| async { h.content(ui.id, false).await.contains_key(&fresh) }).await;
+    let stored_when_fresh = h.store.content_counts(ui.id).await.expect("counts").items;
+    assert!(
+        stored_when_fresh < 10_001,
+        "the new item was only stored once the backfill had finished"
+    );
+    let queued = h.jobs(ui.id, JobState::Available).await.len();
+    assert!(queued > 1000, "only {queued} jobs were still queued");
+
+    runner.await.expect("join").expect("engine");
+    assert_eq!(h.versions(ui.id).await, server.source().snapshot());
+
+    // The start walked the newest pages only: list calls near the top of the mailbox
+    // (the backfill's own list calls are thousands of items deep by then).
+    let log = server.source().list_log();
+    let top_calls = log[lists_before..]
+        .iter()
+        .filter(|call| call.depth < 400)
+        .count();
+    assert!((1..=4).contains(&top_calls), "the start made {top_calls} list calls");
+}
+
+/// (e) Three transient failures, then success.
+async fn transient_failures_then_success(h: Harness) {
+    let server = source(1, 3).await;
+    let ui = h.link(&server, "carol").await;
+    let id = server.source().ids().remove(0);
+    server.source().fail_next_on(format!("/items/{id}"), 3, Fault::internal_error());
+    h.start(ui.id).await;
+    let engine = h.engine(config(2));
+    for _ in 0..4 {
+        h.run_claimable(&engine).await;
+        h.clock.advance_ms(60_000);
+    }
+    assert_eq!(h.content(ui.id, false).await.len(), 1);
+    let done = h.jobs(ui.id, JobState::Completed).await;
+    let fetch = done.iter().find(|j| j.item_id.as_deref() == Some(id.as_str())).expect("fetch job");
+    assert_eq!(fetch.attempts, 4);
+    assert_eq!(server.source().fetches_of(&id), 4);
+}
+
+/// (e) A 429 with `Retry-After: 2` is not retried before 2 s have passed.
+async fn retry_after_is_honoured(h: Harness) {
+    let server = source(1, 4).await;
+    let ui = h.link(&server, "dave").await;
+    let id = server.source().ids().remove(0);
+    server.source().fail_next_on(format!("/items/{id}"), 1, Fault::rate_limited(2));
+    h.start(ui.id).await;
+    let engine = h.engine(config(1));
+    h.run_claimable(&engine).await;
+    let waiting = h.jobs(ui.id, JobState::Available).await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].run_at, h.clock.now_ms() + 2000, "retry not scheduled at Retry-After");
+
+    h.clock.advance_ms(1999);
+    h.run_claimable(&engine).await;
+    assert_eq!(server.source().fetches_of(&id), 1, "retried before Retry-After");
+    assert!(h.content(ui.id, false).await.is_empty());
+
+    h.clock.advance_ms(1);
+    h.run_claimable(&engine).await;
+    assert_eq!(server.source().fetches_of(&id), 2);
+    assert_eq!(h.content(ui.id, false).await.len(), 1);
+}
+
+/// (e) A 401 sets the account to `needs_reauth` and pauses its jobs; another account
+/// goes on.
+async fn auth_failure_pauses_only_that_account(h: Harness) {
+    let revoked = source(30, 5).await;
+    let healthy = source(30, 6).await;
+    let a = h.link(&revoked, "erin").await;
+    let b = h.link(&healthy, "frank").await;
+    revoked.source().revoke_token();
+    h.start(a.id).await;
+    h.start(b.id).await;
+    let engine = h.engine(config(2));
+    h.run_claimable(&engine).await;
+
+    let a_now = h.store.get_user_integration(a.id).await.expect("a");
+    assert_eq!(a_now.status, UserIntegrationStatus::NeedsReauth);
+    assert!(a_now.last_error.as_deref().unwrap_or("").contains("401"), "{:?}", a_now.last_error);
+    assert_eq!(h.content(b.id, false).await.len(), 30);
+    assert!(h.content(a.id, false).await.is_empty());
+    // A's start waits, neither failed nor dead.
+    assert_eq!(h.jobs(a.id, JobState::Available).await.len(), 1);
+    h.clock.advance_ms(3_600_000);
+    h.run_claimable(&engine).await;
+    assert_eq!(revoked.source().counts().rejected_auth, 1, "paused jobs still ran");
+
+    // Re-authorized: the same job runs and the account syncs.
+    revoked.source().set_token(format!("token-{}", 5));
+    h.store
+        .set_user_integration_status(a.id, UserIntegrationStatus::Active, None)
+        .await
+        .expect("resume");
+    h.run_claimable(&engine).await;
+    assert_eq!(h.content(a.id, false).await.len(), 30);
+}
+
+/// (e) A permanent error ends the job as failed and is never retried.
+async fn permanent_error_is_not_retried(h: Harness) {
+    let server = source(1, 7).await;
+    let ui = h.link(&server, "grace").await;
+    let id = server.source().ids().remove(0);
+    server.source().fail_next_on(format!("/items/{id}"), 1, Fault::status(400));
+    h.start(ui.id).await;
+    let engine = h.engine(config(1));
+    h.run_claimable(&engine).await;
+    h.clock.advance_ms(3_600_000);
+    h.run_claimable(&engine).await;
+    let failed = h.jobs(ui.id, JobState::Failed).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].attempts, 1);
+    assert_eq!(failed[0].error_class.as_deref(), Some("permanent"));
+    assert_eq!(server.source().fetches_of(&id), 1);
+}
+
+/// (e) A job that always fails ends dead after its last attempt, and can be re-run.
+async fn always_failing_job_ends_dead(h: Harness) {
+    let server = source(1, 8).await;
+    let ui = h.link(&server, "heidi").await;
+    let id = server.source().ids().remove(0);
+    server.source().fail_item_always(id.clone());
+    h.start(ui.id).await;
+    let engine = h.engine(config(1));
+    for _ in 0..10 {
+        h.run_claimable(&engine).await;
+        h.clock.advance_ms(60_000);
+    }
+    let dead = h.jobs(ui.id, JobState::Dead).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 5);
+    assert!(dead[0].last_error.as_deref().unwrap_or("").contains("500"));
+    assert_eq!(server.source().fetches_of(&id), 5);
+
+    h.store.retry_job(dead[0].id, h.clock.now_ms()).await.expect("retry");
+    server.source().clear_faults();
+    h.run_claimable(&engine).await;
+    assert_eq!(h.content(ui.id, false).await.len(), 1);
+}
+
+/// (f) Two 5,000-item backfills on one worker: after the first 500 jobs neither account
+/// has completed more than twice the other's count.
+async fn accounts_share_one_worker_fairly(h: Harness) {
+    let one = source(5_000, 9).await;
+    let two = source(5_000, 10).await;
+    let a = h.link(&one, "ivan").await;
+    let b = h.link(&two, "judy").await;
+    h.start(a.id).await;
+    h.start(b.id).await;
+    let engine = h.engine(config(1));
+    h.run_claimable(&engine).await;
+    assert_eq!(h.content(a.id, false).await.len(), 5_000);
+    assert_eq!(h.content(b.id, false).await.len(), 5_000);
+
+    let mut done = h.jobs(a.id, JobState::Completed).await;
+    done.extend(h.jobs(b.id, JobState::Completed).await);
+    done.sort_by_key(|j| (j.finished_at, j.id));
+    let (mut na, mut nb) = (0u64, 0u64);
+    for (i, job) in done.iter().enumerate() {
+        if job.user_integration_id == a.id {
+            na += 1;
+        } else {
+            nb += 1;
+        }
+        if i + 1 >= 500 && na.max(nb) < 5_000 {
+            assert!(na <= 2 * nb && nb <= 2 * na, "after {} jobs: {na} vs {nb}", i + 1);
+        }
+    }
+}
+
+/// (g) A delete output soft-deletes; content queries exclude deleted items; an item that
+/// reappears is restored.
+async fn deletions_soft_delete_and_restore(h: Harness) {
+    let server = source(100, 11).await;
+    let ui = h.link(&server, "ken").await;
+    h.start(ui.id).await;
+    let engine = h.engine(config(2));
+    h.run_claimable(&engine).await;
+    assert_eq!(h.content(ui.id, false).await.len(), 100);
+
+    let ids = server.source().ids();
+    let gone: Vec<String> = ids[..3].to_vec();
+    for id in &gone {
+        assert!(server.source().delete(id));
+    }
+    let edited = ids[10].clone();
+    server.source().edit(&edited);
+    check_changes(&h, ui.id).await;
+    h.run_claimable(&engine).await;
+
+    let visible = h.content(ui.id, false).await;
+    assert_eq!(visible.len(), 97);
+    let all = h.content(ui.id, true).await;
+    assert_eq!(all.len(), 100);
+    for id in &gone {
+        assert!(all[id].is_deleted && all[id].deleted_at.is_some());
+        assert!(!visible.contains_key(id));
+    }
+    assert_eq!(h.versions(ui.id).await, server.source().snapshot());
+
+    assert!(server.source().add_item_with_id(&gone[0]));
+    check_changes(&h, ui.id).await;
+    h.run_claimable(&engine).await;
+    let restored = &h.content(ui.id, false).await[&gone[0]];
+    assert!(!restored.is_deleted && restored.deleted_at.is_none());
+    assert_eq!(h.versions(ui.id).await, server.source().snapshot());
+}
+
+async fn check_changes(h: &Harness, ui: i64) {
+    let task = Task::new("checkChanges", json!(null));
+    let job = NewJob {
+        user_integration_id: ui,
+        task,
+        priority: 1,
+        dedupe_key: Some("history".into()),
+        max_attempts: 5,
+        run_at: h.clock.now_ms(),
+    };
+    assert_eq!(h.store.enqueue(&[job], h.clock.now_ms()).await.expect("enqueue"), 1);
+}
+
+/// (h) Credentials never show in `Debug` output of what the store returns.
+async fn credentials_are_secret(h: Harness) {
+    let server = source(1, 12).await;
+    let ui = h.link(&server, "leo").await;
+    let secret = "token-12";
+    let loaded = h.store.get_user_integration(ui.id).await.expect("load");
+    assert_eq!(loaded.credentials.get("token"), Some(secret));
+    let printed = format!("{loaded:?} {:?}", loaded.credentials);
+    assert!(!printed.contains(secret), "Debug printed the secret");
+    let listed = serde_json_string(&loaded);
+    assert!(!listed.contains(secret), "serialization exposed the secret");
+}
+
+fn serde_json_string<T: serde::Serialize>(value: &T) -> String {
+    tributary_sdk::serde_json::to_string(value).expect("serialize")
+}
+
+/// (i) An unknown task type or a malformed payload ends the job as failed with a clear
+/// error, without retries.
+async fn bad_tasks_fail_permanently_with_clear_errors(h: Harness) {
+    let server = source(1, 13).await;
+    let ui = h.link(&server, "mia").await;
+    let now = h.clock.now_ms();
+    let job = |task: Task| NewJob {
+        user_integration_id: ui.id,
+        task,
+        priority: 5,
+        dedupe_key: None,
+        max_attempts: 5,
+        run_at: now,
+    };
+    h.store
+        .enqueue(
+            &[
+                job(Task::new("explode", json!({}))),
+                job(Task::new("fetchItem", json!({"id": 42}))),
+            ],
+            now,
+        )
+        .await
+        .expect("enqueue");
+    let engine = h.engine(config(1));
+    h.run_claimable(&engine).await;
+    h.clock.advance_ms(3_600_000);
+    h.run_claimable(&engine).await;
+    let failed = h.jobs(ui.id, JobState::Failed).await;
+    assert_eq!(failed.len(), 2);
+    for job in &failed {
+        assert_eq!(job.attempts, 1);
+        assert_eq!(job.error_class.as_deref(), Some("permanent"));
+        let error = job.last_error.as_deref().unwrap_or("");
+        match job.task_type.as_str() {
+            "explode" => assert!(error.contains("unknown task type `explode`"), "{error}"),
+            _ => assert!(error.contains("fetchItem"), "{error}"),
+        }
+    }
+}
+
+/// Polls `condition` (a database or source query) until it holds; fails after 5 minutes.
+async fn wait_until<F, Fut>(condition: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached in 5 minutes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
