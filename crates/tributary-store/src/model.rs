@@ -136,7 +136,8 @@ pub struct ContentQuery {
     pub user_integration_id: Option<i64>,
     /// Include soft-deleted items (excluded by default).
     pub include_deleted: bool,
-    /// Only items updated at or after this time.
+    /// Only items updated at or after this time (a soft deletion and a restore also
+    /// move `updated_at`, so incremental readers see them).
     pub since: Option<DateTime<Utc>>,
     /// Only items with a database id greater than this (keyset paging).
     pub after_id: Option<i64>,

@@ -129,6 +129,24 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .synchronous(SqliteSynchronous::Normal);
+        if !in_memory {
+            // Create the file's directory too, not only the file.
+            if let Some(dir) = options
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Database(sqlx::Error::Configuration(
+                        format!(
+                            "cannot create the database directory {}: {e}",
+                            dir.display()
+                        )
+                        .into(),
+                    ))
+                })?;
+            }
+        }
         let pool = if in_memory {
             // An in-memory database lives as long as its connection: keep exactly one,
             // forever. Every method runs its statements on one connection (its
@@ -1276,5 +1294,78 @@ fn push_history_values(qb: &mut QueryBuilder<Sqlite>, histories: &[(&DomainSched
             .push_unseparated(", ")
             .push_bind_unseparated(s.max_attempts)
             .push_unseparated(")");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tributary_sdk::Task;
+
+    #[tokio::test]
+    async fn in_memory_urls_work_with_write_transactions() {
+        let store = SqliteStore::connect("sqlite::memory:", Cipher::random_for_tests())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let user = store.create_user("u").await.unwrap();
+        let ui = store
+            .create_user_integration(NewUserIntegration {
+                user_id: user.id,
+                integration_domain: "gmail".into(),
+                credentials: Credentials::default(),
+                settings: Map::new(),
+            })
+            .await
+            .unwrap();
+        let job = NewJob {
+            user_integration_id: ui.id,
+            task: Task::start(),
+            priority: 1,
+            dedupe_key: Some("start".into()),
+            max_attempts: 3,
+            run_at: 0,
+        };
+        // Concurrent writers on the single connection queue up instead of deadlocking.
+        let jobs = [job];
+        let (a, b) = tokio::join!(store.enqueue(&jobs, 0), store.claim("w", 5, 10, 0));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+        // Another store on `sqlite::memory:` is another, empty database.
+        let other = SqliteStore::connect("sqlite::memory:", Cipher::random_for_tests())
+            .await
+            .unwrap();
+        other.migrate().await.unwrap();
+        assert!(other.list_users().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn file_and_directory_are_created() {
+        let dir = std::env::temp_dir().join(format!(
+            "tributary-sqlite-test-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let path = dir.join("nested").join("db.sqlite");
+        let url = format!("sqlite://{}", path.display());
+        let store = crate::connect(&url, Cipher::random_for_tests())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        assert!(path.exists());
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn unsupported_urls_are_refused() {
+        let e = crate::connect("mysql://localhost/x", Cipher::random_for_tests())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, StoreError::UnsupportedUrl(_)), "{e:?}");
     }
 }

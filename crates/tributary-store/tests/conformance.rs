@@ -71,6 +71,8 @@ conformance!(
     enqueue_dedupes_pending_keys,
     claim_orders_by_priority_then_fairness_then_age,
     fairness_idle_account_does_not_jump_ahead,
+    resumed_account_does_not_monopolise_the_queue,
+    nul_characters_are_stored_safely,
     paused_accounts_are_not_claimed,
     leases_renew_expire_and_die,
     stale_attempts_are_fenced,
@@ -859,6 +861,93 @@ async fn fairness_idle_account_does_not_jump_ahead(ctx: &Ctx) {
         "C must not jump the queue: {owners:?}"
     );
     assert!(owners.contains(&a) && owners.contains(&b));
+}
+
+async fn resumed_account_does_not_monopolise_the_queue(ctx: &Ctx) {
+    let (_, a) = account(ctx, "a", "gmail").await;
+    let (_, b) = account(ctx, "b", "gmail").await;
+    let a_jobs: Vec<NewJob> = (0..10).map(|i| item_job(a, &format!("a{i}"), 3)).collect();
+    let b_jobs: Vec<NewJob> = (0..40).map(|i| item_job(b, &format!("b{i}"), 3)).collect();
+    ctx.store.enqueue(&a_jobs, 0).await.unwrap();
+    ctx.store.enqueue(&b_jobs, 0).await.unwrap();
+    // A is paused while B's backlog moves on.
+    ctx.store
+        .set_user_integration_status(a, UserIntegrationStatus::Paused, None)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 20, 60_000, 1).await.unwrap();
+    assert!(claimed.iter().all(|j| j.user_integration_id == b));
+    // Resumed, A's waiting jobs share the queue with B's instead of all going first.
+    ctx.store
+        .set_user_integration_status(a, UserIntegrationStatus::Active, None)
+        .await
+        .unwrap();
+    let next = ctx.store.claim("w", 10, 60_000, 2).await.unwrap();
+    let owners: Vec<i64> = next.iter().map(|j| j.user_integration_id).collect();
+    let a_count = owners.iter().filter(|&&o| o == a).count();
+    assert!(
+        (3..=7).contains(&a_count),
+        "A and B must interleave: {owners:?}"
+    );
+    // A's own jobs keep their order.
+    let a_items: Vec<&str> = next
+        .iter()
+        .filter(|j| j.user_integration_id == a)
+        .map(|j| j.item_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        a_items,
+        (0..a_count).map(|i| format!("a{i}")).collect::<Vec<_>>()
+    );
+}
+
+async fn nul_characters_are_stored_safely(ctx: &Ctx) {
+    // PostgreSQL cannot store NUL in text or jsonb; both backends replace it with
+    // U+FFFD instead of failing the whole commit.
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    let r = run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![Output::item("m\0", None, json!({"body": "a\0b", "k\0": 1}))],
+        1_000,
+    )
+    .await;
+    assert_eq!(r.inserted, 1);
+    let items = ctx
+        .store
+        .list_content(&ContentQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        items[0].content,
+        json!({"body": "a\u{FFFD}b", "k\u{FFFD}": 1})
+    );
+    assert_eq!(items[0].external_id, "m\u{FFFD}");
+    let known = ctx
+        .store
+        .content_exists(uid, &["m\0".into()])
+        .await
+        .unwrap();
+    assert!(known.contains("m\0"), "asked ids are reported as asked");
+
+    ctx.store.enqueue(&[new_job(uid, "t", 2)], 0).await.unwrap();
+    let job = ctx
+        .store
+        .claim("w", 1, 60_000, 2_000)
+        .await
+        .unwrap()
+        .remove(0);
+    let failure = JobFailure {
+        lease: job.lease(),
+        user_integration_id: uid,
+        error_class: "permanent".into(),
+        message: "server said \0".into(),
+        action: FailureAction::Failed,
+    };
+    assert!(ctx.store.fail_job(&failure, 2_000).await.unwrap());
+    let j = ctx.store.get_job(job.id).await.unwrap();
+    assert_eq!(j.last_error.as_deref(), Some("server said \u{FFFD}"));
 }
 
 async fn paused_accounts_are_not_claimed(ctx: &Ctx) {
