@@ -13,6 +13,17 @@
 //! Times in the `jobs` table are epoch milliseconds ([`Millis`]) passed in by the
 //! caller, so tests control the clock; the other tables use timestamps.
 //!
+//! Semantics both backends share (the conformance suite checks them):
+//! - timestamps are kept to the millisecond;
+//! - `content_size` is the byte length of the content's compact JSON text;
+//! - "same content" means equal JSON values (key order does not matter); a soft
+//!   deletion or a restore moves `updated_at`, a re-sync of the same content does not;
+//! - a sync-state patch is merged at the top level (`jsonb ||` semantics: the patch's
+//!   keys replace stored ones, a `null` value is stored as `null`);
+//! - a job naming an item without a dedupe key is deduplicated as `item:<id>`;
+//! - NUL characters, which PostgreSQL cannot store in text, are replaced with U+FFFD
+//!   in stored text and JSON, on both backends.
+//!
 //! Module map: [`model`] (the rows and requests), [`crypto`] (credentials encrypted at
 //! rest), [`sqlite`], [`postgres`], [`testing`] (throw-away migrated databases for
 //! tests). Both backends pass one shared conformance suite, `tests/conformance.rs`,

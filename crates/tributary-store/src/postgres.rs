@@ -747,11 +747,12 @@ impl Store for PgStore {
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let old: Option<String> =
-            sqlx::query_scalar("SELECT status FROM user_integrations WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let old: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM user_integrations WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(old) = old else {
             return Err(StoreError::NotFound {
                 what: "user integration",
@@ -1170,7 +1171,7 @@ impl Store for PgStore {
     async fn retry_job(&self, id: i64, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
