@@ -1,0 +1,243 @@
+//! Fault injection and call counters.
+//!
+//! Every API request (not the OAuth endpoints) passes here first: it is counted under
+//! its method, delayed by the configured latency, and may then be answered with a
+//! fault instead of its result. Queued faults ([`Faults::fail_next`]) come first; then
+//! each request draws once from a seeded RNG against the configured rates, so a client
+//! that sends its requests one after another meets the same faults on every run.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+
+/// One Gmail API method, as counted by the fake (the names are the discovery
+/// document's method ids without the `gmail.` prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GmailMethod {
+    /// `users.getProfile`.
+    GetProfile,
+    /// `users.labels.list`.
+    LabelsList,
+    /// `users.messages.list`.
+    MessagesList,
+    /// `users.messages.get`.
+    MessagesGet,
+    /// `users.messages.insert`.
+    MessagesInsert,
+    /// `users.messages.import`.
+    MessagesImport,
+    /// `users.messages.delete`.
+    MessagesDelete,
+    /// `users.messages.trash`.
+    MessagesTrash,
+    /// `users.messages.untrash`.
+    MessagesUntrash,
+    /// `users.messages.modify`.
+    MessagesModify,
+    /// `users.messages.attachments.get`.
+    AttachmentsGet,
+    /// `users.history.list`.
+    HistoryList,
+}
+
+impl GmailMethod {
+    /// The discovery method id without `gmail.`, e.g. `users.messages.list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GmailMethod::GetProfile => "users.getProfile",
+            GmailMethod::LabelsList => "users.labels.list",
+            GmailMethod::MessagesList => "users.messages.list",
+            GmailMethod::MessagesGet => "users.messages.get",
+            GmailMethod::MessagesInsert => "users.messages.insert",
+            GmailMethod::MessagesImport => "users.messages.import",
+            GmailMethod::MessagesDelete => "users.messages.delete",
+            GmailMethod::MessagesTrash => "users.messages.trash",
+            GmailMethod::MessagesUntrash => "users.messages.untrash",
+            GmailMethod::MessagesModify => "users.messages.modify",
+            GmailMethod::AttachmentsGet => "users.messages.attachments.get",
+            GmailMethod::HistoryList => "users.history.list",
+        }
+    }
+}
+
+/// A fault the fake can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 500 with reason `backendError`.
+    ServerError,
+    /// 503 with reason `backendError`.
+    Unavailable,
+    /// 429 `rateLimitExceeded` with `Retry-After`.
+    RateLimited,
+    /// 403 `userRateLimitExceeded` with `Retry-After`, Gmail's other quota answer.
+    UserRateLimited,
+    /// A 200 whose JSON body is cut in half.
+    TruncatedBody,
+}
+
+/// Rates and timings of injected faults. Rates are probabilities per request in
+/// `[0, 1]`, checked in the order of the fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultConfig {
+    /// Share of requests answered 500 or 503 (`backendError`).
+    pub server_error_rate: f64,
+    /// Share of requests answered 429 (`rateLimitExceeded`).
+    pub rate_limit_rate: f64,
+    /// Share of requests answered 403 (`userRateLimitExceeded`).
+    pub user_rate_limit_rate: f64,
+    /// Share of requests answered 200 with a truncated body.
+    pub truncate_rate: f64,
+    /// The `Retry-After` sent with 429 and 403 quota errors.
+    pub retry_after: Duration,
+    /// Added to every API request before it is answered.
+    pub latency: Duration,
+}
+
+impl Default for FaultConfig {
+    fn default() -> FaultConfig {
+        FaultConfig {
+            server_error_rate: 0.0,
+            rate_limit_rate: 0.0,
+            user_rate_limit_rate: 0.0,
+            truncate_rate: 0.0,
+            retry_after: Duration::from_secs(1),
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// Counters of what clients did, for assertions such as "a re-sync with nothing new
+/// makes at most 4 list calls".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests per method, faulted or not.
+    pub calls: BTreeMap<GmailMethod, u64>,
+    /// Requests answered with an injected fault.
+    pub faults: u64,
+    /// Requests refused for a missing, unknown or expired access token.
+    pub unauthorized: u64,
+    /// Successful token endpoint grants.
+    pub tokens_issued: u64,
+}
+
+impl Counters {
+    /// Requests to `method`.
+    pub fn calls(&self, method: GmailMethod) -> u64 {
+        self.calls.get(&method).copied().unwrap_or(0)
+    }
+
+    /// Requests to any method.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.values().sum()
+    }
+}
+
+/// The fault injector's state.
+#[derive(Debug)]
+pub(crate) struct Faults {
+    config: FaultConfig,
+    queued: VecDeque<Fault>,
+    rng: StdRng,
+    expire_tokens_after: Option<u64>,
+    pub(crate) counters: Counters,
+}
+
+/// What the injector decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Decision {
+    pub(crate) latency: Duration,
+    pub(crate) fault: Option<Fault>,
+    pub(crate) retry_after_secs: u64,
+    pub(crate) expire_tokens_now: bool,
+}
+
+impl Faults {
+    /// An injector with `config`, drawing from a RNG seeded with `seed`.
+    pub(crate) fn new(config: FaultConfig, seed: u64) -> Faults {
+        Faults {
+            config,
+            queued: VecDeque::new(),
+            rng: StdRng::seed_from_u64(seed ^ 0x6661_756c_7473),
+            expire_tokens_after: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Replaces the rates and timings.
+    pub(crate) fn set_config(&mut self, config: FaultConfig) {
+        self.config = config;
+    }
+
+    /// Reseeds the RNG.
+    pub(crate) fn reseed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed ^ 0x6661_756c_7473);
+    }
+
+    /// Answers the next `count` API requests with `fault`.
+    pub(crate) fn fail_next(&mut self, count: usize, fault: Fault) {
+        self.queued.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// After `calls` more API requests, every access token expires.
+    pub(crate) fn expire_tokens_after(&mut self, calls: u64) {
+        self.expire_tokens_after = Some(calls);
+    }
+
+    /// Counts a request to `method` and decides its fate.
+    pub(crate) fn decide(&mut self, method: GmailMethod) -> Decision {
+        *self.counters.calls.entry(method).or_insert(0) += 1;
+        let expire_tokens_now = match self.expire_tokens_after {
+            Some(0) => {
+                self.expire_tokens_after = None;
+                true
+            }
+            Some(left) => {
+                self.expire_tokens_after = Some(left - 1);
+                false
+            }
+            None => false,
+        };
+        let fault = self.queued.pop_front().or_else(|| self.draw());
+        if fault.is_some() {
+            self.counters.faults += 1;
+        }
+        Decision {
+            latency: self.config.latency,
+            fault,
+            retry_after_secs: self.config.retry_after.as_secs().max(1),
+            expire_tokens_now,
+        }
+    }
+
+    fn draw(&mut self) -> Option<Fault> {
+        let config = &self.config;
+        if config.server_error_rate <= 0.0
+            && config.rate_limit_rate <= 0.0
+            && config.user_rate_limit_rate <= 0.0
+            && config.truncate_rate <= 0.0
+        {
+            return None;
+        }
+        let roll: f64 = self.rng.random();
+        let mut threshold = config.server_error_rate;
+        if roll < threshold {
+            return Some(if self.rng.random_bool(0.5) {
+                Fault::ServerError
+            } else {
+                Fault::Unavailable
+            });
+        }
+        threshold += config.rate_limit_rate;
+        if roll < threshold {
+            return Some(Fault::RateLimited);
+        }
+        threshold += config.user_rate_limit_rate;
+        if roll < threshold {
+            return Some(Fault::UserRateLimited);
+        }
+        threshold += config.truncate_rate;
+        (roll < threshold).then_some(Fault::TruncatedBody)
+    }
+}
