@@ -241,6 +241,28 @@ async fn insert_and_import_take_raw_rfc822_in_every_form() {
     let stored = s.fake.raw(&imported).expect("stored");
     assert_eq!(stored, reply_to_simple(2).into_bytes());
 
+    // An explicit threadId puts an unrelated message in that thread.
+    let unrelated = "Subject: Something else\r\n\r\nbody\r\n";
+    let threaded = s
+        .post(
+            "messages",
+            json!({"raw": URL_SAFE_NO_PAD.encode(unrelated), "threadId": first}),
+        )
+        .await;
+    assert_eq!(
+        threaded.json["threadId"],
+        first.as_str(),
+        "{}",
+        threaded.text
+    );
+    let bad_thread = s
+        .post(
+            "messages",
+            json!({"raw": URL_SAFE_NO_PAD.encode(unrelated), "threadId": "zz"}),
+        )
+        .await;
+    assert_google_error(&bad_thread, 400, "INVALID_ARGUMENT");
+
     // Errors: no raw, undecodable raw, not a message, unknown label, bad media type.
     let missing = s.post("messages", json!({"labelIds": ["INBOX"]})).await;
     assert_google_error(&missing, 400, "INVALID_ARGUMENT");
@@ -273,7 +295,7 @@ async fn insert_and_import_take_raw_rfc822_in_every_form() {
         .await
         .expect("request is sent");
     assert_google_error(&reply(wrong_type).await, 400, "INVALID_ARGUMENT");
-    assert_eq!(s.fake.snapshot().len(), 3);
+    assert_eq!(s.fake.snapshot().len(), 4);
 }
 
 #[tokio::test]
