@@ -59,14 +59,14 @@ impl ApiError {
     }
 
     /// 400 for a parameter that is required and missing.
-    pub(crate) fn missing_parameter(name: &str) -> ApiError {
+    pub(crate) fn missing_parameter(name: &'static str) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "global",
             "required",
             format!("required parameter is missing: {name}"),
         )
-        .at(name_static(name), "parameter")
+        .at(name, "parameter")
     }
 
     /// 401: no access token, or one that is unknown, expired or revoked.
@@ -173,17 +173,6 @@ impl ApiError {
                 "status": canonical_status(self.status),
             }
         })
-    }
-}
-
-/// Parameter names that appear in `location` must be `'static`; the handful we report
-/// are listed here, anything else is reported without a precise name.
-fn name_static(name: &str) -> &'static str {
-    match name {
-        "startHistoryId" => "startHistoryId",
-        "raw" => "raw",
-        "id" => "id",
-        _ => "parameter",
     }
 }
 

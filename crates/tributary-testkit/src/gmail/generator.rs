@@ -1,8 +1,10 @@
 //! A deterministic generator of realistic mail.
 //!
-//! Message `i` of a [`Generator`] is a pure function of the seed and `i`: the fake
-//! keeps only `(batch, i)` for a generated message and writes its source again when a
-//! client asks for it, so a mailbox of 100,000 messages costs a few megabytes.
+//! Message `i` of a [`Generator`] is a pure function of the seed and `i`. Building a
+//! mailbox takes only each message's [`MessagePlan`] (labels, date, thread, subject,
+//! text), which is cheap; the fake keeps `(batch, i)` and writes the source again
+//! when a client asks for it. 100,000 messages build in a few seconds (unoptimized)
+//! and take about 50 MB.
 //!
 //! What the messages hold, so a sync engine meets what real mailboxes hold:
 //!
