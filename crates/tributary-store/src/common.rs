@@ -37,7 +37,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use tributary_sdk::Output;
 
-use crate::{Millis, NewJob, StoreError};
+use crate::{JobCompletion, Millis, NewJob, StoreError};
 
 /// The format SQLite stores timestamps in: fixed width, so text order is time order.
 pub(crate) const SQLITE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
@@ -183,6 +183,55 @@ pub(crate) fn lookup_ids(external_ids: &[String]) -> (Vec<String>, HashMap<Strin
         cleaned.push(c);
     }
     (cleaned, back)
+}
+
+/// The order in which a batch of completions is applied: by account, then in the
+/// order given. Accounts in a fixed order keep concurrent PostgreSQL transactions from
+/// deadlocking; within an account the caller's order decides which of two outputs for
+/// the same item, or of two sync-state patches, comes last.
+pub(crate) fn completion_order(completions: &[JobCompletion]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..completions.len()).collect();
+    order.sort_by_key(|&i| (completions[i].user_integration_id, i));
+    order
+}
+
+/// What the applied completions of one account do to the account row.
+#[derive(Debug)]
+pub(crate) struct AccountEffects<'a> {
+    pub user_integration_id: i64,
+    /// The patches merged in order (`None` when no completion had one).
+    pub patch: Option<Map<String, Value>>,
+    /// The last rotated credentials, if any.
+    pub credentials: Option<&'a tributary_sdk::Credentials>,
+}
+
+/// Groups the applied completions (`applied`, in [`completion_order`]) by account.
+pub(crate) fn account_effects<'a>(
+    completions: &'a [JobCompletion],
+    applied: &[usize],
+) -> Vec<AccountEffects<'a>> {
+    let mut out: Vec<AccountEffects<'a>> = Vec::new();
+    for &i in applied {
+        let c = &completions[i];
+        if out.last().map(|e| e.user_integration_id) != Some(c.user_integration_id) {
+            out.push(AccountEffects {
+                user_integration_id: c.user_integration_id,
+                patch: None,
+                credentials: None,
+            });
+        }
+        let Some(effects) = out.last_mut() else {
+            continue;
+        };
+        if let Some(patch) = &c.sync_state_patch {
+            let merged = effects.patch.get_or_insert_with(Map::new);
+            merge_top_level(merged, &clean_object(patch));
+        }
+        if let Some(creds) = &c.credentials {
+            effects.credentials = Some(creds);
+        }
+    }
+    out
 }
 
 /// A content output ready to store.

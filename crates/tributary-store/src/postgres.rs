@@ -25,8 +25,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, SqlSafeStr};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    FairGroup, PreparedOutputs, clean_object, clean_text, lookup_ids, ms_to_dt, now_dt,
-    object_from_value, prepare_jobs, prepare_outputs,
+    FairGroup, PreparedOutputs, account_effects, clean_object, clean_text, completion_order,
+    lookup_ids, ms_to_dt, now_dt, object_from_value, prepare_jobs, prepare_outputs,
 };
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
@@ -177,32 +177,50 @@ impl PgStore {
         now: Millis,
     ) -> Result<Vec<CompletionReport>, StoreError> {
         let now_dt = ms_to_dt(now)?;
-        // A fixed lock order: by account (its row is locked before its content), then job.
-        let mut order: Vec<usize> = (0..completions.len()).collect();
-        order.sort_by_key(|&i| {
-            (
-                completions[i].user_integration_id,
-                completions[i].lease.job_id,
-            )
-        });
-        let mut reports = vec![CompletionReport::default(); completions.len()];
+        let order = completion_order(completions);
+        let mut reports: Vec<CompletionReport> = completions
+            .iter()
+            .map(|c| CompletionReport {
+                job_id: c.lease.job_id,
+                ..CompletionReport::default()
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
-        for i in order {
+
+        // 1. Fence every job in one statement: only jobs still running under the
+        //    attempt they were claimed as are completed.
+        let mut leases: Vec<(i64, i32)> = completions
+            .iter()
+            .map(|c| (c.lease.job_id, c.lease.attempt))
+            .collect();
+        leases.sort_unstable();
+        leases.dedup();
+        let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
+        let attempts: Vec<i32> = leases.iter().map(|l| l.1).collect();
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'completed', finished_at = $1, locked_by = NULL,
+                 lease_expires_at = NULL
+             FROM UNNEST($2::bigint[], $3::int[]) AS l(id, attempt)
+             WHERE jobs.id = l.id AND jobs.attempts = l.attempt AND jobs.state = 'running'
+             RETURNING jobs.id, jobs.attempts, jobs.user_integration_id",
+        )
+        .bind(now)
+        .bind(&ids)
+        .bind(&attempts)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut fenced: HashMap<(i64, i32), i64> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            fenced.insert(
+                (row.try_get("id")?, row.try_get("attempts")?),
+                row.try_get("user_integration_id")?,
+            );
+        }
+        let mut applied = Vec::with_capacity(fenced.len());
+        for &i in &order {
             let c = &completions[i];
-            let report = &mut reports[i];
-            report.job_id = c.lease.job_id;
-            let fenced: Option<i64> = sqlx::query_scalar(
-                "UPDATE jobs SET state = 'completed', finished_at = $1, locked_by = NULL,
-                     lease_expires_at = NULL
-                 WHERE id = $2 AND state = 'running' AND attempts = $3
-                 RETURNING user_integration_id",
-            )
-            .bind(now)
-            .bind(c.lease.job_id)
-            .bind(c.lease.attempt)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(job_account) = fenced else {
+            // A lease completed twice in one batch applies once.
+            let Some(job_account) = fenced.remove(&(c.lease.job_id, c.lease.attempt)) else {
                 continue;
             };
             if job_account != c.user_integration_id {
@@ -211,36 +229,62 @@ impl PgStore {
                     c.lease.job_id, c.user_integration_id
                 )));
             }
-            report.applied = true;
+            reports[i].applied = true;
+            applied.push(i);
+        }
+        if applied.is_empty() {
+            tx.commit().await?;
+            return Ok(reports);
+        }
 
-            let patch = c
-                .sync_state_patch
-                .as_ref()
-                .map(|p| Value::Object(clean_object(p)).to_string());
-            let sealed = match &c.credentials {
+        // 2. The accounts: lock their rows in id order, then set sync state, rotated
+        //    credentials and the last sync in one statement.
+        let effects = account_effects(completions, &applied);
+        let accounts: Vec<i64> = effects.iter().map(|e| e.user_integration_id).collect();
+        sqlx::query(
+            "SELECT id FROM user_integrations WHERE id = ANY($1) ORDER BY id
+             FOR NO KEY UPDATE",
+        )
+        .bind(&accounts)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut patches: Vec<Option<String>> = Vec::with_capacity(effects.len());
+        let mut sealed: Vec<Option<Vec<u8>>> = Vec::with_capacity(effects.len());
+        for e in &effects {
+            patches.push(
+                e.patch
+                    .as_ref()
+                    .map(|p| Value::Object(p.clone()).to_string()),
+            );
+            sealed.push(match e.credentials {
                 Some(creds) => Some(self.cipher.encrypt_credentials(creds)?),
                 None => None,
-            };
-            sqlx::query(
-                "UPDATE user_integrations
-                 SET last_synced_at = $1,
-                     sync_state = CASE WHEN $2::jsonb IS NULL THEN sync_state
-                                       ELSE sync_state || $2::jsonb END,
-                     credentials = COALESCE($3, credentials),
-                     updated_at = CASE WHEN $2::jsonb IS NULL AND $3::bytea IS NULL
-                                       THEN updated_at ELSE $1 END
-                 WHERE id = $4",
-            )
-            .bind(now_dt)
-            .bind(patch)
-            .bind(sealed)
-            .bind(c.user_integration_id)
-            .execute(&mut *tx)
-            .await?;
+            });
+        }
+        sqlx::query(
+            "UPDATE user_integrations ui
+             SET last_synced_at = $1,
+                 sync_state = CASE WHEN u.patch IS NULL THEN ui.sync_state
+                                   ELSE ui.sync_state || u.patch::jsonb END,
+                 credentials = COALESCE(u.credentials, ui.credentials),
+                 updated_at = CASE WHEN u.patch IS NULL AND u.credentials IS NULL
+                                   THEN ui.updated_at ELSE $1 END
+             FROM UNNEST($2::bigint[], $3::text[], $4::bytea[]) AS u(id, patch, credentials)
+             WHERE ui.id = u.id",
+        )
+        .bind(now_dt)
+        .bind(&accounts)
+        .bind(&patches)
+        .bind(&sealed)
+        .execute(&mut *tx)
+        .await?;
 
+        // 3. Content and children, job by job.
+        for &i in &applied {
+            let c = &completions[i];
             let outputs = prepare_outputs(&c.outputs);
-            apply_outputs_in(&mut tx, c, &outputs, now_dt, report).await?;
-            report.enqueued = enqueue_in(&mut tx, &c.children, now).await?;
+            apply_outputs_in(&mut tx, c, &outputs, now_dt, &mut reports[i]).await?;
+            reports[i].enqueued = enqueue_in(&mut tx, &c.children, now).await?;
         }
         tx.commit().await?;
         Ok(reports)

@@ -25,9 +25,9 @@ use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    FairGroup, PreparedItem, PreparedOutputs, chunk_rows, clean_object, clean_text, lookup_ids,
-    merge_top_level, ms_to_dt, now_dt, object_from_text, prepare_jobs, prepare_outputs,
-    sqlite_time, value_from_text,
+    FairGroup, PreparedItem, PreparedOutputs, account_effects, chunk_rows, clean_object,
+    clean_text, completion_order, lookup_ids, merge_top_level, ms_to_dt, now_dt, object_from_text,
+    prepare_jobs, prepare_outputs, sqlite_time, value_from_text,
 };
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
@@ -866,20 +866,20 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let now_text = sqlite_time(ms_to_dt(now)?);
-        // Same processing order as PostgreSQL (by account, then job).
-        let mut order: Vec<usize> = (0..completions.len()).collect();
-        order.sort_by_key(|&i| {
-            (
-                completions[i].user_integration_id,
-                completions[i].lease.job_id,
-            )
-        });
-        let mut reports = vec![CompletionReport::default(); completions.len()];
+        let order = completion_order(completions);
+        let mut reports: Vec<CompletionReport> = completions
+            .iter()
+            .map(|c| CompletionReport {
+                job_id: c.lease.job_id,
+                ..CompletionReport::default()
+            })
+            .collect();
         let mut tx = self.write_tx().await?;
-        for i in order {
+
+        // 1. Fence: only jobs still running under the attempt they were claimed as.
+        let mut applied = Vec::with_capacity(completions.len());
+        for &i in &order {
             let c = &completions[i];
-            let report = &mut reports[i];
-            report.job_id = c.lease.job_id;
             let fenced: Option<i64> = sqlx::query_scalar(
                 "UPDATE jobs SET state = 'completed', finished_at = ?1, locked_by = NULL,
                      lease_expires_at = NULL
@@ -900,24 +900,28 @@ impl Store for SqliteStore {
                     c.lease.job_id, c.user_integration_id
                 )));
             }
-            report.applied = true;
+            reports[i].applied = true;
+            applied.push(i);
+        }
 
-            // The account: sync state, credentials, last sync.
+        // 2. The accounts: sync state (patches merged in order), rotated credentials,
+        //    last sync.
+        for effects in account_effects(completions, &applied) {
             let mut sync_state_text: Option<String> = None;
-            if let Some(patch) = &c.sync_state_patch {
+            if let Some(patch) = &effects.patch {
                 let stored: Option<String> =
                     sqlx::query_scalar("SELECT sync_state FROM user_integrations WHERE id = ?1")
-                        .bind(c.user_integration_id)
+                        .bind(effects.user_integration_id)
                         .fetch_optional(&mut *tx)
                         .await?;
                 let mut state = match stored {
                     Some(text) => object_from_text(&text, "sync_state")?,
                     None => Map::new(),
                 };
-                merge_top_level(&mut state, &clean_object(patch));
+                merge_top_level(&mut state, patch);
                 sync_state_text = Some(Value::Object(state).to_string());
             }
-            let sealed = match &c.credentials {
+            let sealed = match effects.credentials {
                 Some(creds) => Some(self.cipher.encrypt_credentials(creds)?),
                 None => None,
             };
@@ -934,13 +938,17 @@ impl Store for SqliteStore {
             .bind(sync_state_text)
             .bind(sealed)
             .bind(touched)
-            .bind(c.user_integration_id)
+            .bind(effects.user_integration_id)
             .execute(&mut *tx)
             .await?;
+        }
 
+        // 3. Content and children, job by job.
+        for &i in &applied {
+            let c = &completions[i];
             let outputs = prepare_outputs(&c.outputs);
-            apply_outputs_in(&mut tx, c, &outputs, &now_text, report).await?;
-            report.enqueued = enqueue_in(&mut tx, &c.children, now).await?;
+            apply_outputs_in(&mut tx, c, &outputs, &now_text, &mut reports[i]).await?;
+            reports[i].enqueued = enqueue_in(&mut tx, &c.children, now).await?;
         }
         tx.commit().await?;
         Ok(reports)

@@ -77,6 +77,7 @@ conformance!(
     leases_renew_expire_and_die,
     stale_attempts_are_fenced,
     complete_jobs_commits_everything_at_once,
+    complete_jobs_applies_a_batch_in_order,
     fail_job_actions,
     release_returns_jobs_uncounted,
     retry_dead_and_failed_jobs,
@@ -1241,6 +1242,79 @@ async fn complete_jobs_commits_everything_at_once(ctx: &Ctx) {
         Some("rotated-secret-value")
     );
     assert_eq!(ui.last_synced_at, Some(ms(7_000)));
+}
+
+async fn complete_jobs_applies_a_batch_in_order(ctx: &Ctx) {
+    let (user_a, a) = account(ctx, "a", "gmail").await;
+    let (user_b, b) = account(ctx, "b", "gmail").await;
+    ctx.store
+        .enqueue(
+            &[
+                new_job(a, "one", 2),
+                new_job(b, "b", 2),
+                new_job(a, "two", 2),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 3, 60_000, 0).await.unwrap();
+    let find = |t: &str| claimed.iter().find(|j| j.task_type == t).unwrap();
+    let patch = |v: Value| Some(v.as_object().cloned().unwrap());
+    // Within an account, the caller's order decides what comes last, whatever the
+    // job ids; completions of other accounts in between change nothing.
+    let mut two = completion(
+        find("two"),
+        user_a,
+        "gmail",
+        vec![Output::item("x", None, json!("v2"))],
+    );
+    two.sync_state_patch = patch(json!({"cursor": "2", "fromTwo": true}));
+    two.credentials = Some(creds("from-two"));
+    let mut one = completion(
+        find("one"),
+        user_a,
+        "gmail",
+        vec![Output::item("x", None, json!("v1"))],
+    );
+    one.sync_state_patch = patch(json!({"cursor": "1"}));
+    let mut other = completion(
+        find("b"),
+        user_b,
+        "gmail",
+        vec![Output::item("x", None, json!("b"))],
+    );
+    other.sync_state_patch = patch(json!({"cursor": "b"}));
+    let reports = ctx
+        .store
+        .complete_jobs(&[two.clone(), other, one, two], 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        reports.iter().map(|r| r.applied).collect::<Vec<_>>(),
+        [true, true, true, false],
+        "a lease completed twice in one batch applies once"
+    );
+    assert_eq!((reports[0].inserted, reports[2].updated), (1, 1));
+    let ui = ctx.store.get_user_integration(a).await.unwrap();
+    assert_eq!(
+        Value::Object(ui.sync_state),
+        json!({"cursor": "1", "fromTwo": true})
+    );
+    assert_eq!(ui.credentials.get("refreshToken"), Some("from-two"));
+    let items = ctx
+        .store
+        .list_content(&ContentQuery {
+            user_integration_id: Some(a),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].content, json!("v1"));
+    let ui_b = ctx.store.get_user_integration(b).await.unwrap();
+    assert_eq!(Value::Object(ui_b.sync_state), json!({"cursor": "b"}));
+    assert_eq!(ui_b.credentials, creds(SECRET));
 }
 
 async fn fail_job_actions(ctx: &Ctx) {
