@@ -30,6 +30,18 @@
 //! queue afterwards. Scheduled `start` and history jobs (priority 1, at most one of each
 //! per account) are tagged with the virtual time itself, which makes them first come,
 //! first served.
+//!
+//! ## Discovery runs ahead
+//!
+//! Only jobs that fetch one item (`task.item_id` set) take a place at the end of their
+//! account's line. Every other job (a list page, a directory walk, a history check) is
+//! tagged with the virtual time itself: it runs before the item fetches already queued
+//! at its priority, first come first served with other accounts' discovery jobs. So a
+//! backfill lists ahead of its downloads, its queued fetches count as known to
+//! `content_exists`, and a `start` during a long backfill stops after a few pages
+//! instead of walking the whole backlog again (DESIGN.md invariant 5). Discovery jobs
+//! of different accounts alternate at the virtual time, and item fetches stay fairly
+//! interleaved.
 
 use std::collections::HashMap;
 
@@ -299,6 +311,9 @@ pub(crate) struct PreparedJob {
     pub run_at: Millis,
     /// Position within its (account, priority) group.
     pub offset: i64,
+    /// Tagged at the queue's virtual time instead of at the end of its account's line
+    /// (a job that fetches no single item: see "Discovery runs ahead" above).
+    pub at_frontier: bool,
 }
 
 /// One (account, priority) group of a batch: how many jobs it enqueues.
@@ -326,16 +341,21 @@ pub(crate) fn prepare_jobs(jobs: &[NewJob]) -> (Vec<PreparedJob>, Vec<(FairGroup
     let mut index: HashMap<FairGroup, usize> = HashMap::new();
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let group = FairGroup {
-            user_integration_id: job.user_integration_id,
-            priority: job.priority,
+        let at_frontier = job.task.item_id.is_none();
+        let offset = if at_frontier {
+            0
+        } else {
+            let group = FairGroup {
+                user_integration_id: job.user_integration_id,
+                priority: job.priority,
+            };
+            let slot = *index.entry(group).or_insert_with(|| {
+                groups.push((group, 0));
+                groups.len() - 1
+            });
+            groups[slot].1 += 1;
+            groups[slot].1 - 1
         };
-        let slot = *index.entry(group).or_insert_with(|| {
-            groups.push((group, 0));
-            groups.len() - 1
-        });
-        let offset = groups[slot].1;
-        groups[slot].1 += 1;
         out.push(PreparedJob {
             user_integration_id: job.user_integration_id,
             task_type: clean_text(&job.task.task_type).into_owned(),
@@ -350,6 +370,7 @@ pub(crate) fn prepare_jobs(jobs: &[NewJob]) -> (Vec<PreparedJob>, Vec<(FairGroup
             max_attempts: job.max_attempts,
             run_at: job.run_at,
             offset,
+            at_frontier,
         });
     }
     groups.sort_by_key(|(g, _)| (g.user_integration_id, g.priority));
@@ -415,16 +436,21 @@ mod tests {
         };
         let (jobs, groups) = prepare_jobs(&[
             job(1, 2, Some("x")),
-            job(2, 2, None),
+            job(2, 2, Some("y")),
             job(1, 2, None),
-            job(1, 3, None),
+            job(1, 2, Some("z")),
+            job(1, 3, Some("w")),
         ]);
+        // Item fetches queue in their (account, priority) group; discovery jobs (no
+        // item) are tagged at the virtual time and take no place in a group.
         assert_eq!(
-            jobs.iter().map(|j| j.offset).collect::<Vec<_>>(),
-            vec![0, 0, 1, 0]
+            jobs.iter()
+                .map(|j| (j.offset, j.at_frontier))
+                .collect::<Vec<_>>(),
+            vec![(0, false), (0, false), (0, true), (1, false), (0, false)]
         );
         assert_eq!(jobs[0].dedupe_key.as_deref(), Some("item:x"));
-        assert_eq!(jobs[1].dedupe_key, None);
+        assert_eq!(jobs[2].dedupe_key, None);
         assert_eq!(
             groups.iter().map(|g| g.1).collect::<Vec<_>>(),
             vec![2, 1, 1]

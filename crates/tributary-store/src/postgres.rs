@@ -538,6 +538,17 @@ async fn enqueue_in(
         .map_err(|e| unknown_account(e, &[group.user_integration_id]))?;
         bases.insert(*group, next - n);
     }
+    let mut frontiers: HashMap<i16, i64> = HashMap::new();
+    for job in prepared.iter().filter(|j| j.at_frontier) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = frontiers.entry(job.priority) {
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT seq FROM job_fair_frontier WHERE priority = $1")
+                    .bind(job.priority)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            slot.insert(seq.unwrap_or(0));
+        }
+    }
     let mut uid = Vec::with_capacity(prepared.len());
     let mut task_type = Vec::with_capacity(prepared.len());
     let mut payload = Vec::with_capacity(prepared.len());
@@ -552,7 +563,11 @@ async fn enqueue_in(
             user_integration_id: job.user_integration_id,
             priority: job.priority,
         };
-        seq.push(bases.get(&group).copied().unwrap_or(0) + job.offset);
+        seq.push(if job.at_frontier {
+            frontiers.get(&job.priority).copied().unwrap_or(0)
+        } else {
+            bases.get(&group).copied().unwrap_or(0) + job.offset
+        });
         uid.push(job.user_integration_id);
         task_type.push(job.task_type);
         payload.push(job.payload_text);

@@ -285,6 +285,26 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
 }
 
+/// The queue's virtual time of every priority that a discovery job (no item) of the
+/// batch is enqueued at.
+async fn frontiers_of(
+    conn: &mut SqliteConnection,
+    prepared: &[crate::common::PreparedJob],
+) -> Result<HashMap<i16, i64>, StoreError> {
+    let mut frontiers = HashMap::new();
+    for job in prepared.iter().filter(|j| j.at_frontier) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = frontiers.entry(job.priority) {
+            let seq: Option<i64> =
+                sqlx::query_scalar("SELECT seq FROM job_fair_frontier WHERE priority = ?1")
+                    .bind(job.priority)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            slot.insert(seq.unwrap_or(0));
+        }
+    }
+    Ok(frontiers)
+}
+
 /// Enqueues `jobs` on `conn` (inside the caller's write transaction): assigns
 /// fair-queueing tags, then inserts in multi-row statements, skipping duplicates of a
 /// pending dedupe key. Returns how many were inserted.
@@ -316,6 +336,7 @@ async fn enqueue_in(
         .map_err(|e| unknown_account(e, group.user_integration_id))?;
         bases.insert(*group, next - n);
     }
+    let frontiers = frontiers_of(&mut *conn, &prepared).await?;
     let mut inserted = 0;
     for chunk in prepared.chunks(chunk_rows(12, MAX_BINDS)) {
         let mut qb = QueryBuilder::<Sqlite>::new(
@@ -327,7 +348,11 @@ async fn enqueue_in(
                 user_integration_id: job.user_integration_id,
                 priority: job.priority,
             };
-            let base = bases.get(&group).copied().unwrap_or(0);
+            let tag = if job.at_frontier {
+                frontiers.get(&job.priority).copied().unwrap_or(0)
+            } else {
+                bases.get(&group).copied().unwrap_or(0) + job.offset
+            };
             row.push_bind(job.user_integration_id)
                 .push_bind(job.task_type.clone())
                 .push_bind(job.payload_text.clone())
@@ -338,7 +363,7 @@ async fn enqueue_in(
                 .push_bind(0_i32)
                 .push_bind(job.max_attempts)
                 .push_bind(job.run_at)
-                .push_bind(base + job.offset)
+                .push_bind(tag)
                 .push_bind(now);
         });
         qb.push(" ON CONFLICT DO NOTHING");
