@@ -15,7 +15,10 @@ use tributary_sdk::{Credentials, Registry, Task};
 use tributary_store::{Cipher, NewJob, NewUserIntegration, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "tributary-bench", about = "Benchmarks of Tributary (figures, not tests)")]
+#[command(
+    name = "tributary-bench",
+    about = "Benchmarks of Tributary (figures, not tests)"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -35,7 +38,11 @@ enum Scenario {
         #[arg(long, default_value_t = 512)]
         batch: usize,
         /// PostgreSQL server (a scratch database is created and dropped on it).
-        #[arg(long, env = "TRIBUTARY_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        #[arg(
+            long,
+            env = "TRIBUTARY_BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
         postgres_url: String,
         /// Skip PostgreSQL.
         #[arg(long)]
@@ -58,8 +65,19 @@ async fn main() -> Result<()> {
             no_postgres,
             smoke,
         } => {
-            let (jobs, concurrency) = if smoke { (2_000, vec![4]) } else { (jobs, concurrency) };
-            queue(jobs, &concurrency, batch, (!no_postgres).then_some(postgres_url.as_str()), smoke).await
+            let (jobs, concurrency) = if smoke {
+                (2_000, vec![4])
+            } else {
+                (jobs, concurrency)
+            };
+            queue(
+                jobs,
+                &concurrency,
+                batch,
+                (!no_postgres).then_some(postgres_url.as_str()),
+                smoke,
+            )
+            .await
         }
     }
 }
@@ -98,7 +116,10 @@ async fn queue(
             let db = ScratchDb::create(server, &format!("queue_{c}")).await?;
             let rate = run_noop(&db.url, jobs, c, batch).await;
             db.drop_now().await?;
-            println!("| PostgreSQL | {c} | {:.0} | {ceiling_text} | pgbench -N TPS (4 clients) |", rate?);
+            println!(
+                "| PostgreSQL | {c} | {:.0} | {ceiling_text} | pgbench -N TPS (4 clients) |",
+                rate?
+            );
         }
     }
     Ok(())
@@ -120,7 +141,9 @@ async fn run_noop(url: &str, jobs: usize, concurrency: usize, batch: usize) -> R
     };
     let engine = Engine::new(store.clone(), registry, config)?;
     let started = Instant::now();
-    engine.run(RunUntil::Idle(None), std::future::pending()).await?;
+    engine
+        .run(RunUntil::Idle(None), std::future::pending())
+        .await?;
     let elapsed = started.elapsed();
     let done = engine.stats().snapshot().jobs_completed;
     if done != jobs as u64 {
@@ -165,8 +188,12 @@ async fn sqlite_ceiling(dir: &std::path::Path, seconds: u64) -> Result<f64> {
     let path = dir.join("ceiling.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await?;
-    sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await?;
-    sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut conn).await?;
+    sqlx::query("PRAGMA journal_mode=WAL")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("PRAGMA synchronous=NORMAL")
+        .execute(&mut conn)
+        .await?;
     sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
         .execute(&mut conn)
         .await?;
@@ -197,7 +224,10 @@ async fn pgbench_ceiling(server: &str, seconds: u64) -> Result<f64> {
     };
     let init = run(&["-i", "-s", "1", "-q"])?;
     if !init.status.success() {
-        bail!("pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr).trim());
+        bail!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr).trim()
+        );
     }
     let t = seconds.to_string();
     let out = run(&["-N", "-c", "4", "-j", "2", "-T", &t])?;
@@ -223,10 +253,14 @@ impl ScratchDb {
         let mut conn = sqlx::PgConnection::connect(server)
             .await
             .with_context(|| format!("cannot reach PostgreSQL at {server}"))?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
         let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
         Ok(ScratchDb {
             server: server.to_owned(),
@@ -237,9 +271,12 @@ impl ScratchDb {
 
     async fn drop_now(self) -> Result<()> {
         let mut conn = sqlx::PgConnection::connect(&self.server).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&mut conn)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await?;
         Ok(())
     }
 }

@@ -44,7 +44,12 @@ pub async fn validate_credentials(
     settings: &Map<String, Value>,
 ) -> Result<(), LinkError> {
     let registration = registry.get(domain)?;
-    for field in registration.manifest.credentials.iter().filter(|f| f.required) {
+    for field in registration
+        .manifest
+        .credentials
+        .iter()
+        .filter(|f| f.required)
+    {
         if credentials.get(&field.name).is_none_or(str::is_empty) {
             return Err(LinkError::MissingCredential {
                 domain: domain.to_owned(),

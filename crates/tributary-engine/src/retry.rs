@@ -51,7 +51,9 @@ pub fn failure_action(
 /// (between half and all of the exponential delay) so that many jobs failing together
 /// do not retry together.
 pub fn backoff(attempt: i32, config: &EngineConfig) -> Duration {
-    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(20);
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
     let full = config
         .backoff_base
         .saturating_mul(2u32.saturating_pow(exponent))

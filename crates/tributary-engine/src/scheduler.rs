@@ -47,7 +47,11 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// A scheduler for the given domain schedules.
-    pub fn new(store: Arc<dyn Store>, schedules: Vec<DomainSchedule>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        schedules: Vec<DomainSchedule>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Scheduler {
             store,
             schedules,
@@ -75,7 +79,11 @@ impl Scheduler {
             }
             match self.tick().await {
                 Ok(report) if report.starts + report.histories > 0 => {
-                    debug!(starts = report.starts, histories = report.histories, "scheduler tick")
+                    debug!(
+                        starts = report.starts,
+                        histories = report.histories,
+                        "scheduler tick"
+                    )
                 }
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "scheduler tick failed; will retry"),

@@ -48,10 +48,14 @@ impl EngineStats {
             return;
         }
         self.jobs_completed.fetch_add(1, Ordering::Relaxed);
-        self.items_inserted.fetch_add(report.inserted, Ordering::Relaxed);
-        self.items_updated.fetch_add(report.updated, Ordering::Relaxed);
-        self.items_deleted.fetch_add(report.deleted, Ordering::Relaxed);
-        self.items_unchanged.fetch_add(report.unchanged, Ordering::Relaxed);
+        self.items_inserted
+            .fetch_add(report.inserted, Ordering::Relaxed);
+        self.items_updated
+            .fetch_add(report.updated, Ordering::Relaxed);
+        self.items_deleted
+            .fetch_add(report.deleted, Ordering::Relaxed);
+        self.items_unchanged
+            .fetch_add(report.unchanged, Ordering::Relaxed);
     }
 
     pub(crate) fn record_item_errors(&self, n: u64) {

@@ -29,12 +29,12 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::{
-    ContentExists, IntegrationContext, IntegrationError, LOWEST_PRIORITY, Registration,
-    Registry, Task, TaskResult,
+    ContentExists, IntegrationContext, IntegrationError, LOWEST_PRIORITY, Registration, Registry,
+    Task, TaskResult,
 };
 use tributary_store::{
-    FailureAction, Job, JobCompletion, JobFailure, JobLease, JobState, NewJob, Store,
-    StoreError, UserIntegration,
+    FailureAction, Job, JobCompletion, JobFailure, JobLease, JobState, NewJob, Store, StoreError,
+    UserIntegration,
 };
 
 use crate::limits::{AccountSlots, DomainGates};
@@ -299,7 +299,12 @@ impl Engine {
         let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
         inner
             .store
-            .claim(&inner.config.worker_id, limit, lease_ms, inner.clock.now_ms())
+            .claim(
+                &inner.config.worker_id,
+                limit,
+                lease_ms,
+                inner.clock.now_ms(),
+            )
             .await
     }
 
@@ -318,7 +323,12 @@ impl Engine {
         let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
         match inner
             .store
-            .renew_leases(&inner.config.worker_id, &leases, lease_ms, inner.clock.now_ms())
+            .renew_leases(
+                &inner.config.worker_id,
+                &leases,
+                lease_ms,
+                inner.clock.now_ms(),
+            )
             .await
         {
             Ok(lost) if !lost.is_empty() => {
@@ -355,7 +365,11 @@ impl Engine {
                     let _ = self
                         .inner
                         .store
-                        .release_jobs(&self.inner.config.worker_id, &leases, self.inner.clock.now_ms())
+                        .release_jobs(
+                            &self.inner.config.worker_id,
+                            &leases,
+                            self.inner.clock.now_ms(),
+                        )
                         .await;
                     return;
                 }
@@ -476,7 +490,9 @@ impl Engine {
                         .map(|s| (*s).to_owned())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
-                    Err(IntegrationError::permanent(format!("integration panicked: {what}")))
+                    Err(IntegrationError::permanent(format!(
+                        "integration panicked: {what}"
+                    )))
                 })?;
             self.completion(&job, &account, registration, result)
         }

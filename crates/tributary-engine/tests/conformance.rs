@@ -41,7 +41,10 @@ async fn full_sync_then_resync_writes_nothing(h: Harness) {
     assert_eq!(stored.len(), 10_000);
     assert_eq!(h.versions(ui.id).await, server.source().snapshot());
     let fetches = server.source().fetch_counts();
-    assert!(fetches.values().all(|&n| n == 1), "an item was fetched twice");
+    assert!(
+        fetches.values().all(|&n| n == 1),
+        "an item was fetched twice"
+    );
 
     server.source().reset_counters();
     h.clock.advance_ms(60_000);
@@ -49,15 +52,25 @@ async fn full_sync_then_resync_writes_nothing(h: Harness) {
     let engine = h.engine(config(4));
     h.run_claimable(&engine).await;
     let counts = server.source().counts();
-    assert!(counts.list_calls <= 4, "re-sync made {} list calls", counts.list_calls);
+    assert!(
+        counts.list_calls <= 4,
+        "re-sync made {} list calls",
+        counts.list_calls
+    );
     assert_eq!(counts.item_fetches, 0);
     let stats = engine.stats().snapshot();
     assert_eq!((stats.items_inserted, stats.items_updated), (0, 0));
     let after = h.content(ui.id, false).await;
     let updated_at = |m: &BTreeMap<String, tributary_store::ContentItem>| {
-        m.iter().map(|(k, v)| (k.clone(), v.updated_at)).collect::<Vec<_>>()
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.updated_at))
+            .collect::<Vec<_>>()
     };
-    assert_eq!(updated_at(&stored), updated_at(&after), "a re-sync rewrote content");
+    assert_eq!(
+        updated_at(&stored),
+        updated_at(&after),
+        "a re-sync rewrote content"
+    );
 }
 
 /// (b) During a 10,000-item backfill with one worker, an item added at the source is
@@ -76,9 +89,14 @@ async fn new_item_overtakes_a_running_backfill(h: Harness) {
     let engine = h.engine(config(1));
     let runner = {
         let engine = engine.clone();
-        tokio::spawn(async move { engine.run(RunUntil::Idle(None), std::future::pending()).await })
+        tokio::spawn(async move {
+            engine
+                .run(RunUntil::Idle(None), std::future::pending())
+                .await
+        })
     };
-    wait_until(|| async { h.store.content_counts(ui.id).await.expect("counts").items >= 500 }).await;
+    wait_until(|| async { h.store.content_counts(ui.id).await.expect("counts").items >= 500 })
+        .await;
 
     // A new item arrives; the next start tick is due a minute later.
     let fresh = server.source().add_items(1).remove(0);
@@ -105,7 +123,10 @@ async fn new_item_overtakes_a_running_backfill(h: Harness) {
         .iter()
         .filter(|call| call.depth < 400)
         .count();
-    assert!((1..=4).contains(&top_calls), "the start made {top_calls} list calls");
+    assert!(
+        (1..=4).contains(&top_calls),
+        "the start made {top_calls} list calls"
+    );
 }
 
 /// (e) Three transient failures, then success.
@@ -113,7 +134,9 @@ async fn transient_failures_then_success(h: Harness) {
     let server = source(1, 3).await;
     let ui = h.link(&server, "carol").await;
     let id = server.source().ids().remove(0);
-    server.source().fail_next_on(format!("/items/{id}"), 3, Fault::internal_error());
+    server
+        .source()
+        .fail_next_on(format!("/items/{id}"), 3, Fault::internal_error());
     h.start(ui.id).await;
     let engine = h.engine(config(2));
     for _ in 0..4 {
@@ -122,7 +145,10 @@ async fn transient_failures_then_success(h: Harness) {
     }
     assert_eq!(h.content(ui.id, false).await.len(), 1);
     let done = h.jobs(ui.id, JobState::Completed).await;
-    let fetch = done.iter().find(|j| j.item_id.as_deref() == Some(id.as_str())).expect("fetch job");
+    let fetch = done
+        .iter()
+        .find(|j| j.item_id.as_deref() == Some(id.as_str()))
+        .expect("fetch job");
     assert_eq!(fetch.attempts, 4);
     assert_eq!(server.source().fetches_of(&id), 4);
 }
@@ -132,17 +158,27 @@ async fn retry_after_is_honoured(h: Harness) {
     let server = source(1, 4).await;
     let ui = h.link(&server, "dave").await;
     let id = server.source().ids().remove(0);
-    server.source().fail_next_on(format!("/items/{id}"), 1, Fault::rate_limited(2));
+    server
+        .source()
+        .fail_next_on(format!("/items/{id}"), 1, Fault::rate_limited(2));
     h.start(ui.id).await;
     let engine = h.engine(config(1));
     h.run_claimable(&engine).await;
     let waiting = h.jobs(ui.id, JobState::Available).await;
     assert_eq!(waiting.len(), 1);
-    assert_eq!(waiting[0].run_at, h.clock.now_ms() + 2000, "retry not scheduled at Retry-After");
+    assert_eq!(
+        waiting[0].run_at,
+        h.clock.now_ms() + 2000,
+        "retry not scheduled at Retry-After"
+    );
 
     h.clock.advance_ms(1999);
     h.run_claimable(&engine).await;
-    assert_eq!(server.source().fetches_of(&id), 1, "retried before Retry-After");
+    assert_eq!(
+        server.source().fetches_of(&id),
+        1,
+        "retried before Retry-After"
+    );
     assert!(h.content(ui.id, false).await.is_empty());
 
     h.clock.advance_ms(1);
@@ -166,14 +202,22 @@ async fn auth_failure_pauses_only_that_account(h: Harness) {
 
     let a_now = h.store.get_user_integration(a.id).await.expect("a");
     assert_eq!(a_now.status, UserIntegrationStatus::NeedsReauth);
-    assert!(a_now.last_error.as_deref().unwrap_or("").contains("401"), "{:?}", a_now.last_error);
+    assert!(
+        a_now.last_error.as_deref().unwrap_or("").contains("401"),
+        "{:?}",
+        a_now.last_error
+    );
     assert_eq!(h.content(b.id, false).await.len(), 30);
     assert!(h.content(a.id, false).await.is_empty());
     // A's start waits, neither failed nor dead.
     assert_eq!(h.jobs(a.id, JobState::Available).await.len(), 1);
     h.clock.advance_ms(3_600_000);
     h.run_claimable(&engine).await;
-    assert_eq!(revoked.source().counts().rejected_auth, 1, "paused jobs still ran");
+    assert_eq!(
+        revoked.source().counts().rejected_auth,
+        1,
+        "paused jobs still ran"
+    );
 
     // Re-authorized: the same job runs and the account syncs.
     revoked.source().set_token(format!("token-{}", 5));
@@ -190,7 +234,9 @@ async fn permanent_error_is_not_retried(h: Harness) {
     let server = source(1, 7).await;
     let ui = h.link(&server, "grace").await;
     let id = server.source().ids().remove(0);
-    server.source().fail_next_on(format!("/items/{id}"), 1, Fault::status(400));
+    server
+        .source()
+        .fail_next_on(format!("/items/{id}"), 1, Fault::status(400));
     h.start(ui.id).await;
     let engine = h.engine(config(1));
     h.run_claimable(&engine).await;
@@ -221,7 +267,10 @@ async fn always_failing_job_ends_dead(h: Harness) {
     assert!(dead[0].last_error.as_deref().unwrap_or("").contains("500"));
     assert_eq!(server.source().fetches_of(&id), 5);
 
-    h.store.retry_job(dead[0].id, h.clock.now_ms()).await.expect("retry");
+    h.store
+        .retry_job(dead[0].id, h.clock.now_ms())
+        .await
+        .expect("retry");
     server.source().clear_faults();
     h.run_claimable(&engine).await;
     assert_eq!(h.content(ui.id, false).await.len(), 1);
@@ -252,7 +301,11 @@ async fn accounts_share_one_worker_fairly(h: Harness) {
             nb += 1;
         }
         if i + 1 >= 500 && na.max(nb) < 5_000 {
-            assert!(na <= 2 * nb && nb <= 2 * na, "after {} jobs: {na} vs {nb}", i + 1);
+            assert!(
+                na <= 2 * nb && nb <= 2 * na,
+                "after {} jobs: {na} vs {nb}",
+                i + 1
+            );
         }
     }
 }
@@ -305,7 +358,13 @@ async fn check_changes(h: &Harness, ui: i64) {
         max_attempts: 5,
         run_at: h.clock.now_ms(),
     };
-    assert_eq!(h.store.enqueue(&[job], h.clock.now_ms()).await.expect("enqueue"), 1);
+    assert_eq!(
+        h.store
+            .enqueue(&[job], h.clock.now_ms())
+            .await
+            .expect("enqueue"),
+        1
+    );
 }
 
 /// (h) Credentials never show in `Debug` output of what the store returns.
@@ -374,7 +433,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached in 5 minutes");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in 5 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tributary_engine::{Clock, Engine, EngineConfig, ManualClock, RunUntil};
 use tributary_sdk::Registry;
-use tributary_store::{ContentItem, ContentQuery, JobFilter, JobState, NewUserIntegration, Store, UserIntegration};
+use tributary_store::{
+    ContentItem, ContentQuery, JobFilter, JobState, NewUserIntegration, Store, UserIntegration,
+};
 use tributary_testkit::synthetic::{SourceConfig, SourceServer};
 
 /// Which backend a scenario runs on.
@@ -114,17 +116,27 @@ impl Harness {
     /// Enqueues a `start` for the account now.
     pub async fn start(&self, ui: i64) -> u64 {
         self.store
-            .enqueue(&[tributary_engine::worker::start_job(ui, 5, self.clock.now_ms())], self.clock.now_ms())
+            .enqueue(
+                &[tributary_engine::worker::start_job(
+                    ui,
+                    5,
+                    self.clock.now_ms(),
+                )],
+                self.clock.now_ms(),
+            )
             .await
             .expect("enqueue start")
     }
 
     /// Runs `engine` until nothing is claimable now (the manual clock does not move).
     pub async fn run_claimable(&self, engine: &Engine) {
-        tokio::time::timeout(Duration::from_secs(600), engine.run(RunUntil::NothingClaimable, std::future::pending()))
-            .await
-            .expect("engine did not go idle within 10 minutes")
-            .expect("engine run");
+        tokio::time::timeout(
+            Duration::from_secs(600),
+            engine.run(RunUntil::NothingClaimable, std::future::pending()),
+        )
+        .await
+        .expect("engine did not go idle within 10 minutes")
+        .expect("engine run");
     }
 
     /// All content of an account (deleted included when asked), by external id.
@@ -161,7 +173,9 @@ impl Harness {
             .await
             .into_iter()
             .map(|(id, item)| {
-                let version = item.content["version"].as_u64().expect("version in content");
+                let version = item.content["version"]
+                    .as_u64()
+                    .expect("version in content");
                 (id, version)
             })
             .collect()

@@ -21,6 +21,5 @@ pub mod server;
 pub use integration::{CURSOR_KEY, SyntheticIntegration, SyntheticTask, registration};
 pub use server::{
     ChangeKind, DEFAULT_PAGE_SIZE, Fault, Item, ListCall, MAX_PAGE_SIZE, RequestCounts, Source,
-    SourceConfig,
-    SourceServer, router, serve,
+    SourceConfig, SourceServer, router, serve,
 };
