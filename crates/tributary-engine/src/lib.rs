@@ -15,7 +15,7 @@
 //! - [`limits`]: per-domain rate gates and per-account semaphores.
 //! - [`link`]: validating credentials and linking an account.
 //! - [`clock`]: the time source (a manual clock in tests).
-//! - [`config`]: [`EngineConfig`].
+//! - [`config`]: the engine settings, [`EngineConfig`].
 //! - [`stats`]: counters for progress display.
 
 pub mod clock;
