@@ -12,7 +12,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Output {
     /// HTTP-style status: 2xx is content to store; anything else reports a failure for
-    /// this item, which the engine records with the job and does not store.
+    /// this item, which the engine logs and counts (`item_errors`) and does not store.
     pub code: u16,
     /// The item's unique id in the external system.
     pub id: String,
