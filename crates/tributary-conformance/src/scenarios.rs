@@ -1,0 +1,579 @@
+//! The scenarios (DESIGN.md, "Testing"): each is an async function taking a fresh
+//! [`Harness`] and running one behaviour end to end through the engine, the store and
+//! the integration against the subject's fake.
+//!
+//! | scenario | checks |
+//! |---|---|
+//! | [`full_sync`] | every item stored once, equal to the truth; each fetched once |
+//! | [`resync_nothing_new`] | a second `start` makes ≤ 4 list calls, no fetch, no write |
+//! | [`new_item_appears`] | a new item arrives through `start` and through the history |
+//! | [`edit_updates_content`] | an edit reaches the stored content through the history |
+//! | [`deletion_soft_deletes`] | a deletion soft-deletes, visible only with `include_deleted` |
+//! | [`expired_cursor_falls_back`] | an expired cursor falls back, converges, and a fresh cursor works |
+//! | [`token_expiry_mid_sync`] | an access token that expires mid-sync is refreshed |
+//! | [`faults_converge`] | 5% 429 and 5% 5xx: everything still converges |
+//! | [`revoked_credentials_need_reauth`] | `needs_reauth`, jobs wait, resume after re-authorization |
+//! | [`convergence`] | 20 rounds of random changes: the database equals the truth |
+//!
+//! None depends on the order in which jobs of one priority run (listing and downloads
+//! may interleave either way): each runs until the account has nothing pending.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use tributary_engine::Engine;
+use tributary_store::{JobState, UserIntegrationStatus};
+
+use crate::{ConformanceSubject, FaultRates, Harness};
+
+/// Workers of the full-sync engine.
+pub const FULL_SYNC_WORKERS: usize = 8;
+/// Workers of the other scenarios' engines.
+pub const WORKERS: usize = 4;
+/// How far the clock moves between a change at the fake and the next sync (a
+/// scheduler interval).
+const TICK_MS: i64 = 60_000;
+
+/// An account synced once with a subject.
+struct Synced<S> {
+    subject: S,
+    ui: i64,
+    engine: Engine,
+}
+
+/// Starts a subject with `items` items, links it, syncs it fully and checks the
+/// result against the truth.
+async fn synced<S: ConformanceSubject>(h: &Harness, items: usize, seed: u64) -> Synced<S> {
+    let subject = S::start(items, seed).await;
+    let ui = h.link(&subject, "conformance-user").await.id;
+    let engine = h.engine(WORKERS);
+    h.sync(&engine, ui).await;
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after the first sync")
+        .await;
+    Synced {
+        subject,
+        ui,
+        engine,
+    }
+}
+
+/// `updated_at` of every stored item (deleted ones included), in epoch ms.
+async fn updated_at(h: &Harness, ui: i64) -> BTreeMap<String, i64> {
+    h.content(ui, true)
+        .await
+        .into_iter()
+        .map(|(id, item)| (id, item.updated_at.timestamp_millis()))
+        .collect()
+}
+
+/// The id at `position` (wrapping) among the truth's ids, in id order.
+fn pick<S: ConformanceSubject>(subject: &S, position: usize) -> String {
+    let truth = subject.truth();
+    assert!(!truth.is_empty(), "the fake holds no item to pick");
+    truth
+        .keys()
+        .nth(position % truth.len())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Full sync: every item stored exactly once and equal to the truth; each item fetched
+/// exactly once; nothing failed; nothing deleted.
+pub async fn full_sync<S: ConformanceSubject>(h: Harness) {
+    let subject = S::start(S::FULL_SYNC_ITEMS, 1).await;
+    let ui = h.link(&subject, "conformance-user").await.id;
+    subject.reset_counters();
+    let engine = h.engine(FULL_SYNC_WORKERS);
+    h.sync(&engine, ui).await;
+
+    h.assert_no_failed_jobs(ui).await;
+    let truth = subject.truth();
+    let all = h.content(ui, true).await;
+    assert_eq!(all.len(), truth.len(), "stored rows (deleted included)");
+    assert!(
+        all.values().all(|item| !item.is_deleted),
+        "a full sync deleted items"
+    );
+    h.assert_matches_truth(&subject, ui, "after the full sync")
+        .await;
+
+    let fetches = subject.fetch_calls();
+    assert_eq!(
+        usize::try_from(fetches).ok(),
+        Some(truth.len()),
+        "item fetches: each item must be fetched exactly once"
+    );
+    let downloads = h.jobs(ui, JobState::Completed).await;
+    let mut per_item: BTreeMap<String, usize> = BTreeMap::new();
+    for job in &downloads {
+        if let Some(item) = &job.item_id {
+            *per_item.entry(item.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        per_item.len(),
+        truth.len(),
+        "items with a completed fetch job"
+    );
+    let twice: Vec<_> = per_item.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "items fetched by two jobs: {twice:?}");
+
+    let account = h.account(ui).await;
+    assert_eq!(account.status, UserIntegrationStatus::Active);
+    assert!(account.last_synced_at.is_some(), "last_synced_at not set");
+    assert!(!account.sync_state.is_empty(), "no history cursor recorded");
+}
+
+/// Re-sync with nothing new: a second `start` makes at most 4 list calls, fetches
+/// nothing and writes nothing (`updated_at` unchanged everywhere).
+pub async fn resync_nothing_new<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::RESYNC_ITEMS, 2).await;
+    let before = updated_at(&h, ui).await;
+    let stats_before = engine.stats().snapshot();
+
+    subject.reset_counters();
+    h.clock.advance_ms(TICK_MS);
+    h.sync(&engine, ui).await;
+
+    let lists = subject.list_calls();
+    assert!(lists >= 1, "the re-sync listed nothing");
+    assert!(
+        lists <= 4,
+        "the re-sync made {lists} list calls (at most 4 allowed)"
+    );
+    assert_eq!(subject.fetch_calls(), 0, "the re-sync fetched items");
+    let stats = engine.stats().snapshot();
+    assert_eq!(
+        (
+            stats.items_inserted - stats_before.items_inserted,
+            stats.items_updated - stats_before.items_updated,
+            stats.items_deleted - stats_before.items_deleted,
+        ),
+        (0, 0, 0),
+        "the re-sync wrote content (inserted, updated, deleted)"
+    );
+    assert_eq!(
+        updated_at(&h, ui).await,
+        before,
+        "the re-sync moved updated_at"
+    );
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after the re-sync")
+        .await;
+}
+
+/// A new item appears: through the history check (no list call, one fetch), and
+/// through the next `start` (at most 4 list calls, one fetch).
+///
+/// The history check comes first, so that the history it reads holds only its own
+/// item: whether a history check fetches again an item that a `start` already stored
+/// is left to the integration.
+pub async fn new_item_appears<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::ITEMS, 3).await;
+
+    subject.reset_counters();
+    h.clock.advance_ms(TICK_MS);
+    let by_history = subject.add_item();
+    h.check_history(&engine, ui).await;
+    assert!(
+        h.content(ui, false).await.contains_key(&by_history),
+        "the new item {by_history} was not stored by the history check"
+    );
+    assert_eq!(subject.list_calls(), 0, "the history check listed items");
+    assert_eq!(
+        subject.fetch_calls(),
+        1,
+        "fetches for one new item through the history"
+    );
+    h.assert_matches_truth(&subject, ui, "after a new item and a history check")
+        .await;
+
+    subject.reset_counters();
+    h.clock.advance_ms(TICK_MS);
+    let by_start = subject.add_item();
+    h.sync(&engine, ui).await;
+    assert!(
+        h.content(ui, false).await.contains_key(&by_start),
+        "the new item {by_start} was not stored by the next start"
+    );
+    assert!(
+        subject.list_calls() <= 4,
+        "start made {} list calls",
+        subject.list_calls()
+    );
+    assert_eq!(
+        subject.fetch_calls(),
+        1,
+        "fetches for one new item through start"
+    );
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after a new item and a start")
+        .await;
+}
+
+/// An edit (for Gmail a label change) reaches the stored content through the history
+/// check: that item's content and `updated_at` change, no other item is written.
+pub async fn edit_updates_content<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::ITEMS, 4).await;
+    let id = pick(&subject, S::ITEMS / 2);
+    let before = updated_at(&h, ui).await;
+    let stored_before = h.stored::<S>(ui).await[&id].clone();
+
+    subject.reset_counters();
+    h.clock.advance_ms(TICK_MS);
+    subject.edit_item(&id);
+    let want = subject.truth()[&id].clone();
+    assert_ne!(
+        want, stored_before,
+        "the subject's edit did not change the projection"
+    );
+    h.check_history(&engine, ui).await;
+
+    assert_eq!(
+        h.stored::<S>(ui).await.get(&id),
+        Some(&want),
+        "edited item {id}"
+    );
+    let after = updated_at(&h, ui).await;
+    assert!(
+        after[&id] > before[&id],
+        "updated_at of the edited item did not move"
+    );
+    let rewritten: Vec<&String> = after
+        .iter()
+        .filter(|(other, at)| **other != id && before.get(*other) != Some(*at))
+        .map(|(other, _)| other)
+        .take(5)
+        .collect();
+    assert!(
+        rewritten.is_empty(),
+        "items written though unchanged: {rewritten:?}"
+    );
+    assert_eq!(subject.fetch_calls(), 1, "fetches for one edited item");
+    assert_eq!(subject.list_calls(), 0, "the history check listed items");
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after an edit").await;
+}
+
+/// Deletions found through the history soft-delete: the rows stay with `is_deleted`
+/// and `deleted_at`, hidden by default and listed with `include_deleted`.
+pub async fn deletion_soft_deletes<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::ITEMS, 5).await;
+    let count_before = h.content(ui, false).await.len();
+    let gone: Vec<String> = (0..3).map(|i| pick(&subject, 7 + i * 31)).collect();
+    h.clock.advance_ms(TICK_MS);
+    for id in &gone {
+        subject.delete_item(id);
+    }
+    assert!(
+        gone.iter().all(|id| !subject.truth().contains_key(id)),
+        "the subject's deletion left the item in the truth"
+    );
+    h.check_history(&engine, ui).await;
+
+    let visible = h.content(ui, false).await;
+    let all = h.content(ui, true).await;
+    assert_eq!(visible.len(), count_before - gone.len(), "visible items");
+    assert_eq!(
+        all.len(),
+        count_before,
+        "rows with deleted ones: deletion must be soft"
+    );
+    for id in &gone {
+        assert!(
+            !visible.contains_key(id),
+            "deleted item {id} still listed by default"
+        );
+        let row = &all[id];
+        assert!(row.is_deleted, "item {id} not marked deleted");
+        assert!(row.deleted_at.is_some(), "item {id} has no deleted_at");
+    }
+    let counts = h.store.content_counts(ui).await.expect("counts");
+    assert_eq!(counts.deleted, 3, "content_counts.deleted");
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after deletions")
+        .await;
+}
+
+/// An expired history cursor: the history check falls back to comparing ids, which
+/// stores what was added, soft-deletes what vanished and records a fresh cursor; the
+/// next check works from that cursor without listing.
+///
+/// Only additions and deletions happen before the expiry: an id comparison cannot see
+/// an edit made while the history was lost (DESIGN.md: "fall back to a full id
+/// comparison").
+pub async fn expired_cursor_falls_back<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::ITEMS, 6).await;
+    let cursor_before = h.account(ui).await.sync_state;
+
+    h.clock.advance_ms(TICK_MS);
+    let gone = [pick(&subject, 11), pick(&subject, 97)];
+    let added = [subject.add_item(), subject.add_item()];
+    for id in &gone {
+        subject.delete_item(id);
+    }
+    subject.expire_history_cursor();
+    subject.reset_counters();
+    h.check_history(&engine, ui).await;
+
+    assert!(
+        subject.list_calls() >= 1,
+        "the expired cursor did not fall back to listing"
+    );
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after the fallback")
+        .await;
+    let all = h.content(ui, true).await;
+    for id in &gone {
+        assert!(
+            all[id].is_deleted,
+            "vanished item {id} not soft-deleted by the fallback"
+        );
+    }
+    for id in &added {
+        assert!(
+            !all[id].is_deleted,
+            "added item {id} missing after the fallback"
+        );
+    }
+    let cursor_after = h.account(ui).await.sync_state;
+    assert_ne!(
+        cursor_after, cursor_before,
+        "the fallback did not store a fresh cursor"
+    );
+
+    // The fresh cursor works: edits, additions and deletions through the history only.
+    h.clock.advance_ms(TICK_MS);
+    subject.reset_counters();
+    subject.add_item();
+    subject.edit_item(&pick(&subject, 23));
+    subject.delete_item(&pick(&subject, 57));
+    h.check_history(&engine, ui).await;
+    assert_eq!(
+        subject.list_calls(),
+        0,
+        "the fresh cursor was refused: listed again"
+    );
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after changes on the fresh cursor")
+        .await;
+}
+
+/// Access tokens expire in the middle of a backfill, and again before a history
+/// check: the integration refreshes and carries on; nothing is missing, the account
+/// stays active.
+pub async fn token_expiry_mid_sync<S: ConformanceSubject>(h: Harness) {
+    let subject = S::start(S::ITEMS, 7).await;
+    let ui = h.link(&subject, "conformance-user").await.id;
+    let engine = h.engine(WORKERS);
+    let calls = u64::try_from(S::ITEMS / 2).unwrap_or(u64::MAX);
+    assert!(
+        subject.expire_tokens_after_calls(calls),
+        "the subject has no expiring tokens: leave token_expiry_mid_sync out of its scenarios"
+    );
+    let issued_before = subject.tokens_issued();
+    h.sync(&engine, ui).await;
+
+    h.assert_no_failed_jobs(ui).await;
+    assert_eq!(h.account(ui).await.status, UserIntegrationStatus::Active);
+    h.assert_matches_truth(&subject, ui, "after a backfill with a token expiry")
+        .await;
+    let issued = subject.tokens_issued() - issued_before;
+    assert!(
+        issued >= 2,
+        "{issued} tokens issued: the expired token was not refreshed"
+    );
+
+    // The stored token expires before the next history check.
+    h.clock.advance_ms(TICK_MS);
+    subject.add_item();
+    subject.edit_item(&pick(&subject, 3));
+    let issued_before = subject.tokens_issued();
+    subject.expire_tokens_after_calls(0);
+    h.check_history(&engine, ui).await;
+    h.assert_no_failed_jobs(ui).await;
+    assert_eq!(h.account(ui).await.status, UserIntegrationStatus::Active);
+    assert!(
+        subject.tokens_issued() > issued_before,
+        "the stored, expired token was not refreshed"
+    );
+    h.assert_matches_truth(&subject, ui, "after a history check with an expired token")
+        .await;
+}
+
+/// 5% of requests answered 429 and 5% 500/503, during a full sync and during three
+/// rounds of changes: every job is retried until it succeeds (moving the manual clock
+/// to each retry), and the database equals the truth.
+pub async fn faults_converge<S: ConformanceSubject>(h: Harness) {
+    let subject = S::start(S::ITEMS * 2, 8).await;
+    let ui = h.link(&subject, "conformance-user").await.id;
+    let engine = h.engine(WORKERS);
+    subject.set_fault_rates(FaultRates {
+        rate_limited: 0.05,
+        server_error: 0.05,
+        seed: 8,
+    });
+    let moves = h.sync(&engine, ui).await;
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after a full sync with faults")
+        .await;
+    assert!(subject.faults_injected() > 0, "no fault was injected");
+    assert!(moves > 0, "no retry was ever waiting");
+    assert!(
+        engine.stats().snapshot().jobs_retried > 0,
+        "no job was retried"
+    );
+
+    let mut rng = StdRng::seed_from_u64(8);
+    for round in 1..=3 {
+        h.clock.advance_ms(TICK_MS);
+        for _ in 0..3 {
+            subject.add_item();
+            subject.edit_item(&pick(&subject, rng.random_range(0..1000)));
+            subject.delete_item(&pick(&subject, rng.random_range(0..1000)));
+        }
+        h.enqueue_history(ui).await;
+        h.enqueue_start(ui).await;
+        h.settle(&engine, ui).await;
+        h.assert_no_failed_jobs(ui).await;
+        h.assert_matches_truth(
+            &subject,
+            ui,
+            &format!("after change round {round} with faults"),
+        )
+        .await;
+    }
+    subject.set_fault_rates(FaultRates::NONE);
+    assert_eq!(h.account(ui).await.status, UserIntegrationStatus::Active);
+}
+
+/// Revoked credentials: the account becomes `needs_reauth`, its jobs wait (neither
+/// failed nor run again, however much time passes), and after re-authorization the
+/// same jobs run and the account catches up.
+pub async fn revoked_credentials_need_reauth<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::ITEMS, 9).await;
+
+    subject.revoke_credentials();
+    h.clock.advance_ms(TICK_MS);
+    let fresh = subject.add_item();
+    h.enqueue_history(ui).await;
+    h.enqueue_start(ui).await;
+    h.settle(&engine, ui).await;
+
+    let account = h.account(ui).await;
+    assert_eq!(account.status, UserIntegrationStatus::NeedsReauth);
+    assert!(
+        account.last_error.is_some(),
+        "needs_reauth without an error message"
+    );
+    h.assert_no_failed_jobs(ui).await;
+    let waiting = h.jobs(ui, JobState::Available).await;
+    assert!(!waiting.is_empty(), "no job waits for re-authorization");
+    assert!(!h.content(ui, false).await.contains_key(&fresh));
+
+    // However much time passes, paused jobs do not run.
+    let requests = (
+        subject.list_calls(),
+        subject.fetch_calls(),
+        subject.tokens_issued(),
+    );
+    h.clock.advance_ms(24 * 3600 * 1000);
+    h.run_claimable(&engine).await;
+    assert_eq!(
+        (
+            subject.list_calls(),
+            subject.fetch_calls(),
+            subject.tokens_issued()
+        ),
+        requests,
+        "jobs of a needs_reauth account ran"
+    );
+    assert_eq!(h.jobs(ui, JobState::Available).await.len(), waiting.len());
+
+    // Re-authorized: the waiting jobs run and the account catches up.
+    let credentials = subject.reauthorize();
+    h.store
+        .update_credentials(ui, &credentials)
+        .await
+        .expect("store new credentials");
+    h.store
+        .set_user_integration_status(ui, UserIntegrationStatus::Active, None)
+        .await
+        .expect("resume the account");
+    h.settle(&engine, ui).await;
+    h.assert_no_failed_jobs(ui).await;
+    assert_eq!(h.account(ui).await.status, UserIntegrationStatus::Active);
+    h.assert_matches_truth(&subject, ui, "after re-authorization")
+        .await;
+}
+
+/// Convergence: 20 rounds of random additions, deletions and edits (a seeded RNG),
+/// each followed by a history check and a `start`; after every round the stored,
+/// non-deleted items equal the truth exactly.
+pub async fn convergence<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::ITEMS, 10).await;
+    let mut rng = StdRng::seed_from_u64(10);
+    let (mut added, mut edited, mut deleted) = (0, 0, 0);
+    for round in 1..=20 {
+        h.clock.advance_ms(TICK_MS);
+        let changes = rng.random_range(1..=8);
+        for _ in 0..changes {
+            match rng.random_range(0..3) {
+                0 => {
+                    subject.add_item();
+                    added += 1;
+                }
+                1 => {
+                    subject.edit_item(&pick(&subject, rng.random_range(0..100_000)));
+                    edited += 1;
+                }
+                _ => {
+                    subject.delete_item(&pick(&subject, rng.random_range(0..100_000)));
+                    deleted += 1;
+                }
+            }
+        }
+        h.enqueue_history(ui).await;
+        h.enqueue_start(ui).await;
+        h.settle(&engine, ui).await;
+        h.assert_no_failed_jobs(ui).await;
+        h.assert_matches_truth(&subject, ui, &format!("after convergence round {round}"))
+            .await;
+    }
+    assert!(
+        added > 0 && edited > 0 && deleted > 0,
+        "a kind of change never happened"
+    );
+    let counts = h.store.content_counts(ui).await.expect("counts");
+    assert!(counts.deleted > 0, "no deletion was recorded");
+}

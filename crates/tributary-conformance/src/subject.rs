@@ -1,0 +1,130 @@
+//! [`ConformanceSubject`]: what an integration provides to run through the scenarios.
+//!
+//! A subject is one running fake of the integration's service plus the knowledge of
+//! how to drive it: the credentials and settings that point the integration at it,
+//! the three mutations every service has (add an item, change one in place, delete
+//! one), the truth to compare the database with, a list-call counter, and the hooks
+//! for faults, token expiry, revocation and history-cursor expiry.
+//!
+//! The truth is compared through a *projection*: the part of an item that both the
+//! fake and the stored content know and that a sync must keep exact (for Gmail the
+//! labels and the subject; for the synthetic source the version and body). The
+//! projection of stored content must be computed the way a reader of the database
+//! would read it, not by re-running the integration's own mapping.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+
+use serde_json::{Map, Value};
+use tributary_sdk::{Credentials, ManifestError, Registration};
+
+/// Shares of API requests the fake answers with a fault, each in `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultRates {
+    /// Share answered 429 Too Many Requests, with a short `Retry-After`.
+    pub rate_limited: f64,
+    /// Share answered 500 or 503.
+    pub server_error: f64,
+    /// Seed of the fault draws.
+    pub seed: u64,
+}
+
+impl FaultRates {
+    /// No faults.
+    pub const NONE: FaultRates = FaultRates {
+        rate_limited: 0.0,
+        server_error: 0.0,
+        seed: 0,
+    };
+}
+
+/// An integration's fake, driven by the conformance scenarios.
+///
+/// Every method but [`ConformanceSubject::start`] is synchronous: fakes keep their
+/// state in memory and change it directly.
+pub trait ConformanceSubject: Send + Sync + Sized + 'static {
+    /// One item's comparable projection (see the module docs).
+    type Projection: Debug + Clone + PartialEq + Send;
+
+    /// How many items the full-sync scenario syncs.
+    const FULL_SYNC_ITEMS: usize;
+
+    /// How many items the re-sync scenario starts with: enough pages that a walk
+    /// through all of them would exceed the 4 list calls it allows.
+    const RESYNC_ITEMS: usize = 600;
+
+    /// How many items the other scenarios start with.
+    const ITEMS: usize = 150;
+
+    /// The integration's registration (its manifest names the domain and the history
+    /// task type).
+    fn registration() -> Result<Registration, ManifestError>;
+
+    /// Starts a fake holding `items` items, generated from `seed`.
+    fn start(items: usize, seed: u64) -> impl Future<Output = Self> + Send;
+
+    /// The credentials that link an account to this fake.
+    fn credentials(&self) -> Credentials;
+
+    /// The settings that point the integration at this fake.
+    fn settings(&self) -> Map<String, Value>;
+
+    // ---- mutations ----
+
+    /// Adds one item, newer than every other; returns its external id.
+    fn add_item(&self) -> String;
+
+    /// Changes item `id` in place so that its projection changes (for Gmail a label
+    /// change).
+    fn edit_item(&self, id: &str);
+
+    /// Removes item `id` from what a sync must hold.
+    fn delete_item(&self, id: &str);
+
+    // ---- truth ----
+
+    /// Every item a sync must hold, as external id → projection.
+    fn truth(&self) -> BTreeMap<String, Self::Projection>;
+
+    /// The projection of one stored item's content.
+    fn project(content: &Value) -> Self::Projection;
+
+    // ---- counters ----
+
+    /// Requests that list items (pages of ids) so far.
+    fn list_calls(&self) -> u64;
+
+    /// Requests that fetch one item so far.
+    fn fetch_calls(&self) -> u64;
+
+    /// Sets the counters back to zero.
+    fn reset_counters(&self);
+
+    // ---- faults and credentials ----
+
+    /// Answers API requests with faults at these rates from now on
+    /// ([`FaultRates::NONE`] stops them).
+    fn set_fault_rates(&self, rates: FaultRates);
+
+    /// API requests answered with an injected fault so far.
+    fn faults_injected(&self) -> u64;
+
+    /// Lets `calls` more API requests through, then expires every access token, as a
+    /// token running out in the middle of a sync. Returns false when the service has
+    /// no expiring tokens (leave `token_expiry_mid_sync` out of its scenarios).
+    fn expire_tokens_after_calls(&self, calls: u64) -> bool;
+
+    /// Tokens the fake's token endpoint issued so far (0 without one).
+    fn tokens_issued(&self) -> u64;
+
+    /// Revokes the linked credentials for good: the user must authorize again.
+    fn revoke_credentials(&self);
+
+    /// Authorizes again after [`ConformanceSubject::revoke_credentials`]; returns the
+    /// new credentials.
+    fn reauthorize(&self) -> Credentials;
+
+    /// Forgets the change history: a stored history cursor is now too old.
+    fn expire_history_cursor(&self);
+}

@@ -1,0 +1,226 @@
+//! The Gmail integration through the conformance scenarios, against the Gmail fake of
+//! the test kit, on SQLite and PostgreSQL.
+//!
+//! The projection compared with the fake's truth is a message's labels (as a set) and
+//! its subject. The synced mailbox is what `messages.list` returns without
+//! `includeSpamTrash`, so messages in the trash or spam are not part of the truth.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tributary_conformance::{ConformanceSubject, FaultRates, conformance_tests};
+use tributary_gmail::mapping::{EXCLUDED_LABELS, NO_SUBJECT};
+use tributary_sdk::serde_json::{Map, Value};
+use tributary_sdk::{Credentials, ManifestError, Registration};
+use tributary_testkit::gmail::{FakeGmail, FaultConfig, GmailConfig, GmailMethod};
+
+conformance_tests!(GmailSubject;
+    full_sync,
+    resync_nothing_new,
+    new_item_appears,
+    edit_updates_content,
+    deletion_soft_deletes,
+    expired_cursor_falls_back,
+    token_expiry_mid_sync,
+    faults_converge,
+    revoked_credentials_need_reauth,
+    convergence,
+);
+
+/// The label an edit toggles.
+const EDIT_LABEL: &str = "STARRED";
+
+/// A fake mailbox driven by the scenarios.
+struct GmailSubject {
+    fake: FakeGmail,
+    /// The refresh token the account is linked with (changes on re-authorization).
+    refresh_token: Mutex<String>,
+    /// Deletions so far: every other one moves the message to the trash instead of
+    /// deleting it for good (both leave the synced mailbox).
+    deletions: AtomicU64,
+}
+
+/// What must match between a message and its stored content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mail {
+    /// Label ids, sorted.
+    labels: Vec<String>,
+    subject: String,
+}
+
+impl ConformanceSubject for GmailSubject {
+    type Projection = Mail;
+
+    const FULL_SYNC_ITEMS: usize = 5_000;
+
+    fn registration() -> Result<Registration, ManifestError> {
+        tributary_gmail::registration()
+    }
+
+    async fn start(items: usize, seed: u64) -> GmailSubject {
+        let fake = FakeGmail::start(GmailConfig {
+            messages: items,
+            seed,
+            ..GmailConfig::default()
+        })
+        .await
+        .expect("start the gmail fake");
+        let refresh_token = fake.credentials().refresh_token;
+        GmailSubject {
+            fake,
+            refresh_token: Mutex::new(refresh_token),
+            deletions: AtomicU64::new(0),
+        }
+    }
+
+    fn credentials(&self) -> Credentials {
+        let issued = self.fake.credentials();
+        let mut credentials = Credentials::default();
+        credentials.set("clientId", issued.client_id);
+        credentials.set("clientSecret", issued.client_secret);
+        credentials.set("refreshToken", self.refresh_token().clone());
+        credentials
+    }
+
+    fn settings(&self) -> Map<String, Value> {
+        let mut settings = Map::new();
+        settings.insert("baseUrl".into(), Value::String(self.fake.base_url()));
+        settings.insert("tokenUrl".into(), Value::String(self.fake.token_url()));
+        settings
+    }
+
+    fn add_item(&self) -> String {
+        self.fake.generate(1).remove(0)
+    }
+
+    fn edit_item(&self, id: &str) {
+        let starred = self
+            .fake
+            .snapshot()
+            .get(id)
+            .is_some_and(|m| m.label_ids.iter().any(|l| l == EDIT_LABEL));
+        let result = if starred {
+            self.fake.modify_labels(id, &[], &[EDIT_LABEL])
+        } else {
+            self.fake.modify_labels(id, &[EDIT_LABEL], &[])
+        };
+        result.unwrap_or_else(|e| panic!("relabel {id}: {e}"));
+    }
+
+    fn delete_item(&self, id: &str) {
+        let result = if self
+            .deletions
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(2)
+        {
+            self.fake.delete(id)
+        } else {
+            self.fake.trash(id)
+        };
+        result.unwrap_or_else(|e| panic!("delete {id}: {e}"));
+    }
+
+    fn truth(&self) -> BTreeMap<String, Mail> {
+        self.fake
+            .snapshot()
+            .into_iter()
+            .filter(|(_, m)| {
+                !m.label_ids
+                    .iter()
+                    .any(|l| EXCLUDED_LABELS.contains(&l.as_str()))
+            })
+            .map(|(id, m)| {
+                let subject = if m.subject.is_empty() {
+                    NO_SUBJECT.to_owned()
+                } else {
+                    m.subject
+                };
+                (id, Mail::new(m.label_ids, subject))
+            })
+            .collect()
+    }
+
+    fn project(content: &Value) -> Mail {
+        let labels = content["labelIds"]
+            .as_array()
+            .map(|labels| {
+                labels
+                    .iter()
+                    .map(|l| l.as_str().unwrap_or("<not a string>").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let subject = content["subject"]
+            .as_str()
+            .unwrap_or("<missing>")
+            .to_owned();
+        Mail::new(labels, subject)
+    }
+
+    fn list_calls(&self) -> u64 {
+        self.fake.calls(GmailMethod::MessagesList)
+    }
+
+    fn fetch_calls(&self) -> u64 {
+        self.fake.calls(GmailMethod::MessagesGet)
+    }
+
+    fn reset_counters(&self) {
+        self.fake.reset_counters();
+    }
+
+    fn set_fault_rates(&self, rates: FaultRates) {
+        self.fake.set_faults(FaultConfig {
+            server_error_rate: rates.server_error,
+            rate_limit_rate: rates.rate_limited,
+            ..FaultConfig::default()
+        });
+        self.fake.reseed_faults(rates.seed);
+    }
+
+    fn faults_injected(&self) -> u64 {
+        self.fake.counters().faults
+    }
+
+    fn expire_tokens_after_calls(&self, calls: u64) -> bool {
+        self.fake.expire_tokens_after_calls(calls);
+        true
+    }
+
+    fn tokens_issued(&self) -> u64 {
+        self.fake.counters().tokens_issued
+    }
+
+    fn revoke_credentials(&self) {
+        let token = self.refresh_token().clone();
+        assert!(
+            self.fake.revoke_refresh_token(&token),
+            "the refresh token was not live"
+        );
+    }
+
+    fn reauthorize(&self) -> Credentials {
+        *self.refresh_token() = self.fake.issue_refresh_token();
+        self.credentials()
+    }
+
+    fn expire_history_cursor(&self) {
+        self.fake.expire_history_before(self.fake.history_id());
+    }
+}
+
+impl GmailSubject {
+    fn refresh_token(&self) -> std::sync::MutexGuard<'_, String> {
+        self.refresh_token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Mail {
+    fn new(mut labels: Vec<String>, subject: String) -> Mail {
+        labels.sort();
+        Mail { labels, subject }
+    }
+}

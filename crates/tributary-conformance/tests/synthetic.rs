@@ -1,0 +1,179 @@
+//! The synthetic integration through the conformance scenarios, against the test kit's
+//! synthetic source (served with a fault layer in front), on SQLite and PostgreSQL.
+//!
+//! The synthetic source has a static bearer token and no token endpoint, so
+//! `token_expiry_mid_sync` does not apply to it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use tokio::sync::oneshot;
+use tributary_conformance::fault_layer::FaultInjector;
+use tributary_conformance::{ConformanceSubject, FaultRates, conformance_tests};
+use tributary_sdk::serde_json::{Map, Value};
+use tributary_sdk::{Credentials, ManifestError, Registration};
+use tributary_testkit::synthetic::{Source, SourceConfig, router};
+
+conformance_tests!(SyntheticSubject;
+    full_sync,
+    resync_nothing_new,
+    new_item_appears,
+    edit_updates_content,
+    deletion_soft_deletes,
+    expired_cursor_falls_back,
+    faults_converge,
+    revoked_credentials_need_reauth,
+    convergence,
+);
+
+/// A synthetic source on a loopback port, behind a fault layer.
+struct SyntheticSubject {
+    source: Source,
+    faults: FaultInjector,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// What must match between an item and its stored content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Item {
+    title: String,
+    body: String,
+    version: u64,
+}
+
+impl Drop for SyntheticSubject {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl ConformanceSubject for SyntheticSubject {
+    type Projection = Item;
+
+    const FULL_SYNC_ITEMS: usize = 2_000;
+
+    fn registration() -> Result<Registration, ManifestError> {
+        tributary_testkit::synthetic::registration()
+    }
+
+    async fn start(items: usize, seed: u64) -> SyntheticSubject {
+        let source = Source::new(&SourceConfig::new(items, seed, format!("token-{seed}")));
+        let faults = FaultInjector::new();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let app = faults.layer(router(source.clone()));
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        SyntheticSubject {
+            source,
+            faults,
+            addr,
+            shutdown: Some(tx),
+        }
+    }
+
+    fn credentials(&self) -> Credentials {
+        let mut credentials = Credentials::default();
+        credentials.set("token", self.source.token().unwrap_or_default());
+        credentials
+    }
+
+    fn settings(&self) -> Map<String, Value> {
+        let mut settings = Map::new();
+        settings.insert(
+            "baseUrl".into(),
+            Value::String(format!("http://{}", self.addr)),
+        );
+        settings
+    }
+
+    fn add_item(&self) -> String {
+        self.source.add_items(1).remove(0)
+    }
+
+    fn edit_item(&self, id: &str) {
+        assert!(self.source.edit(id), "edit {id}: no such item");
+    }
+
+    fn delete_item(&self, id: &str) {
+        assert!(self.source.delete(id), "delete {id}: no such item");
+    }
+
+    fn truth(&self) -> BTreeMap<String, Item> {
+        self.source
+            .ids()
+            .into_iter()
+            .filter_map(|id| {
+                let item = self.source.item(&id)?;
+                Some((
+                    id,
+                    Item {
+                        title: item.title,
+                        body: item.body,
+                        version: item.version,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn project(content: &Value) -> Item {
+        Item {
+            title: content["title"].as_str().unwrap_or("<missing>").to_owned(),
+            body: content["body"].as_str().unwrap_or("<missing>").to_owned(),
+            version: content["version"].as_u64().unwrap_or(0),
+        }
+    }
+
+    fn list_calls(&self) -> u64 {
+        self.source.counts().list_calls
+    }
+
+    fn fetch_calls(&self) -> u64 {
+        self.source.counts().item_fetches
+    }
+
+    fn reset_counters(&self) {
+        self.source.reset_counters();
+    }
+
+    fn set_fault_rates(&self, rates: FaultRates) {
+        self.faults.set_rates(rates);
+    }
+
+    fn faults_injected(&self) -> u64 {
+        self.faults.injected()
+    }
+
+    fn expire_tokens_after_calls(&self, _calls: u64) -> bool {
+        false
+    }
+
+    fn tokens_issued(&self) -> u64 {
+        0
+    }
+
+    fn revoke_credentials(&self) {
+        self.source.revoke_token();
+    }
+
+    fn reauthorize(&self) -> Credentials {
+        self.source.set_token("token-reauthorized");
+        self.credentials()
+    }
+
+    fn expire_history_cursor(&self) {
+        self.source.expire_cursors();
+    }
+}
