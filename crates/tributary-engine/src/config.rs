@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub domain_rates: HashMap<String, u32>,
     /// How long shutdown waits for in-flight jobs before releasing them.
     pub shutdown_grace: Duration,
+    /// The largest content (as JSON) stored for one item; larger content is replaced by
+    /// a marker `{"oversized": true, "contentSize": N, "limit": L}` so the item is known
+    /// (never fetched again in a loop) and the database never holds a runaway row.
+    pub max_content_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +55,7 @@ impl Default for EngineConfig {
             per_account_concurrency: 8,
             domain_rates: HashMap::new(),
             shutdown_grace: Duration::from_secs(10),
+            max_content_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -609,6 +609,11 @@ impl Engine {
         for output in &failed {
             warn!(external_id = %output.id, code = output.code, "item failed; not stored");
         }
+        let limit = self.inner.config.max_content_bytes;
+        let outputs = outputs
+            .into_iter()
+            .map(|output| cap_content(output, limit))
+            .collect();
         Ok((
             JobCompletion {
                 lease: job.lease(),
@@ -623,6 +628,24 @@ impl Engine {
             failed.len() as u64,
         ))
     }
+}
+
+/// Replaces content larger than `limit` bytes (as JSON) by a marker saying so.
+fn cap_content(mut output: tributary_sdk::Output, limit: usize) -> tributary_sdk::Output {
+    if output.is_delete() {
+        return output;
+    }
+    // Serializing to count is cheap next to fetching the content over the network.
+    let size = tributary_sdk::serde_json::to_vec(&output.content).map_or(0, |v| v.len());
+    if size > limit {
+        warn!(external_id = %output.id, size, limit, "content over the limit; storing a marker");
+        output.content = tributary_sdk::serde_json::json!({
+            "oversized": true,
+            "contentSize": size,
+            "limit": limit,
+        });
+    }
+    output
 }
 
 /// The dedupe key of a task: one pending job per item, per account's `start`, per
@@ -662,6 +685,43 @@ impl ContentExists for StoreContentIndex {
             .stored_external_ids(self.user_integration_id)
             .await
             .map_err(|e| IntegrationError::transient(format!("listing stored ids failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tributary_sdk::Output;
+    use tributary_sdk::serde_json::json;
+
+    #[test]
+    fn oversized_content_becomes_a_marker() {
+        let big = Output::item("a", None, json!({"body": "x".repeat(2000)}));
+        let capped = cap_content(big, 1000);
+        assert_eq!(capped.content["oversized"], json!(true));
+        assert_eq!(capped.content["limit"], json!(1000));
+        assert!(capped.content["contentSize"].as_u64().unwrap_or(0) > 2000);
+        let small = Output::item("b", None, json!({"body": "short"}));
+        assert_eq!(cap_content(small.clone(), 1000), small);
+        assert_eq!(cap_content(Output::deleted("c"), 1), Output::deleted("c"));
+    }
+
+    #[test]
+    fn dedupe_keys_by_task_kind() {
+        let mut fetch = Task::new("downloadEmail", tributary_sdk::serde_json::Value::Null);
+        fetch.item_id = Some("m1".into());
+        assert_eq!(
+            dedupe_key(&fetch, Some("checkHistory")).as_deref(),
+            Some("item:m1")
+        );
+        assert_eq!(dedupe_key(&Task::start(), None).as_deref(), Some("start"));
+        let history = Task::new("checkHistory", tributary_sdk::serde_json::Value::Null);
+        assert_eq!(
+            dedupe_key(&history, Some("checkHistory")).as_deref(),
+            Some("history")
+        );
+        let list = Task::new("getEmailList", tributary_sdk::serde_json::Value::Null);
+        assert_eq!(dedupe_key(&list, Some("checkHistory")), None);
     }
 }
 
