@@ -1,68 +1,99 @@
 //! `tributary`: the command line that wires the store, the engine and the integrations
 //! together.
+//!
+//! Module map:
+//! - [`app`]: the global options, opening and migrating the store, the registry, the
+//!   shutdown signal.
+//! - [`commands`]: one module per command.
+//! - [`demo`]: `tributary demo`, the one-command tour.
+//! - [`output`]: tables and JSON.
+//! - [`progress`]: progress bars and the periodic progress log.
+//! - [`registry`]: the one list of built-in integrations.
+//!
+//! Every error ends the process with one line on stderr (`error: ...`) and exit
+//! status 1; usage errors exit with status 2.
 
+mod app;
+mod commands;
+mod demo;
+mod output;
+mod progress;
 mod registry;
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
-use tributary_engine::{Engine, EngineConfig, RunUntil, Scheduler, SystemClock, domain_schedules};
-use tributary_store::{Cipher, KeySource, Store};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::app::GlobalArgs;
+use crate::commands::links::StatusChange;
 
 /// Keeps each user's content from the services they use fresh in your database.
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version, about)]
 struct Cli {
     #[command(flatten)]
-    db: DbArgs,
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Args)]
-struct DbArgs {
-    /// Database URL: `sqlite://PATH` (embedded, created when missing) or `postgres://...`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tributary.db", global = true)]
-    database_url: String,
-    /// File holding the credentials encryption key (created with mode 0600 on first
-    /// use) when TRIBUTARY_SECRET_KEY is not set.
-    #[arg(long, env = "TRIBUTARY_KEY_FILE", global = true)]
-    key_file: Option<std::path::PathBuf>,
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs a self-contained demo: a fake Gmail mailbox, a fresh SQLite database, a
+    /// full backfill while new mail arrives.
+    Demo(demo::DemoArgs),
     /// Applies the database migrations.
     Migrate,
+    /// Lists the built-in integrations, their task types and credential fields.
+    Integrations,
+    /// Manages users, the owners of content.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+    /// Links a user's account after validating its credentials; prints its id.
+    Link(commands::links::LinkArgs),
+    /// Unlinks an account: its content is kept, it is never synced again.
+    Unlink {
+        /// The user integration id (see `tributary links`).
+        id: i64,
+    },
+    /// Pauses an account's syncing.
+    Pause {
+        /// The user integration id (see `tributary links`).
+        id: i64,
+    },
+    /// Resumes a paused (or stopped) account's syncing.
+    Resume {
+        /// The user integration id (see `tributary links`).
+        id: i64,
+    },
+    /// Lists linked accounts: status, last sync, items, pending jobs, last error.
+    Links(commands::links::LinksArgs),
+    /// Obtains credentials with a service's OAuth flow.
+    #[command(subcommand)]
+    Auth(commands::auth::AuthCommand),
+    /// Syncs one account now.
+    Sync(commands::sync::SyncArgs),
     /// Runs the scheduler and the workers until SIGINT or SIGTERM.
-    Run(RunArgs),
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// Jobs run at once.
-    #[arg(long, default_value_t = 4)]
-    workers: usize,
-    /// Jobs claimed per query (held beyond the running ones at most).
-    #[arg(long)]
-    claim_batch: Option<usize>,
-    /// Seconds a claimed job stays leased without renewal before another worker may
-    /// take it back.
-    #[arg(long, default_value_t = 60)]
-    lease_seconds: u64,
-    /// Seconds between scheduler ticks.
-    #[arg(long, default_value_t = 1)]
-    tick_seconds: u64,
-    /// Do not run the scheduler in this process (workers only).
-    #[arg(long)]
-    no_scheduler: bool,
+    Run(commands::run::RunArgs),
+    /// Lists or shows stored content.
+    #[command(subcommand)]
+    Content(commands::content::ContentCommand),
+    /// Lists jobs, or retries a dead or failed one.
+    Jobs(commands::jobs::JobsArgs),
+    /// Runs a fake service for trying Tributary without an account.
+    #[command(subcommand)]
+    Fake(commands::fake::FakeCommand),
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let database_url_given = matches!(
+        matches.value_source("database_url"),
+        Some(clap::parser::ValueSource::CommandLine)
+    );
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
@@ -78,130 +109,69 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, database_url_given)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// The error and its causes on one line, joined with `: `, leaving out a cause whose
+/// text the previous message already includes (many errors print their source).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !previous.is_empty() && previous.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+        previous = text;
+    }
+    message.replace(['\n', '\r'], " ")
+}
+
+async fn run(cli: Cli, database_url_given: bool) -> Result<()> {
+    let global = &cli.global;
     match cli.command {
         Command::Migrate => {
-            let store = open_store(&cli.db).await?;
-            store.migrate().await.context("failed to migrate")?;
-            println!("migrations applied to {}", redact_url(&cli.db.database_url));
+            app::open(global).await?;
+            println!(
+                "migrations applied to {}",
+                app::redact_url(global.database_url())
+            );
             Ok(())
         }
-        Command::Run(args) => run_engine(&cli.db, args).await,
-    }
-}
-
-/// Opens the store and applies migrations (both commands that touch data migrate first).
-async fn open_store(db: &DbArgs) -> Result<Arc<dyn Store>> {
-    let key = match &db.key_file {
-        Some(path) => KeySource::from_env_or_file(path.clone()),
-        None => KeySource::from_env_or_file(default_key_file()),
-    };
-    let cipher = Cipher::load(&key).context("failed to load the credentials key")?;
-    let store = tributary_store::connect(&db.database_url, cipher)
-        .await
-        .with_context(|| format!("failed to open database {}", redact_url(&db.database_url)))?;
-    store.migrate().await.context("failed to migrate the database")?;
-    Ok(store)
-}
-
-/// `~/.config/tributary/secret.key` (or `./tributary.key` without a home directory).
-fn default_key_file() -> std::path::PathBuf {
-    match std::env::var_os("XDG_CONFIG_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))
-    {
-        Some(dir) => dir.join("tributary").join("secret.key"),
-        None => std::path::PathBuf::from("tributary.key"),
-    }
-}
-
-/// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
+        Command::Integrations => commands::integrations::run(global),
+        Command::Users(command) => commands::users::run(global, command).await,
+        Command::Link(args) => commands::links::link(global, args).await,
+        Command::Unlink { id } => {
+            commands::links::change_status(global, id, StatusChange::Unlink).await
         }
-        _ => url.to_owned(),
-    }
-}
-
-async fn run_engine(db: &DbArgs, args: RunArgs) -> Result<()> {
-    let store = open_store(db).await?;
-    let registry = Arc::new(registry::builtin_integrations()?);
-    let config = EngineConfig {
-        workers: args.workers.max(1),
-        claim_batch: args.claim_batch.unwrap_or(args.workers.max(1)),
-        lease: Duration::from_secs(args.lease_seconds.max(1)),
-        ..EngineConfig::default()
-    };
-    let max_attempts = config.max_attempts;
-    let engine = Engine::new(store.clone(), registry.clone(), config)?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let scheduler = (!args.no_scheduler).then(|| {
-        let scheduler = Scheduler::new(
-            store.clone(),
-            domain_schedules(&registry, max_attempts),
-            Arc::new(SystemClock),
-        );
-        let every = Duration::from_secs(args.tick_seconds.max(1));
-        let stop = stopped(stop_rx.clone());
-        tokio::spawn(async move { scheduler.run(every, stop).await })
-    });
-    eprintln!(
-        "tributary running: {} workers on {}; Ctrl-C to stop",
-        args.workers,
-        redact_url(&db.database_url)
-    );
-    let signal = shutdown_signal();
-    tokio::spawn(async move {
-        signal.await;
-        let _ = stop_tx.send(true);
-    });
-    engine.run(RunUntil::Shutdown, stopped(stop_rx)).await?;
-    if let Some(handle) = scheduler {
-        let _ = handle.await;
-    }
-    eprintln!("tributary stopped");
-    Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-fn shutdown_signal() -> impl Future<Output = ()> {
-    async {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-                (Ok(mut int), Ok(mut term)) => {
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
+        Command::Pause { id } => {
+            commands::links::change_status(global, id, StatusChange::Pause).await
         }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
+        Command::Resume { id } => {
+            commands::links::change_status(global, id, StatusChange::Resume).await
+        }
+        Command::Links(args) => commands::links::list(global, args).await,
+        Command::Auth(command) => commands::auth::run(global, command).await,
+        Command::Sync(args) => commands::sync::run(global, args).await,
+        Command::Run(args) => commands::run::run(global, args).await,
+        Command::Content(command) => commands::content::run(global, command).await,
+        Command::Jobs(args) => commands::jobs::run(global, args).await,
+        Command::Fake(command) => commands::fake::run(global, command).await,
+        Command::Demo(args) => {
+            let database_url = database_url_given.then(|| global.database_url().to_owned());
+            demo::run(global, args, database_url)
+                .await
+                .context("the demo failed")
         }
     }
 }
@@ -211,9 +181,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_passwords_only() {
-        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://tributary.db"), "sqlite://tributary.db");
+    fn one_line_skips_repeated_causes() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "database error: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = std::io::Error::other("connection refused");
+        let e = anyhow::Error::new(Outer(inner)).context("failed to open database x");
+        assert_eq!(
+            one_line(&e),
+            "failed to open database x: database error: connection refused"
+        );
+        let e = anyhow::anyhow!("two\nlines").context("outer");
+        assert_eq!(one_line(&e), "outer: two lines");
     }
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tributary_store::{Cipher, ContentQuery, JobFilter, JobState, KeySource, NewUserIntegration, Store};
+use tributary_store::{
+    Cipher, ContentQuery, JobFilter, JobState, KeySource, NewUserIntegration, Store,
+};
 use tributary_testkit::synthetic::{SourceConfig, SourceServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tributary");
@@ -52,7 +54,9 @@ async fn postgres_db() -> Option<Db> {
 
 async fn open(url: &str, key: &str) -> Arc<dyn Store> {
     let cipher = Cipher::load(&KeySource::Base64(key.to_owned())).expect("cipher");
-    let store = tributary_store::connect(url, cipher).await.expect("connect");
+    let store = tributary_store::connect(url, cipher)
+        .await
+        .expect("connect");
     store.migrate().await.expect("migrate");
     store
 }
@@ -98,7 +102,9 @@ fn spawn_worker(db: &Db, workers: usize) -> Child {
 
 fn terminate(child: &mut Child) {
     // SIGTERM: the graceful path (finish or release in-flight jobs).
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
 }
 
@@ -133,9 +139,16 @@ async fn wait_for_idle(store: &dyn Store) {
     // Idle twice in a row, a moment apart, so a job between claim and commit counts.
     let mut idle_seen = 0;
     while idle_seen < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "workers did not finish in 10 minutes");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workers did not finish in 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
-        idle_seen = if pending(store).await == 0 { idle_seen + 1 } else { 0 };
+        idle_seen = if pending(store).await == 0 {
+            idle_seen + 1
+        } else {
+            0
+        };
     }
 }
 
@@ -156,16 +169,28 @@ async fn stored(store: &dyn Store, ui: i64) -> BTreeMap<String, u64> {
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         for item in page {
-            assert!(!item.is_deleted, "unexpected deletion of {}", item.external_id);
+            assert!(
+                !item.is_deleted,
+                "unexpected deletion of {}",
+                item.external_id
+            );
             let version = item.content["version"].as_u64().expect("version");
-            assert!(out.insert(item.external_id, version).is_none(), "duplicate row");
+            assert!(
+                out.insert(item.external_id, version).is_none(),
+                "duplicate row"
+            );
         }
     }
     out
 }
 
 async fn assert_all_jobs_completed(store: &dyn Store, ui: i64) {
-    for state in [JobState::Available, JobState::Running, JobState::Failed, JobState::Dead] {
+    for state in [
+        JobState::Available,
+        JobState::Running,
+        JobState::Failed,
+        JobState::Dead,
+    ] {
         let jobs = store
             .list_jobs(&JobFilter {
                 state: Some(state),
@@ -185,7 +210,10 @@ async fn crash_safety(db: Db) {
         .expect("source");
     let ui = link(&db, &server).await;
     db.store
-        .enqueue(&[tributary_engine::worker::start_job(ui, 10, now_ms())], now_ms())
+        .enqueue(
+            &[tributary_engine::worker::start_job(ui, 10, now_ms())],
+            now_ms(),
+        )
         .await
         .expect("start");
 
@@ -198,13 +226,19 @@ async fn crash_safety(db: Db) {
         child.wait().expect("reap");
         kills += 1;
     }
-    assert!(kills >= 5, "the sync finished before 5 kills; make the source bigger");
+    assert!(
+        kills >= 5,
+        "the sync finished before 5 kills; make the source bigger"
+    );
 
     let mut child = spawn_worker(&db, 4);
     wait_for_idle(db.store.as_ref()).await;
     terminate(&mut child);
 
-    assert_eq!(stored(db.store.as_ref(), ui).await, server.source().snapshot());
+    assert_eq!(
+        stored(db.store.as_ref(), ui).await,
+        server.source().snapshot()
+    );
     assert_all_jobs_completed(db.store.as_ref(), ui).await;
 }
 
@@ -226,14 +260,19 @@ async fn postgres_crash_safety_under_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_four_worker_processes_share_the_queue() {
-    let Some(db) = postgres_db().await else { return };
+    let Some(db) = postgres_db().await else {
+        return;
+    };
     tributary_sdk::http::install_crypto_provider();
     let server = SourceServer::start(SourceConfig::new(20_000, 22, "scale-token"))
         .await
         .expect("source");
     let ui = link(&db, &server).await;
     db.store
-        .enqueue(&[tributary_engine::worker::start_job(ui, 10, now_ms())], now_ms())
+        .enqueue(
+            &[tributary_engine::worker::start_job(ui, 10, now_ms())],
+            now_ms(),
+        )
         .await
         .expect("start");
     let mut children: Vec<Child> = (0..4).map(|_| spawn_worker(&db, 4)).collect();
@@ -243,13 +282,19 @@ async fn postgres_four_worker_processes_share_the_queue() {
     }
 
     assert_eq!(stored(db.store.as_ref(), ui).await.len(), 20_000);
-    assert_eq!(stored(db.store.as_ref(), ui).await, server.source().snapshot());
+    assert_eq!(
+        stored(db.store.as_ref(), ui).await,
+        server.source().snapshot()
+    );
     assert_eq!(
         server.source().max_concurrent_fetches(),
         1,
         "an item was fetched by two workers at once"
     );
-    assert!(server.source().fetch_counts().values().all(|&n| n == 1), "an item was fetched twice");
+    assert!(
+        server.source().fetch_counts().values().all(|&n| n == 1),
+        "an item was fetched twice"
+    );
     assert_all_jobs_completed(db.store.as_ref(), ui).await;
     let done = db
         .store

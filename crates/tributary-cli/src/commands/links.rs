@@ -1,0 +1,399 @@
+//! Linked accounts: `link`, `unlink`, `pause`, `resume` and the `links` listing.
+//!
+//! Linking reads a credentials file (or stdin), checks it against the manifest's
+//! credential fields (so a typo names the field), then lets the engine validate it with
+//! the service (`validate_authentication`) before anything is stored. Nothing here ever
+//! prints a credential value.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tributary_engine::{LinkError, link_account};
+use tributary_sdk::{Credentials, Manifest};
+use tributary_store::{JobState, Store, UserIntegration, UserIntegrationStatus};
+
+use crate::app::{GlobalArgs, not_found_or};
+use crate::output::{Table, opt_time, print_json, short};
+
+/// `tributary link`
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// The integration (see `tributary integrations`).
+    pub domain: String,
+    /// The user who owns the account (see `tributary users ls`).
+    #[arg(long)]
+    pub user: i64,
+    /// A JSON file of credential fields, or `-` to read them from stdin.
+    #[arg(long)]
+    pub credentials: PathBuf,
+    /// A non-secret setting, `key=value` (repeatable). Values that are JSON numbers or
+    /// booleans are stored as such, anything else as a string.
+    #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, Value)>,
+}
+
+/// Parses `key=value`.
+fn parse_setting(text: &str) -> Result<(String, Value), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not key=value"))?;
+    if key.is_empty() {
+        return Err(format!("`{text}` has an empty key"));
+    }
+    let value = match serde_json::from_str::<Value>(value) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+        _ => Value::String(value.to_owned()),
+    };
+    Ok((key.to_owned(), value))
+}
+
+/// Reads and checks credentials for `manifest`: a JSON object whose fields are the
+/// manifest's, every value a string, every required field present and non-empty.
+/// Messages name the source and the field, never a value.
+pub fn read_credentials(source: &std::path::Path, manifest: &Manifest) -> Result<Credentials> {
+    let (name, text) = if source.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("failed to read credentials from stdin")?;
+        ("stdin".to_owned(), text)
+    } else {
+        let name = format!("credentials file {}", source.display());
+        let text =
+            std::fs::read_to_string(source).with_context(|| format!("failed to read {name}"))?;
+        (name, text)
+    };
+    parse_credentials(&name, &text, manifest)
+}
+
+/// Checks credential text (see [`read_credentials`]); `name` says where it came from.
+pub fn parse_credentials(name: &str, text: &str, manifest: &Manifest) -> Result<Credentials> {
+    let domain = &manifest.domain;
+    let value: Value = serde_json::from_str(text)
+        // serde_json's message gives line and column, never the content.
+        .map_err(|e| anyhow::anyhow!("{name} is not valid JSON: {e}"))?;
+    let Value::Object(fields) = value else {
+        bail!("{name} must hold a JSON object of credential fields");
+    };
+    let known: Vec<&str> = manifest
+        .credentials
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    for (key, value) in &fields {
+        if !known.contains(&key.as_str()) {
+            bail!(
+                "{name} has an unknown field `{key}` for {domain}; expected fields: {}",
+                known.join(", ")
+            );
+        }
+        if !value.is_string() {
+            bail!("{name}: field `{key}` must be a string");
+        }
+    }
+    for field in manifest.credentials.iter().filter(|f| f.required) {
+        match fields.get(&field.name).and_then(Value::as_str) {
+            Some(v) if !v.trim().is_empty() => {}
+            Some(_) => bail!("{name}: field `{}` is empty", field.name),
+            None => bail!(
+                "{name} lacks the required field `{}` for {domain}",
+                field.name
+            ),
+        }
+    }
+    Ok(Credentials::new(fields))
+}
+
+/// Links an account after validating its credentials; prints the new id.
+pub async fn link(global: &GlobalArgs, args: LinkArgs) -> Result<()> {
+    let registry = crate::app::registry()?;
+    let manifest = &registry.get(&args.domain)?.manifest;
+    let credentials = read_credentials(&args.credentials, manifest)?;
+    let settings: Map<String, Value> = args.settings.into_iter().collect();
+    let store = crate::app::open(global).await?;
+    let linked = link_account(
+        store.as_ref(),
+        &registry,
+        args.user,
+        &args.domain,
+        credentials,
+        settings,
+    )
+    .await
+    .map_err(|e| match e {
+        LinkError::Store(e) => not_found_or(e, || "failed to store the linked account".into()),
+        other => other.into(),
+    })?;
+    if global.json {
+        print_json(&view(store.as_ref(), &linked).await?)
+    } else {
+        println!("{}", linked.id);
+        eprintln!(
+            "linked {} for user {} as user integration {}; `tributary sync {} --until-idle` syncs it now",
+            args.domain, args.user, linked.id, linked.id
+        );
+        Ok(())
+    }
+}
+
+/// Loads one linked account, or says it does not exist.
+pub async fn load(store: &dyn Store, id: i64) -> Result<UserIntegration> {
+    store
+        .get_user_integration(id)
+        .await
+        .map_err(|e| not_found_or(e, || format!("failed to load user integration {id}")))
+}
+
+/// What `pause`, `resume` and `unlink` do.
+#[derive(Debug, Clone, Copy)]
+pub enum StatusChange {
+    /// Stop syncing until resumed.
+    Pause,
+    /// Sync again.
+    Resume,
+    /// Stop syncing for good; content is kept.
+    Unlink,
+}
+
+/// Changes an account's status.
+pub async fn change_status(global: &GlobalArgs, id: i64, change: StatusChange) -> Result<()> {
+    use UserIntegrationStatus as S;
+    let store = crate::app::open(global).await?;
+    let account = load(store.as_ref(), id).await?;
+    let current = account.status;
+    let target = match (change, current) {
+        (StatusChange::Unlink, S::Unlinked) => None,
+        (StatusChange::Unlink, _) => Some(S::Unlinked),
+        (_, S::Unlinked) => {
+            bail!("user integration {id} is unlinked; link the account again to sync it")
+        }
+        (StatusChange::Pause, S::Paused) => None,
+        (StatusChange::Pause, _) => Some(S::Paused),
+        (StatusChange::Resume, S::Active) => None,
+        (StatusChange::Resume, _) => Some(S::Active),
+    };
+    let status = match target {
+        Some(status) => {
+            store
+                .set_user_integration_status(id, status, None)
+                .await
+                .map_err(|e| {
+                    not_found_or(e, || format!("failed to update user integration {id}"))
+                })?;
+            status
+        }
+        None => current,
+    };
+    if global.json {
+        let account = load(store.as_ref(), id).await?;
+        return print_json(&view(store.as_ref(), &account).await?);
+    }
+    match (target, change) {
+        (None, _) => println!("user integration {id} is already {}", status.as_str()),
+        (Some(_), StatusChange::Unlink) => println!(
+            "user integration {id} unlinked: its content is kept and it is no longer synced"
+        ),
+        (Some(_), StatusChange::Pause) => {
+            println!("user integration {id} paused: no job runs until `tributary resume {id}`")
+        }
+        (Some(_), StatusChange::Resume) => {
+            let note = if current == S::NeedsReauth {
+                " (it was waiting for re-authorization: if the credentials are still refused it stops again)"
+            } else {
+                ""
+            };
+            println!("user integration {id} resumed{note}")
+        }
+    }
+    Ok(())
+}
+
+/// One linked account as listed (never its credentials).
+#[derive(Debug, Serialize)]
+pub struct LinkView {
+    /// The user integration id.
+    pub id: i64,
+    /// The owning user.
+    pub user_id: i64,
+    /// The integration.
+    pub domain: String,
+    /// `active`, `paused`, `needs_reauth`, `error` or `unlinked`.
+    pub status: UserIntegrationStatus,
+    /// Non-secret settings.
+    pub settings: Map<String, Value>,
+    /// When a job of this account last completed.
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// Stored, non-deleted items.
+    pub items: i64,
+    /// Soft-deleted items.
+    pub deleted_items: i64,
+    /// Jobs waiting or running, by priority (1 runs first).
+    pub pending_jobs: BTreeMap<i16, i64>,
+    /// Jobs that ended dead or failed (re-runnable with `tributary jobs retry`).
+    pub dead_or_failed_jobs: i64,
+    /// The last error that changed the status.
+    pub last_error: Option<String>,
+    /// When it was linked.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Gathers the counts of one account.
+pub async fn view(store: &dyn Store, account: &UserIntegration) -> Result<LinkView> {
+    let id = account.id;
+    let counts = store
+        .content_counts(id)
+        .await
+        .with_context(|| format!("failed to count the items of user integration {id}"))?;
+    let jobs = store
+        .job_counts(Some(id))
+        .await
+        .with_context(|| format!("failed to count the jobs of user integration {id}"))?;
+    let mut pending_jobs = BTreeMap::new();
+    let mut dead_or_failed_jobs = 0;
+    for c in &jobs {
+        match c.state {
+            JobState::Available | JobState::Running => {
+                *pending_jobs.entry(c.priority).or_insert(0) += c.count
+            }
+            JobState::Dead | JobState::Failed => dead_or_failed_jobs += c.count,
+            JobState::Completed => {}
+        }
+    }
+    Ok(LinkView {
+        id,
+        user_id: account.user_id,
+        domain: account.integration_domain.clone(),
+        status: account.status,
+        settings: account.settings.clone(),
+        last_synced_at: account.last_synced_at,
+        items: counts.items,
+        deleted_items: counts.deleted,
+        pending_jobs,
+        dead_or_failed_jobs,
+        last_error: account.last_error.clone(),
+        created_at: account.created_at,
+    })
+}
+
+/// `tributary links`
+#[derive(Debug, Args)]
+pub struct LinksArgs {
+    /// Only this user's accounts.
+    #[arg(long)]
+    pub user: Option<i64>,
+}
+
+/// Lists linked accounts with their sync state.
+pub async fn list(global: &GlobalArgs, args: LinksArgs) -> Result<()> {
+    let store = crate::app::open(global).await?;
+    if let Some(user) = args.user {
+        store
+            .get_user(user)
+            .await
+            .map_err(|e| not_found_or(e, || format!("failed to load user {user}")))?;
+    }
+    let accounts = store
+        .list_user_integrations(args.user)
+        .await
+        .context("failed to list linked accounts")?;
+    let mut views = Vec::with_capacity(accounts.len());
+    for account in &accounts {
+        views.push(view(store.as_ref(), account).await?);
+    }
+    if global.json {
+        return print_json(&views);
+    }
+    let mut table = Table::new([
+        "id",
+        "user",
+        "domain",
+        "status",
+        "last sync",
+        "items",
+        "deleted",
+        "pending jobs (priority:count)",
+        "dead/failed",
+        "last error",
+    ]);
+    for v in &views {
+        let pending = if v.pending_jobs.is_empty() {
+            "-".to_owned()
+        } else {
+            v.pending_jobs
+                .iter()
+                .map(|(p, n)| format!("p{p}:{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        table.row([
+            v.id.to_string(),
+            v.user_id.to_string(),
+            v.domain.clone(),
+            v.status.as_str().to_owned(),
+            opt_time(v.last_synced_at.as_ref()),
+            v.items.to_string(),
+            v.deleted_items.to_string(),
+            pending,
+            v.dead_or_failed_jobs.to_string(),
+            v.last_error
+                .as_deref()
+                .map(|e| short(e, 80))
+                .unwrap_or_default(),
+        ]);
+    }
+    table.print_or("no linked accounts");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gmail() -> Manifest {
+        tributary_gmail::registration().unwrap().manifest
+    }
+
+    #[test]
+    fn settings_keep_numbers_and_strings() {
+        assert_eq!(
+            parse_setting("pageSize=500").unwrap(),
+            ("pageSize".into(), Value::from(500))
+        );
+        assert_eq!(
+            parse_setting("baseUrl=http://h/?a=b").unwrap(),
+            ("baseUrl".into(), Value::from("http://h/?a=b"))
+        );
+        assert!(parse_setting("novalue").is_err());
+        assert!(parse_setting("=x").is_err());
+    }
+
+    #[test]
+    fn credentials_errors_name_the_field_not_the_value() {
+        let m = gmail();
+        let ok = r#"{"clientId":"id","clientSecret":"s3cret","refreshToken":"r"}"#;
+        assert!(parse_credentials("f", ok, &m).is_ok());
+        let missing = r#"{"clientId":"id","clientSecret":"s3cret"}"#;
+        let e = parse_credentials("f", missing, &m).unwrap_err().to_string();
+        assert!(e.contains("`refreshToken`"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+        let typo = r#"{"clientId":"id","clientSecret":"s3cret","refresh_token":"r"}"#;
+        let e = parse_credentials("f", typo, &m).unwrap_err().to_string();
+        assert!(
+            e.contains("`refresh_token`") && !e.contains("s3cret"),
+            "{e}"
+        );
+        let number = r#"{"clientId":1,"clientSecret":"s","refreshToken":"r"}"#;
+        let e = parse_credentials("f", number, &m).unwrap_err().to_string();
+        assert!(e.contains("`clientId` must be a string"), "{e}");
+        let e = parse_credentials("f", "{oops", &m).unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
+        let e = parse_credentials("f", "[]", &m).unwrap_err().to_string();
+        assert!(e.contains("JSON object"), "{e}");
+    }
+}
