@@ -115,6 +115,8 @@ pub struct DemoSummary {
     pub unexpected: usize,
     /// When the account was linked and its first sync enqueued, in epoch milliseconds.
     pub linked_at_ms: i64,
+    /// When the last message of the original mailbox was stored, in epoch milliseconds.
+    pub backfill_finished_ms: i64,
     /// Seconds from linking until the last message of the original mailbox was stored.
     pub backfill_seconds: f64,
     /// The messages delivered during the backfill.
@@ -605,6 +607,7 @@ async fn summarize(input: Summarize<'_>) -> Result<DemoSummary> {
         missing,
         unexpected,
         linked_at_ms,
+        backfill_finished_ms,
         backfill_seconds: (backfill_finished_ms - linked_at_ms) as f64 / 1000.0,
         max_fresh_delay_ms: fresh.iter().filter_map(|f| f.delay_ms).max(),
         all_fresh_stored_before_backfill_finished: fresh
