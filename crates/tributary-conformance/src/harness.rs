@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tributary_engine::{
-    Clock, Engine, EngineConfig, HISTORY_DEDUPE_KEY, ManualClock, RunUntil, link_account,
+    Clock, Engine, EngineConfig, HISTORY_DEDUPE_KEY, ManualClock, RunUntil, Scheduler,
+    domain_schedules, link_account,
 };
 use tributary_sdk::{HIGHEST_PRIORITY, Registry, Task};
 use tributary_store::{
@@ -172,6 +173,27 @@ impl Harness {
             Arc::new(self.clock.clone()) as Arc<dyn Clock>,
         )
         .expect("engine")
+    }
+
+    /// The scheduler of the subject's integration (its manifest's intervals) on the
+    /// harness's clock.
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(
+            self.store.clone(),
+            domain_schedules(&self.registry, MAX_ATTEMPTS),
+            Arc::new(self.clock.clone()) as Arc<dyn Clock>,
+        )
+    }
+
+    /// The longest of the integration's schedule intervals (`start` and history
+    /// check), in ms: moving the clock this far makes both due.
+    pub fn schedule_period_ms(&self) -> i64 {
+        domain_schedules(&self.registry, MAX_ATTEMPTS)
+            .iter()
+            .flat_map(|s| [Some(s.start_every_ms), s.history.as_ref().map(|h| h.1)])
+            .flatten()
+            .max()
+            .unwrap_or(60_000)
     }
 
     /// Creates a user and links its account to `subject`, validating the credentials
@@ -375,6 +397,23 @@ impl Harness {
             Some(truth.len()),
             "{when}: content_counts disagrees with the listed content"
         );
+    }
+}
+
+/// Polls `condition` every 5 ms until it holds (a condition on the fake or the
+/// database, never the passing of time); fails after `RUN_TIMEOUT` with `what`.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

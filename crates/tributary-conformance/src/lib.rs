@@ -24,6 +24,9 @@
 //! - [`harness`]: [`Harness`], a store plus engines on a manual clock, and the helpers
 //!   the scenarios share (run until settled, read content, compare with the truth).
 //! - [`scenarios`]: the scenarios, one async function each.
+//! - [`serving`]: serving a fake's router on a loopback port behind the harness's
+//!   layers, such as [`serving::ResponseGate`], which holds a fetch's answer while a
+//!   scenario changes the item.
 //! - [`fault_layer`]: random 429 and 5xx answers in front of any axum fake that has no
 //!   fault injection of its own.
 //!
@@ -33,6 +36,7 @@
 pub mod fault_layer;
 pub mod harness;
 pub mod scenarios;
+pub mod serving;
 pub mod subject;
 
 pub use harness::{Backend, Harness, run_scenario};

@@ -19,6 +19,8 @@ use std::future::Future;
 use serde_json::{Map, Value};
 use tributary_sdk::{Credentials, ManifestError, Registration};
 
+use crate::serving::ResponseGate;
+
 /// Shares of API requests the fake answers with a fault, each in `[0, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaultRates {
@@ -82,6 +84,11 @@ pub trait ConformanceSubject: Send + Sync + Sized + 'static {
     /// Removes item `id` from what a sync must hold.
     fn delete_item(&self, id: &str);
 
+    /// Brings back an item that [`ConformanceSubject::delete_item`] removed, with the
+    /// same external id (Gmail: out of the trash); returns its id, or `None` when no
+    /// removed item can come back.
+    fn restore_item(&self) -> Option<String>;
+
     // ---- truth ----
 
     /// Every item a sync must hold, as external id → projection.
@@ -127,4 +134,14 @@ pub trait ConformanceSubject: Send + Sync + Sized + 'static {
 
     /// Forgets the change history: a stored history cursor is now too old.
     fn expire_history_cursor(&self);
+
+    // ---- races ----
+
+    /// The gate in front of the fake's responses (serve the fake through
+    /// [`ResponseGate::layer`]).
+    fn response_gate(&self) -> &ResponseGate;
+
+    /// A fragment of the path of the request that fetches item `id`, and of no other
+    /// request the integration sends (for Gmail `/messages/{id}`).
+    fn fetch_path(&self, id: &str) -> String;
 }

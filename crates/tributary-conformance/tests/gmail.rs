@@ -6,14 +6,15 @@
 //! `includeSpamTrash`, so messages in the trash or spam are not part of the truth.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tributary_conformance::serving::{LoopbackServer, ResponseGate};
 use tributary_conformance::{ConformanceSubject, FaultRates, conformance_tests};
 use tributary_gmail::mapping::{EXCLUDED_LABELS, NO_SUBJECT};
 use tributary_sdk::serde_json::{Map, Value};
 use tributary_sdk::{Credentials, ManifestError, Registration};
-use tributary_testkit::gmail::{FakeGmail, FaultConfig, GmailConfig, GmailMethod};
+use tributary_testkit::gmail::{FaultConfig, GmailConfig, GmailHandle, GmailMethod};
 
 conformance_tests!(GmailSubject;
     full_sync,
@@ -31,14 +32,18 @@ conformance_tests!(GmailSubject;
 /// The label an edit toggles.
 const EDIT_LABEL: &str = "STARRED";
 
-/// A fake mailbox driven by the scenarios.
+/// A fake mailbox driven by the scenarios, served behind a response gate.
 struct GmailSubject {
-    fake: FakeGmail,
+    fake: GmailHandle,
+    server: LoopbackServer,
+    gate: ResponseGate,
     /// The refresh token the account is linked with (changes on re-authorization).
     refresh_token: Mutex<String>,
     /// Deletions so far: every other one moves the message to the trash instead of
     /// deleting it for good (both leave the synced mailbox).
     deletions: AtomicU64,
+    /// Messages moved to the trash, oldest first: what a restore takes out again.
+    trashed: Mutex<Vec<String>>,
 }
 
 /// What must match between a message and its stored content.
@@ -59,18 +64,25 @@ impl ConformanceSubject for GmailSubject {
     }
 
     async fn start(items: usize, seed: u64) -> GmailSubject {
-        let fake = FakeGmail::start(GmailConfig {
+        let config = GmailConfig {
             messages: items,
             seed,
             ..GmailConfig::default()
-        })
-        .await
-        .expect("start the gmail fake");
+        };
+        // Generating a large mailbox takes CPU time: keep it off the async workers.
+        let fake = tokio::task::spawn_blocking(move || GmailHandle::new(config))
+            .await
+            .expect("generate the mailbox");
+        let gate = ResponseGate::new();
+        let server = LoopbackServer::start(gate.layer(fake.router())).await;
         let refresh_token = fake.credentials().refresh_token;
         GmailSubject {
             fake,
+            server,
+            gate,
             refresh_token: Mutex::new(refresh_token),
             deletions: AtomicU64::new(0),
+            trashed: Mutex::new(Vec::new()),
         }
     }
 
@@ -85,8 +97,9 @@ impl ConformanceSubject for GmailSubject {
 
     fn settings(&self) -> Map<String, Value> {
         let mut settings = Map::new();
-        settings.insert("baseUrl".into(), Value::String(self.fake.base_url()));
-        settings.insert("tokenUrl".into(), Value::String(self.fake.token_url()));
+        let base_url = self.server.base_url();
+        settings.insert("tokenUrl".into(), Value::String(format!("{base_url}token")));
+        settings.insert("baseUrl".into(), Value::String(base_url));
         settings
     }
 
@@ -116,9 +129,22 @@ impl ConformanceSubject for GmailSubject {
         {
             self.fake.delete(id)
         } else {
+            lock(&self.trashed).push(id.to_owned());
             self.fake.trash(id)
         };
         result.unwrap_or_else(|e| panic!("delete {id}: {e}"));
+    }
+
+    fn restore_item(&self) -> Option<String> {
+        let mut trashed = lock(&self.trashed);
+        if trashed.is_empty() {
+            return None;
+        }
+        let id = trashed.remove(0);
+        self.fake
+            .untrash(&id)
+            .unwrap_or_else(|e| panic!("untrash {id}: {e}"));
+        Some(id)
     }
 
     fn truth(&self) -> BTreeMap<String, Mail> {
@@ -208,14 +234,24 @@ impl ConformanceSubject for GmailSubject {
     fn expire_history_cursor(&self) {
         self.fake.expire_history_before(self.fake.history_id());
     }
+
+    fn response_gate(&self) -> &ResponseGate {
+        &self.gate
+    }
+
+    fn fetch_path(&self, id: &str) -> String {
+        format!("/messages/{id}")
+    }
 }
 
 impl GmailSubject {
-    fn refresh_token(&self) -> std::sync::MutexGuard<'_, String> {
-        self.refresh_token
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn refresh_token(&self) -> MutexGuard<'_, String> {
+        lock(&self.refresh_token)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Mail {

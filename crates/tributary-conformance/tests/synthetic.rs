@@ -5,10 +5,10 @@
 //! `token_expiry_mid_sync` does not apply to it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::oneshot;
 use tributary_conformance::fault_layer::FaultInjector;
+use tributary_conformance::serving::{LoopbackServer, ResponseGate};
 use tributary_conformance::{ConformanceSubject, FaultRates, conformance_tests};
 use tributary_sdk::serde_json::{Map, Value};
 use tributary_sdk::{Credentials, ManifestError, Registration};
@@ -26,12 +26,14 @@ conformance_tests!(SyntheticSubject;
     convergence,
 );
 
-/// A synthetic source on a loopback port, behind a fault layer.
+/// A synthetic source on a loopback port, behind a fault layer and a response gate.
 struct SyntheticSubject {
     source: Source,
     faults: FaultInjector,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    gate: ResponseGate,
+    server: LoopbackServer,
+    /// Deleted ids, oldest first: what a restore adds back.
+    deleted: Mutex<Vec<String>>,
 }
 
 /// What must match between an item and its stored content.
@@ -42,11 +44,9 @@ struct Item {
     version: u64,
 }
 
-impl Drop for SyntheticSubject {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+impl SyntheticSubject {
+    fn deleted(&self) -> MutexGuard<'_, Vec<String>> {
+        self.deleted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -62,24 +62,14 @@ impl ConformanceSubject for SyntheticSubject {
     async fn start(items: usize, seed: u64) -> SyntheticSubject {
         let source = Source::new(&SourceConfig::new(items, seed, format!("token-{seed}")));
         let faults = FaultInjector::new();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("local address");
-        let app = faults.layer(router(source.clone()));
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let gate = ResponseGate::new();
+        let server = LoopbackServer::start(gate.layer(faults.layer(router(source.clone())))).await;
         SyntheticSubject {
             source,
             faults,
-            addr,
-            shutdown: Some(tx),
+            gate,
+            server,
+            deleted: Mutex::new(Vec::new()),
         }
     }
 
@@ -93,7 +83,7 @@ impl ConformanceSubject for SyntheticSubject {
         let mut settings = Map::new();
         settings.insert(
             "baseUrl".into(),
-            Value::String(format!("http://{}", self.addr)),
+            Value::String(format!("http://{}", self.server.addr())),
         );
         settings
     }
@@ -108,6 +98,20 @@ impl ConformanceSubject for SyntheticSubject {
 
     fn delete_item(&self, id: &str) {
         assert!(self.source.delete(id), "delete {id}: no such item");
+        self.deleted().push(id.to_owned());
+    }
+
+    fn restore_item(&self) -> Option<String> {
+        let mut deleted = self.deleted();
+        if deleted.is_empty() {
+            return None;
+        }
+        let id = deleted.remove(0);
+        assert!(
+            self.source.add_item_with_id(&id),
+            "restore {id}: the id exists"
+        );
+        Some(id)
     }
 
     fn truth(&self) -> BTreeMap<String, Item> {
@@ -175,5 +179,13 @@ impl ConformanceSubject for SyntheticSubject {
 
     fn expire_history_cursor(&self) {
         self.source.expire_cursors();
+    }
+
+    fn response_gate(&self) -> &ResponseGate {
+        &self.gate
+    }
+
+    fn fetch_path(&self, id: &str) -> String {
+        format!("/items/{id}")
     }
 }
