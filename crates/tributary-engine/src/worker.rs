@@ -17,7 +17,7 @@
 //! stops claiming, lets running jobs finish for a grace period, commits them, and
 //! releases whatever is still running so another worker can take it at once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -164,8 +164,11 @@ impl Engine {
         let inner = &self.inner;
         let config = &inner.config;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, Finished)>();
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Vec<(i64, Finished)>>();
+        let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Vec<i64>>();
+        let committer = tokio::spawn(self.clone().committer(commit_rx, committed_tx));
         let mut held: HashMap<i64, Held> = HashMap::new();
-        let mut finished: Vec<(i64, Finished)> = Vec::new();
+        let mut finished: HashSet<i64> = HashSet::new();
         let capacity = config.workers.max(1) + config.claim_batch.max(1);
         let renew_every = (config.lease / 3).max(Duration::from_millis(50));
         let mut last_renew = tokio::time::Instant::now();
@@ -174,12 +177,10 @@ impl Engine {
         let mut stopping = false;
 
         loop {
-            // Commit what finished since the last round, in one transaction.
-            while let Ok(item) = done_rx.try_recv() {
-                finished.push(item);
-            }
-            if !finished.is_empty() {
-                self.commit(&mut finished, &mut held).await;
+            // Hand what finished to the committer; forget what it committed.
+            forward_finished(&mut done_rx, None, &commit_tx, &mut finished);
+            while let Ok(ids) = committed_rx.try_recv() {
+                forget(&ids, &mut held, &mut finished);
             }
             if stopping {
                 break;
@@ -229,7 +230,8 @@ impl Engine {
                 }
             }
 
-            // Wait for something to do: a job finishing, the next poll, or shutdown.
+            // Wait for something to do: a job finishing, a commit, the next poll, or
+            // shutdown.
             let wait = if claimed > 0 && held.len() < capacity {
                 Duration::ZERO
             } else if held.is_empty() {
@@ -244,36 +246,39 @@ impl Engine {
                 biased;
                 () = &mut shutdown => stopping = true,
                 item = done_rx.recv() => {
-                    if let Some(item) = item {
-                        finished.push(item);
+                    forward_finished(&mut done_rx, item, &commit_tx, &mut finished);
+                }
+                ids = committed_rx.recv() => {
+                    if let Some(ids) = ids {
+                        forget(&ids, &mut held, &mut finished);
                     }
                 }
                 () = tokio::time::sleep(wait) => {}
             }
         }
 
-        self.drain(&mut held, &mut finished, &mut done_rx).await;
-        Ok(())
-    }
-
-    /// Graceful end: wait for running jobs up to the grace period, commit them, release
-    /// the rest.
-    async fn drain(
-        &self,
-        held: &mut HashMap<i64, Held>,
-        finished: &mut Vec<(i64, Finished)>,
-        done_rx: &mut mpsc::UnboundedReceiver<(i64, Finished)>,
-    ) {
-        let deadline = tokio::time::Instant::now() + self.inner.config.shutdown_grace;
-        while held.len() > finished.len() {
+        // Graceful end: let running jobs finish for the grace period, have everything
+        // finished committed, release the rest.
+        let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+        while held.keys().any(|id| !finished.contains(id)) {
             match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-                Ok(Some(item)) => finished.push(item),
+                Ok(Some(item)) => {
+                    forward_finished(&mut done_rx, Some(item), &commit_tx, &mut finished)
+                }
                 Ok(None) | Err(_) => break,
             }
         }
-        if !finished.is_empty() {
-            self.commit(finished, held).await;
+        drop(commit_tx);
+        while let Some(ids) = committed_rx.recv().await {
+            forget(&ids, &mut held, &mut finished);
         }
+        let _ = committer.await;
+        self.release(&mut held).await;
+        Ok(())
+    }
+
+    /// Releases every held job (aborting its task), so another worker can take it now.
+    async fn release(&self, held: &mut HashMap<i64, Held>) {
         if held.is_empty() {
             return;
         }
@@ -292,6 +297,79 @@ impl Engine {
             Ok(n) => debug!(jobs = n, "released unfinished jobs"),
             Err(e) => warn!(error = %e, "failed to release jobs; their leases will expire"),
         }
+    }
+
+    /// Commits finished jobs as they come, merging what queued up meanwhile into one
+    /// transaction, while the loop goes on claiming. Reports each committed batch's ids.
+    async fn committer(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Vec<(i64, Finished)>>,
+        committed: mpsc::UnboundedSender<Vec<i64>>,
+    ) {
+        let limit = self.inner.config.commit_batch.max(1);
+        while let Some(mut batch) = rx.recv().await {
+            while batch.len() < limit {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            let mut attempt = 0u32;
+            while let Err(e) = self.commit_batch(&batch).await {
+                // A database that went away is reconnected by the pool: keep the jobs
+                // held (their leases renewed) and try again. Once shutting down, give up
+                // after a few tries; the leases expire and the jobs run again.
+                attempt += 1;
+                warn!(error = %e, jobs = batch.len(), attempt, "failed to commit finished jobs; will retry");
+                if rx.is_closed() && attempt >= 5 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+            }
+            let ids = batch.iter().map(|(id, _)| *id).collect();
+            if committed.send(ids).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Commits one batch: completions in one transaction, then failures one by one.
+    /// Fails only when the completions could not be committed.
+    async fn commit_batch(&self, batch: &[(i64, Finished)]) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let mut completions = Vec::new();
+        let mut item_errors = 0;
+        for (_, f) in batch {
+            if let Finished::Completed {
+                completion,
+                item_errors: n,
+            } = f
+            {
+                completions.push(completion.clone());
+                item_errors += n;
+            }
+        }
+        if !completions.is_empty() {
+            for report in inner.store.complete_jobs(&completions, now).await? {
+                inner.stats.record_completion(&report);
+            }
+            inner.stats.record_item_errors(item_errors);
+        }
+        for (_, f) in batch {
+            let Finished::Failed(failure) = f else {
+                continue;
+            };
+            match inner.store.fail_job(failure, now).await {
+                Ok(_) => match failure.action {
+                    FailureAction::Retry { .. } => inner.stats.record_retry(),
+                    _ => inner.stats.record_failure(),
+                },
+                Err(e) => warn!(error = %e, job_id = failure.lease.job_id,
+                    "failed to record a job failure; its lease will expire and it will run again"),
+            }
+        }
+        Ok(())
     }
 
     async fn claim(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
@@ -387,62 +465,6 @@ impl Engine {
                 let _ = tx.send((job_id, finished));
             });
             held.insert(job_id, Held { lease, handle });
-        }
-    }
-
-    /// Commits finished jobs: completions in one batched transaction, failures one by one.
-    async fn commit(&self, finished: &mut Vec<(i64, Finished)>, held: &mut HashMap<i64, Held>) {
-        let inner = &self.inner;
-        let now = inner.clock.now_ms();
-        let mut completions = Vec::new();
-        let mut item_errors = 0;
-        let mut failures = Vec::new();
-        for (_, f) in finished.iter() {
-            match f {
-                Finished::Completed {
-                    completion,
-                    item_errors: n,
-                } => {
-                    completions.push(completion.clone());
-                    item_errors += n;
-                }
-                Finished::Failed(failure) => failures.push(failure.clone()),
-            }
-        }
-        let mut ok = true;
-        for chunk in completions.chunks(inner.config.commit_batch.max(1)) {
-            match inner.store.complete_jobs(chunk, now).await {
-                Ok(reports) => {
-                    for report in &reports {
-                        inner.stats.record_completion(report);
-                    }
-                }
-                Err(e) => {
-                    // Keep them held (leases renewed) and try again next round: a
-                    // database that went away is reconnected by the pool.
-                    warn!(error = %e, jobs = chunk.len(), "failed to commit finished jobs; will retry");
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if !ok {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            return;
-        }
-        inner.stats.record_item_errors(item_errors);
-        for failure in &failures {
-            match inner.store.fail_job(failure, now).await {
-                Ok(_) => match failure.action {
-                    FailureAction::Retry { .. } => inner.stats.record_retry(),
-                    _ => inner.stats.record_failure(),
-                },
-                Err(e) => warn!(error = %e, job_id = failure.lease.job_id,
-                    "failed to record a job failure; its lease will expire and it will run again"),
-            }
-        }
-        for (job_id, _) in finished.drain(..) {
-            held.remove(&job_id);
         }
     }
 
@@ -630,6 +652,33 @@ impl Engine {
     }
 }
 
+/// Sends `first` and whatever else already finished to the committer as one batch.
+fn forward_finished(
+    done_rx: &mut mpsc::UnboundedReceiver<(i64, Finished)>,
+    first: Option<(i64, Finished)>,
+    commit_tx: &mpsc::UnboundedSender<Vec<(i64, Finished)>>,
+    finished: &mut HashSet<i64>,
+) {
+    let mut batch: Vec<(i64, Finished)> = first.into_iter().collect();
+    while let Ok(item) = done_rx.try_recv() {
+        batch.push(item);
+    }
+    if batch.is_empty() {
+        return;
+    }
+    finished.extend(batch.iter().map(|(id, _)| *id));
+    // The committer outlives the loop, so this cannot fail while the loop runs.
+    let _ = commit_tx.send(batch);
+}
+
+/// Forgets committed jobs: their slots are free again.
+fn forget(ids: &[i64], held: &mut HashMap<i64, Held>, finished: &mut HashSet<i64>) {
+    for id in ids {
+        held.remove(id);
+        finished.remove(id);
+    }
+}
+
 /// Replaces content larger than `limit` bytes (as JSON) by a marker saying so.
 fn cap_content(mut output: tributary_sdk::Output, limit: usize) -> tributary_sdk::Output {
     if output.is_delete() {
@@ -688,6 +737,18 @@ impl ContentExists for StoreContentIndex {
     }
 }
 
+/// A `start` job for one account, due now (`tributary sync`).
+pub fn start_job(user_integration_id: i64, max_attempts: i32, now: i64) -> NewJob {
+    NewJob {
+        user_integration_id,
+        task: Task::start(),
+        priority: tributary_sdk::HIGHEST_PRIORITY,
+        dedupe_key: Some(START_DEDUPE_KEY.to_owned()),
+        max_attempts,
+        run_at: now,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,17 +783,5 @@ mod tests {
         );
         let list = Task::new("getEmailList", tributary_sdk::serde_json::Value::Null);
         assert_eq!(dedupe_key(&list, Some("checkHistory")), None);
-    }
-}
-
-/// A `start` job for one account, due now (`tributary sync`).
-pub fn start_job(user_integration_id: i64, max_attempts: i32, now: i64) -> NewJob {
-    NewJob {
-        user_integration_id,
-        task: Task::start(),
-        priority: tributary_sdk::HIGHEST_PRIORITY,
-        dedupe_key: Some(START_DEDUPE_KEY.to_owned()),
-        max_attempts,
-        run_at: now,
     }
 }

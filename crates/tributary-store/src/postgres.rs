@@ -2,11 +2,14 @@
 //!
 //! - Jobs are claimed with `FOR UPDATE OF jobs SKIP LOCKED` in one statement, so
 //!   concurrent claimers never wait for each other and never get the same job.
-//! - `schedule_due` locks the due accounts with `FOR NO KEY UPDATE SKIP LOCKED`, moves
-//!   their due time and inserts their jobs in one statement: of several schedulers
-//!   running at once, exactly one enqueues each due account (a caller that meets a
-//!   locked account skips it; one that comes after the commit sees it is no longer
-//!   due). An account whose row is busy at that instant is scheduled at the next tick.
+//! - `schedule_due` locks the due accounts with `FOR NO KEY UPDATE`, moves their due
+//!   time and inserts their jobs in one statement: of several schedulers running at
+//!   once, exactly one enqueues each due account (a caller that waited for another's
+//!   lock re-checks the row, sees it is no longer due and leaves it). It waits rather
+//!   than skips: an account whose row a commit holds (a busy backfill commits many
+//!   times a second) must still get its `start` on this tick. Commits touch the account
+//!   row only when its sync state or credentials change, or at most once a second for
+//!   `last_synced_at`.
 //! - Batches bind arrays (`UNNEST`), so a page of outputs or children is one statement.
 //! - Transactions take row locks in a fixed order (completions by account then job,
 //!   content by external id, fairness counters by account then priority), and a
@@ -270,7 +273,10 @@ impl PgStore {
                  updated_at = CASE WHEN u.patch IS NULL AND u.credentials IS NULL
                                    THEN ui.updated_at ELSE $1 END
              FROM UNNEST($2::bigint[], $3::text[], $4::bytea[]) AS u(id, patch, credentials)
-             WHERE ui.id = u.id",
+             WHERE ui.id = u.id
+               AND (u.patch IS NOT NULL OR u.credentials IS NOT NULL
+                    OR ui.last_synced_at IS NULL
+                    OR ui.last_synced_at < $1 - interval '1 second')",
         )
         .bind(now_dt)
         .bind(&accounts)
@@ -317,7 +323,7 @@ impl PgStore {
                  WHERE ui.status = 'active'
                    AND (ui.next_start_at IS NULL OR ui.next_start_at <= $4)
                  ORDER BY ui.id
-                 FOR NO KEY UPDATE OF ui SKIP LOCKED
+                 FOR NO KEY UPDATE OF ui
              ), moved AS (
                  UPDATE user_integrations ui SET next_start_at = $4 + due.every_ms
                  FROM due WHERE ui.id = due.id
@@ -365,7 +371,7 @@ impl PgStore {
                      WHERE ui.status = 'active'
                        AND (ui.next_history_at IS NULL OR ui.next_history_at <= $5)
                      ORDER BY ui.id
-                     FOR NO KEY UPDATE OF ui SKIP LOCKED
+                     FOR NO KEY UPDATE OF ui
                  ), moved AS (
                      UPDATE user_integrations ui SET next_history_at = $5 + due.every_ms
                      FROM due WHERE ui.id = due.id

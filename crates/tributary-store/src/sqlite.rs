@@ -891,6 +891,9 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let now_text = sqlite_time(ms_to_dt(now)?);
+        // `last_synced_at` moves at most once a second when nothing else changes, which
+        // keeps the account row out of most commits.
+        let second_ago_text = sqlite_time(ms_to_dt(now.saturating_sub(1000))?);
         let order = completion_order(completions);
         let mut reports: Vec<CompletionReport> = completions
             .iter()
@@ -957,13 +960,15 @@ impl Store for SqliteStore {
                      sync_state = COALESCE(?2, sync_state),
                      credentials = COALESCE(?3, credentials),
                      updated_at = CASE WHEN ?4 THEN ?1 ELSE updated_at END
-                 WHERE id = ?5",
+                 WHERE id = ?5
+                   AND (?4 OR last_synced_at IS NULL OR last_synced_at < ?6)",
             )
             .bind(&now_text)
             .bind(sync_state_text)
             .bind(sealed)
             .bind(touched)
             .bind(effects.user_integration_id)
+            .bind(&second_ago_text)
             .execute(&mut *tx)
             .await?;
         }
