@@ -1,23 +1,30 @@
 //! `tributary demo`: what Tributary does, in one command and without any account.
 //!
-//! 1. Starts the Gmail fake on loopback with a generated mailbox (`--emails`).
+//! 1. Starts the Gmail fake on loopback with a generated mailbox of `--emails`
+//!    messages to sync (the generator also files about 2% in spam and trash, which a
+//!    Gmail client leaves out, as Gmail's own listing does). The fake answers each API
+//!    request after `--latency-ms`, as a remote service would; without latency a
+//!    loopback backfill is over before any new mail could arrive.
 //! 2. Recreates a SQLite database (`tributary-demo.db` unless `--database-url` names
 //!    another `sqlite://` file), creates a demo user and links the fake mailbox,
 //!    validating the credentials as `tributary link` does.
 //! 3. Runs the engine (`--workers`) and the scheduler, whose `start` interval is
 //!    shortened to `--start-every` seconds, from the moment the account is linked.
 //! 4. While the backfill runs, delivers a new message every `--deliver-every`
-//!    seconds. It stops delivering when the backfill is about to finish (less than
-//!    about two start intervals left at the current rate), because new mail is
-//!    found by the next `start`: mail delivered after that would simply be stored
-//!    after the backfill, which is not what the demo shows.
+//!    seconds on average, at random moments (as mail arrives, and so that deliveries
+//!    do not fall in step with the scheduler's ticks). It stops delivering when the
+//!    backfill is about to finish (less than one and a half start intervals and a
+//!    second left at the current rate), because new mail is found by the next
+//!    `start`: mail delivered after that would be stored after the backfill, which is
+//!    not what the demo is about.
 //! 5. When every message is stored, it stops the engine and reads the database back:
 //!    messages stored, duplicates (rows against distinct external ids), agreement with
 //!    the fake's own snapshot, how long the backfill took (until the last message of
 //!    the original mailbox was stored), and for each message delivered during the
 //!    backfill, the delay from delivery to stored.
 //!
-//! The summary is printed as text, or as one JSON document with `--json`.
+//! The summary is printed as text, or as one JSON document ([`DemoSummary`]) with
+//! `--json`; progress goes to stderr.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -55,7 +62,8 @@ pub struct DemoArgs {
     /// Seconds between two scheduled `start` jobs: how soon new mail is found.
     #[arg(long, default_value_t = 2.0)]
     pub start_every: f64,
-    /// Seconds between two deliveries of new mail during the backfill.
+    /// Average seconds between two deliveries of new mail during the backfill (each
+    /// gap drawn between half and one and a half times this).
     #[arg(long, default_value_t = 2.0)]
     pub deliver_every: f64,
     /// Milliseconds the fake takes to answer each API request. Gmail answers in tens
@@ -231,7 +239,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         tokio::spawn(async move { scheduler.run(Duration::from_millis(250), stopped).await })
     };
     say(format!(
-        "syncing with {workers} workers; a scheduled `start` every {} s finds new mail; a new message arrives every {} s during the backfill",
+        "syncing with {workers} workers; a scheduled `start` every {} s finds new mail; a new message arrives about every {} s during the backfill",
         args.start_every, args.deliver_every
     ));
 
@@ -422,14 +430,14 @@ async fn watch(
             let remaining = (total(deliveries.len()) - stored).max(0) as f64;
             let rate = stored as f64 / now.duration_since(first).as_secs_f64().max(0.1);
             let seconds_left = remaining / rate.max(1.0);
-            if seconds_left > 2.0 * args.start_every + 1.0 {
+            if seconds_left > 1.5 * args.start_every + 1.0 {
                 if let Some(external_id) = deliver(fake, &mut to_spam).await? {
                     deliveries.push(Delivery {
                         external_id,
                         delivered_at_ms: Utc::now().timestamp_millis(),
                     });
                 }
-                next_delivery = Some(due + deliver_every);
+                next_delivery = Some(due + deliver_every.mul_f64(rand::random_range(0.5..1.5)));
             } else {
                 delivering = false;
             }
@@ -474,7 +482,7 @@ impl Bars {
         let backfill = multi.add(ProgressBar::new(emails));
         backfill.set_style(
             ProgressStyle::with_template(
-                "stored   [{bar:40.cyan/blue}] {pos}/{len} messages  {per_sec}  {elapsed}",
+                "stored [{bar:40.cyan/blue}] {pos}/{len} messages  {msg}  {elapsed}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),

@@ -28,7 +28,7 @@ use crate::commands::links::StatusChange;
 
 /// Keeps each user's content from the services they use fresh in your database.
 #[derive(Debug, Parser)]
-#[command(name = "tributary", version, about)]
+#[command(name = "tributary", version)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
