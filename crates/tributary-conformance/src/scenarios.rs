@@ -8,6 +8,7 @@
 //! | [`resync_nothing_new`] | a second `start` makes ≤ 4 list calls, no fetch, no write; a same-content fetch writes nothing |
 //! | [`new_item_appears`] | a new item arrives through `start` and through the history |
 //! | [`edit_updates_content`] | an edit reaches the stored content through the history |
+//! | [`change_burst`] | hundreds of changes between two checks (history pages) converge |
 //! | [`deletion_soft_deletes`] | a deletion soft-deletes, visible only with `include_deleted`; a restore revives the row |
 //! | [`edit_during_fetch`] | an edit made while the item's fetch is in flight is not lost (fails today: not listed by the subjects yet) |
 //! | [`expired_cursor_falls_back`] | an expired cursor falls back, converges, and a fresh cursor works |
@@ -317,6 +318,35 @@ pub async fn edit_updates_content<S: ConformanceSubject>(h: Harness) {
     assert_eq!(subject.list_calls(), 0, "the history check listed items");
     h.assert_no_failed_jobs(ui).await;
     h.assert_matches_truth(&subject, ui, "after an edit").await;
+}
+
+/// A burst of changes between two history checks, more than one page of history for
+/// most services (every item edited four times, plus additions and deletions): one
+/// history check and one `start` bring the database to the truth.
+pub async fn change_burst<S: ConformanceSubject>(h: Harness) {
+    let Synced {
+        subject,
+        ui,
+        engine,
+    } = synced::<S>(&h, S::ITEMS, 12).await;
+    h.clock.advance_ms(TICK_MS);
+    let ids: Vec<String> = subject.truth().into_keys().collect();
+    for _ in 0..4 {
+        for id in &ids {
+            subject.edit_item(id);
+        }
+    }
+    for i in 0..20 {
+        subject.add_item();
+        subject.delete_item(&pick(&subject, i * 7));
+    }
+    subject.reset_counters();
+    h.enqueue_history(ui).await;
+    h.enqueue_start(ui).await;
+    h.settle(&engine, ui).await;
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after a burst of changes")
+        .await;
 }
 
 /// Deletions found through the history soft-delete: the rows stay with `is_deleted`

@@ -19,6 +19,7 @@ conformance_tests!(SyntheticSubject;
     resync_nothing_new,
     new_item_appears,
     edit_updates_content,
+    change_burst,
     deletion_soft_deletes,
     expired_cursor_falls_back,
     faults_converge,
@@ -60,7 +61,11 @@ impl ConformanceSubject for SyntheticSubject {
     }
 
     async fn start(items: usize, seed: u64) -> SyntheticSubject {
-        let source = Source::new(&SourceConfig::new(items, seed, format!("token-{seed}")));
+        // Small change pages, so that a burst of changes spans several of them.
+        let source = Source::new(&SourceConfig {
+            max_changes_per_response: 100,
+            ..SourceConfig::new(items, seed, format!("token-{seed}"))
+        });
         let faults = FaultInjector::new();
         let gate = ResponseGate::new();
         let server = LoopbackServer::start(gate.layer(faults.layer(router(source.clone())))).await;
