@@ -167,6 +167,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Enqueues jobs, skipping any whose `dedupe_key` already has a pending (available
     /// or running) job for the same account. Returns how many were inserted.
+    ///
+    /// A skipped job whose pending twin is *running* marks that twin to run once more
+    /// when it completes (instead of ending): it may have read its source before the
+    /// change that asked for the work again (an edit during a download), and the
+    /// re-run picks the change up. Requests during one run collapse into one re-run.
     async fn enqueue(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError>;
 
     /// Claims up to `limit` available jobs whose `run_at <= now`, of `active` accounts,

@@ -201,11 +201,15 @@ impl PgStore {
         let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
         let attempts: Vec<i32> = leases.iter().map(|l| l.1).collect();
         let rows = sqlx::query(
-            "UPDATE jobs SET state = 'completed', finished_at = $1, locked_by = NULL,
-                 lease_expires_at = NULL
+            "UPDATE jobs SET
+                 state = CASE WHEN jobs.rerun THEN 'available' ELSE 'completed' END,
+                 finished_at = CASE WHEN jobs.rerun THEN NULL ELSE $1 END,
+                 run_at = CASE WHEN jobs.rerun THEN $1 ELSE jobs.run_at END,
+                 attempts = CASE WHEN jobs.rerun THEN 0 ELSE jobs.attempts END,
+                 rerun = FALSE, locked_by = NULL, lease_expires_at = NULL
              FROM UNNEST($2::bigint[], $3::int[]) AS l(id, attempt)
              WHERE jobs.id = l.id AND jobs.attempts = l.attempt AND jobs.state = 'running'
-             RETURNING jobs.id, jobs.attempts, jobs.user_integration_id",
+             RETURNING jobs.id, l.attempt AS attempts, jobs.user_integration_id",
         )
         .bind(now)
         .bind(&ids)
@@ -608,7 +612,22 @@ async fn enqueue_in(
     .execute(&mut *conn)
     .await
     .map_err(|e| unknown_account(e, &accounts))?;
-    Ok(done.rows_affected())
+    let inserted = done.rows_affected();
+    if usize::try_from(inserted).unwrap_or(usize::MAX) < uid.len() {
+        // Some keys were already pending: a running job with such a key may have read
+        // its source before the change that asked for it again, so it runs once more.
+        sqlx::query(
+            "UPDATE jobs SET rerun = TRUE
+             FROM UNNEST($1::bigint[], $2::text[]) AS k(uid, dedupe)
+             WHERE jobs.user_integration_id = k.uid AND jobs.dedupe_key = k.dedupe
+               AND jobs.state = 'running' AND NOT jobs.rerun",
+        )
+        .bind(&uid)
+        .bind(&dedupe)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(inserted)
 }
 
 /// Applies one job's outputs inside the caller's transaction.
@@ -1075,7 +1094,8 @@ impl Store for PgStore {
             FailureAction::Retry { run_at } => {
                 sqlx::query_scalar(
                     "UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL,
-                         lease_expires_at = NULL, error_class = $2, last_error = $3
+                         lease_expires_at = NULL, error_class = $2, last_error = $3,
+                         rerun = FALSE
                      WHERE id = $4 AND state = 'running' AND attempts = $5
                      RETURNING user_integration_id",
                 )

@@ -374,6 +374,21 @@ async fn enqueue_in(
             .map_err(|e| unknown_account(e, chunk.first().map_or(0, |j| j.user_integration_id)))?
             .rows_affected();
     }
+    if usize::try_from(inserted).unwrap_or(usize::MAX) < prepared.len() {
+        // Some keys were already pending: a running job with such a key may have read
+        // its source before the change that asked for it again, so it runs once more.
+        for job in prepared.iter().filter(|j| j.dedupe_key.is_some()) {
+            sqlx::query(
+                "UPDATE jobs SET rerun = 1
+                 WHERE user_integration_id = ?1 AND dedupe_key = ?2
+                   AND state = 'running' AND NOT rerun",
+            )
+            .bind(job.user_integration_id)
+            .bind(&job.dedupe_key)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
     Ok(inserted)
 }
 
@@ -909,8 +924,12 @@ impl Store for SqliteStore {
         for &i in &order {
             let c = &completions[i];
             let fenced: Option<i64> = sqlx::query_scalar(
-                "UPDATE jobs SET state = 'completed', finished_at = ?1, locked_by = NULL,
-                     lease_expires_at = NULL
+                "UPDATE jobs SET
+                     state = CASE WHEN rerun THEN 'available' ELSE 'completed' END,
+                     finished_at = CASE WHEN rerun THEN NULL ELSE ?1 END,
+                     run_at = CASE WHEN rerun THEN ?1 ELSE run_at END,
+                     attempts = CASE WHEN rerun THEN 0 ELSE attempts END,
+                     rerun = 0, locked_by = NULL, lease_expires_at = NULL
                  WHERE id = ?2 AND state = 'running' AND attempts = ?3
                  RETURNING user_integration_id",
             )
@@ -993,7 +1012,7 @@ impl Store for SqliteStore {
             FailureAction::Retry { run_at } => {
                 sqlx::query_scalar(
                     "UPDATE jobs SET state = 'available', run_at = ?1, locked_by = NULL,
-                         lease_expires_at = NULL, error_class = ?2, last_error = ?3
+                         lease_expires_at = NULL, error_class = ?2, last_error = ?3, rerun = 0
                      WHERE id = ?4 AND state = 'running' AND attempts = ?5
                      RETURNING user_integration_id",
                 )

@@ -69,6 +69,7 @@ conformance!(
     content_listing_and_counts,
     content_exists_counts_pending_item_jobs,
     enqueue_dedupes_pending_keys,
+    asking_again_during_a_run_reruns_once,
     claim_orders_by_priority_then_fairness_then_age,
     fairness_idle_account_does_not_jump_ahead,
     resumed_account_does_not_monopolise_the_queue,
@@ -747,6 +748,15 @@ async fn enqueue_dedupes_pending_keys(ctx: &Ctx) {
         .complete_jobs(&[completion(start, user_id, "gmail", vec![])], 2)
         .await
         .unwrap();
+    // Asked for again while it ran: it runs once more, then the key is free.
+    let rerun = ctx.store.get_job(start.id).await.unwrap();
+    assert_eq!(rerun.state, JobState::Available);
+    let claimed = ctx.store.claim("w", 100, 60_000, 2).await.unwrap();
+    let start = claimed.iter().find(|j| j.id == start.id).unwrap();
+    ctx.store
+        .complete_jobs(&[completion(start, user_id, "gmail", vec![])], 2)
+        .await
+        .unwrap();
     assert_eq!(
         ctx.store
             .enqueue(&[keyed_job(uid, "start", "start")], 3)
@@ -1420,6 +1430,86 @@ async fn fail_job_actions(ctx: &Ctx) {
             .fail_job(&fail("dead", "transient", FailureAction::Dead), 50)
             .await
             .unwrap()
+    );
+}
+
+async fn asking_again_during_a_run_reruns_once(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "gmail").await;
+    let (_, other) = account(ctx, "v", "gmail").await;
+    ctx.store
+        .enqueue(&[item_job(uid, "m1", 3), item_job(other, "m1", 3)], 0)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w1", 2, 60_000, 0).await.unwrap();
+    let mine = claimed
+        .iter()
+        .find(|j| j.user_integration_id == uid)
+        .unwrap();
+    let theirs = claimed
+        .iter()
+        .find(|j| j.user_integration_id == other)
+        .unwrap();
+    // Asked for twice while it runs: nothing new is queued, one re-run is noted.
+    for _ in 0..2 {
+        assert_eq!(
+            ctx.store
+                .enqueue(&[item_job(uid, "m1", 3)], 5)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    let reports = ctx
+        .store
+        .complete_jobs(
+            &[
+                completion(
+                    mine,
+                    user_id,
+                    "gmail",
+                    vec![Output::item("m1", None, json!({"v": 1}))],
+                ),
+                completion(theirs, user_id, "gmail", Vec::new()),
+            ],
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(reports.iter().all(|r| r.applied));
+    let again = ctx.store.get_job(mine.id).await.unwrap();
+    assert_eq!(
+        (again.state, again.attempts, again.run_at, again.finished_at),
+        (JobState::Available, 0, 10, None)
+    );
+    let untouched = ctx.store.get_job(theirs.id).await.unwrap();
+    assert_eq!(
+        untouched.state,
+        JobState::Completed,
+        "another account's twin re-ran"
+    );
+
+    // The re-run completes for good.
+    let claimed = ctx.store.claim("w1", 5, 60_000, 20).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![mine.id]
+    );
+    let rerun = &claimed[0];
+    ctx.store
+        .complete_jobs(&[completion(rerun, user_id, "gmail", Vec::new())], 30)
+        .await
+        .unwrap();
+    let done = ctx.store.get_job(mine.id).await.unwrap();
+    assert_eq!(
+        (done.state, done.finished_at),
+        (JobState::Completed, Some(30))
+    );
+    assert!(
+        ctx.store
+            .claim("w1", 5, 60_000, 40)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

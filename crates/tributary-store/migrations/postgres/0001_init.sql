@@ -64,6 +64,9 @@ CREATE TABLE jobs (
     run_at              BIGINT   NOT NULL,
     -- Fair-queueing tag (see the `fairness` notes in the store's source).
     fair_seq            BIGINT   NOT NULL,
+    -- Set when the same work was asked for again while this job ran: on completion
+    -- the job runs once more instead of ending (see `Store::enqueue`).
+    rerun               BOOLEAN  NOT NULL DEFAULT FALSE,
     locked_by           TEXT,
     lease_expires_at    BIGINT,
     error_class         TEXT,

@@ -65,6 +65,9 @@ CREATE TABLE jobs (
     run_at              INTEGER NOT NULL,
     -- Fair-queueing tag (see the `fairness` notes in the store's source).
     fair_seq            INTEGER NOT NULL,
+    -- Set when the same work was asked for again while this job ran: on completion
+    -- the job runs once more instead of ending (see `Store::enqueue`).
+    rerun               INTEGER NOT NULL DEFAULT 0,
     locked_by           TEXT,
     lease_expires_at    INTEGER,
     error_class         TEXT,
