@@ -482,7 +482,7 @@ impl Bars {
         let backfill = multi.add(ProgressBar::new(emails));
         backfill.set_style(
             ProgressStyle::with_template(
-                "stored [{bar:40.cyan/blue}] {pos}/{len} messages  {msg}  {elapsed}",
+                "stored [{bar:30.cyan/blue}] {pos}/{len} messages  {msg}  {elapsed}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -513,8 +513,10 @@ impl Bars {
     ) {
         self.backfill.set_length(total.max(0) as u64);
         self.backfill.set_position(stored.max(0) as u64);
+        let rate = crate::progress::rate(stored.max(0) as u64, self.backfill.elapsed());
+        self.backfill.set_message(format!("{rate:.0} messages/s"));
         self.fresh.set_message(format!(
-            "new mail delivered during the backfill: {delivered}; jobs done: {}, retried: {}, failed: {}",
+            "{delivered} new messages delivered; {} jobs done, {} retried, {} failed",
             s.jobs_completed, s.jobs_retried, s.jobs_failed
         ));
     }

@@ -109,10 +109,7 @@ pub fn spawn_sync_bar(
                 .unwrap_or_else(|_| "?".into());
             let s = stats.snapshot();
             bar.set_message(format!(
-                "{items} items stored ({} new, {} updated, {} deleted), {pending} jobs pending, {:.0} items/s",
-                s.items_inserted,
-                s.items_updated,
-                s.items_deleted,
+                "{items} items stored, {pending} jobs pending, {:.0} items/s",
                 rate(items_written(&s), started.elapsed())
             ));
             tokio::select! {
