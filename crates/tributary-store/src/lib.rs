@@ -65,9 +65,10 @@ pub enum StoreError {
     /// job that is not dead).
     #[error("{0}")]
     Conflict(String),
-    /// The database failed or could not be reached.
+    /// The database failed or could not be reached. (The sqlx error is the message,
+    /// not a `source`, so an error chain prints it once.)
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -80,6 +81,12 @@ pub enum StoreError {
     /// The database URL is not one we support.
     #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
 }
 
 /// Which backend a store runs on.

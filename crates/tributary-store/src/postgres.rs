@@ -853,6 +853,13 @@ impl Store for PgStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        if status == UserIntegrationStatus::Unlinked {
+            // Unlinked accounts never sync again: their waiting jobs go (content stays).
+            sqlx::query("DELETE FROM jobs WHERE user_integration_id = $1 AND state = 'available'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if status == UserIntegrationStatus::Active && old != "active" {
             // Resumed: move the waiting jobs up to the queue's virtual time (fairness).
             sqlx::query(

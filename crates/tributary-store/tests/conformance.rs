@@ -390,6 +390,26 @@ async fn status_changes(ctx: &Ctx) {
         assert_eq!(ui.status, status);
         assert_eq!(ui.last_error, None);
     }
+
+    // Unlinking drops the account's waiting jobs (content stays); others keep theirs.
+    let (_, other) = account(ctx, "v", "gmail").await;
+    ctx.store
+        .enqueue(&[item_job(uid, "m1", 3), item_job(other, "m1", 3)], 0)
+        .await
+        .unwrap();
+    ctx.store
+        .set_user_integration_status(uid, UserIntegrationStatus::Unlinked, None)
+        .await
+        .unwrap();
+    assert!(
+        jobs_of(ctx, uid, Some(JobState::Available))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        jobs_of(ctx, other, Some(JobState::Available)).await.len(),
+        1
+    );
 }
 
 async fn upsert_is_idempotent_and_restores(ctx: &Ctx) {
