@@ -391,6 +391,27 @@ pub async fn deletion_soft_deletes<S: ConformanceSubject>(h: Harness) {
     h.assert_no_failed_jobs(ui).await;
     h.assert_matches_truth(&subject, ui, "after deletions")
         .await;
+
+    // A deleted item that comes back is restored: the same row, no longer deleted.
+    h.clock.advance_ms(TICK_MS);
+    let back = subject
+        .restore_item()
+        .expect("the subject can restore none of the deleted items");
+    assert!(
+        gone.contains(&back),
+        "restored {back}, which was not deleted"
+    );
+    h.check_history(&engine, ui).await;
+    h.sync(&engine, ui).await;
+    let rows = h.content(ui, true).await;
+    let row = &rows[&back];
+    assert!(!row.is_deleted, "item {back} still marked deleted");
+    assert!(row.deleted_at.is_none(), "item {back} kept its deleted_at");
+    assert_eq!(row.id, all[&back].id, "the restored item got a new row");
+    assert_eq!(rows.len(), count_before, "rows after the restore");
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after a restore")
+        .await;
 }
 
 /// An edit made while the item's fetch is in flight is not lost: the fetch has read
