@@ -10,7 +10,7 @@
 //! | [`edit_updates_content`] | an edit reaches the stored content through the history |
 //! | [`change_burst`] | hundreds of changes between two checks (history pages) converge |
 //! | [`deletion_soft_deletes`] | a deletion soft-deletes, visible only with `include_deleted`; a restore revives the row |
-//! | [`edit_during_fetch`] | an edit made while the item's fetch is in flight is not lost (fails today: not listed by the subjects yet) |
+//! | [`edit_during_fetch`] | an edit made while the item's fetch is in flight is not lost |
 //! | [`expired_cursor_falls_back`] | an expired cursor falls back, converges, and a fresh cursor works |
 //! | [`token_expiry_mid_sync`] | an access token that expires mid-sync is refreshed |
 //! | [`faults_converge`] | 5% 429 and 5% 5xx: everything still converges |
@@ -423,11 +423,9 @@ pub async fn deletion_soft_deletes<S: ConformanceSubject>(h: Harness) {
 /// a second edit; a second history check runs to completion; the held response goes
 /// and its (older) content commits; the engine runs until nothing is pending.
 ///
-/// **Fails today, on both backends and for every integration**, so no subject lists
-/// it yet: the store deduplicates an item's fetch against a *running* fetch of the
-/// same item (`jobs_pending_dedupe_idx` covers `available` and `running`), so the
-/// second history check's fetch is dropped and the running fetch's older content
-/// stays. Add it to the subjects' lists once the engine refetches in that case.
+/// The store keeps this safe by re-running a fetch that was asked for again while it
+/// ran (`Store::enqueue`): without that, the second fetch is deduplicated against the
+/// running one and the older content stays.
 pub async fn edit_during_fetch<S: ConformanceSubject>(h: Harness) {
     let Synced {
         subject,

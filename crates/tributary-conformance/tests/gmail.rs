@@ -21,6 +21,7 @@ conformance_tests!(GmailSubject;
     resync_nothing_new,
     new_item_appears,
     edit_updates_content,
+    edit_during_fetch,
     change_burst,
     deletion_soft_deletes,
     expired_cursor_falls_back,
