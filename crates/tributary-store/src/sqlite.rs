@@ -926,26 +926,47 @@ impl Store for SqliteStore {
             .collect();
         let mut tx = self.write_tx().await?;
 
-        // 1. Fence: only jobs still running under the attempt they were claimed as.
-        let mut applied = Vec::with_capacity(completions.len());
+        // 1. Fence: only jobs still running under the attempt they were claimed as, in
+        // one statement for the whole batch (a lease named twice applies once).
+        let mut seen = HashSet::with_capacity(completions.len());
+        let leases: Vec<JobLease> = order
+            .iter()
+            .map(|&i| completions[i].lease)
+            .filter(|l| seen.insert(l.job_id))
+            .collect();
+        // `id IN ids` walks the primary key; `(id << 32) + attempts IN keys` checks the
+        // attempt against an ephemeral index SQLite builds for the list.
+        let ids: Vec<i64> = leases.iter().map(|l| l.job_id).collect();
+        let keys: Vec<i64> = leases
+            .iter()
+            .map(|l| (l.job_id << 32) + i64::from(l.attempt))
+            .collect();
+        let encode = |v: &[i64]| {
+            serde_json::to_string(v)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode leases: {e}")))
+        };
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE jobs SET
+                 state = CASE WHEN rerun THEN 'available' ELSE 'completed' END,
+                 finished_at = CASE WHEN rerun THEN NULL ELSE ?1 END,
+                 run_at = CASE WHEN rerun THEN ?1 ELSE run_at END,
+                 attempts = CASE WHEN rerun THEN 0 ELSE attempts END,
+                 rerun = 0, locked_by = NULL, lease_expires_at = NULL
+             WHERE id IN (SELECT value FROM json_each(?2))
+               AND (id << 32) + attempts IN (SELECT value FROM json_each(?3))
+               AND state = 'running'
+             RETURNING id, user_integration_id",
+        )
+        .bind(now)
+        .bind(encode(&ids)?)
+        .bind(encode(&keys)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut fenced: HashMap<i64, i64> = rows.into_iter().collect();
+        let mut applied = Vec::with_capacity(fenced.len());
         for &i in &order {
             let c = &completions[i];
-            let fenced: Option<i64> = sqlx::query_scalar(
-                "UPDATE jobs SET
-                     state = CASE WHEN rerun THEN 'available' ELSE 'completed' END,
-                     finished_at = CASE WHEN rerun THEN NULL ELSE ?1 END,
-                     run_at = CASE WHEN rerun THEN ?1 ELSE run_at END,
-                     attempts = CASE WHEN rerun THEN 0 ELSE attempts END,
-                     rerun = 0, locked_by = NULL, lease_expires_at = NULL
-                 WHERE id = ?2 AND state = 'running' AND attempts = ?3
-                 RETURNING user_integration_id",
-            )
-            .bind(now)
-            .bind(c.lease.job_id)
-            .bind(c.lease.attempt)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(job_account) = fenced else {
+            let Some(job_account) = fenced.remove(&c.lease.job_id) else {
                 continue;
             };
             if job_account != c.user_integration_id {
