@@ -1,18 +1,24 @@
 //! Benchmarks of Tributary. Each scenario prints a table; nothing here asserts timing.
 //!
-//! `queue`: no-op jobs per second (claim + run + commit) on SQLite and PostgreSQL at
-//! several concurrencies, next to the machine's own ceiling measured in the same run
-//! (`pgbench -N` TPS for PostgreSQL; single-row insert + commit for SQLite).
+//! - `queue` ([`queue`]): no-op jobs per second through the queue.
+//! - `sync` ([`sync`]): Gmail messages per second from the fake into each backend,
+//!   beside the fake's own ceiling.
+//! - `early-stop` ([`sync`]): list calls and time of a `start` with nothing new.
+//! - `memory` ([`memory`]): peak resident memory of a full sync (child processes).
+//! - `scheduler` ([`scheduler`]): one scheduler tick over many due accounts.
+//!
+//! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod memory;
+mod queue;
+mod scheduler;
+mod sync;
+mod util;
 
-use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
-use sqlx::Connection;
-use tributary_engine::{Engine, EngineConfig, RunUntil};
-use tributary_sdk::{Credentials, Registry, Task};
-use tributary_store::{Cipher, NewJob, NewUserIntegration, Store};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::util::Backend;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +28,30 @@ use tributary_store::{Cipher, NewJob, NewUserIntegration, Store};
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
+}
+
+/// The options every scenario shares.
+#[derive(Debug, Args)]
+struct Common {
+    /// PostgreSQL server (a scratch database is created and dropped on it).
+    #[arg(
+        long,
+        env = "TRIBUTARY_BENCH_POSTGRES_URL",
+        default_value = util::DEFAULT_POSTGRES_URL
+    )]
+    postgres_url: String,
+    /// Skip PostgreSQL.
+    #[arg(long)]
+    no_postgres: bool,
+    /// A few seconds in all: tiny sizes, to check the benchmark still runs (CI).
+    #[arg(long)]
+    smoke: bool,
+}
+
+impl Common {
+    fn backends(&self) -> Vec<Backend> {
+        Backend::selected(self.no_postgres)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,19 +67,63 @@ enum Scenario {
         /// Jobs claimed per query and committed per transaction.
         #[arg(long, default_value_t = 512)]
         batch: usize,
-        /// PostgreSQL server (a scratch database is created and dropped on it).
-        #[arg(
-            long,
-            env = "TRIBUTARY_BENCH_POSTGRES_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Gmail messages per second from the fake into SQLite and PostgreSQL, beside the
+    /// fake's own ceiling (the same requests without the engine).
+    Sync {
+        /// Mailbox sizes.
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+        messages: Vec<usize>,
+        /// Worker counts.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+        workers: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// `messages.list` calls and wall time of a `start` that finds nothing new: on a
+    /// fully synced mailbox, and while a backfill is still mostly queued.
+    EarlyStop {
+        /// Mailbox sizes.
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+        messages: Vec<usize>,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Peak resident memory of a full sync, each size in a fresh child process.
+    Memory {
+        /// Mailbox sizes.
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+        messages: Vec<usize>,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One scheduler tick over many due accounts.
+    Scheduler {
+        /// Linked accounts.
+        #[arg(long, default_value_t = 100_000)]
+        accounts: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Internal: one sync in this process, for `memory` (prints one JSON line).
+    #[command(hide = true)]
+    MemoryChild {
+        #[arg(long, value_parser = ["sqlite", "postgres"])]
+        backend: String,
+        #[arg(long)]
+        workers: usize,
+        #[arg(long)]
         postgres_url: String,
-        /// Skip PostgreSQL.
         #[arg(long)]
-        no_postgres: bool,
-        /// A few seconds in all: tiny sizes, to check the benchmark still runs (CI).
-        #[arg(long)]
-        smoke: bool,
+        label: String,
     },
 }
 
@@ -61,222 +135,72 @@ async fn main() -> Result<()> {
             jobs,
             concurrency,
             batch,
-            postgres_url,
-            no_postgres,
-            smoke,
+            common,
         } => {
-            let (jobs, concurrency) = if smoke {
+            let (jobs, concurrency) = if common.smoke {
                 (2_000, vec![4])
             } else {
                 (jobs, concurrency)
             };
-            queue(
+            queue::queue(
                 jobs,
                 &concurrency,
                 batch,
-                (!no_postgres).then_some(postgres_url.as_str()),
-                smoke,
+                (!common.no_postgres).then_some(common.postgres_url.as_str()),
+                common.smoke,
             )
             .await
         }
-    }
-}
-
-async fn queue(
-    jobs: usize,
-    concurrency: &[usize],
-    batch: usize,
-    postgres: Option<&str>,
-    smoke: bool,
-) -> Result<()> {
-    println!("queue benchmark: {jobs} no-op jobs per run, claim/commit batch {batch}");
-    println!();
-    println!("| backend | concurrency | jobs/s | ceiling | ceiling measure |");
-    println!("|---|---:|---:|---:|---|");
-
-    let dir = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let sqlite_ceiling = sqlite_ceiling(&dir, if smoke { 1 } else { 3 }).await?;
-    for &c in concurrency {
-        let url = format!("sqlite://{}", dir.join(format!("queue-{c}.db")).display());
-        let rate = run_noop(&url, jobs, c, batch).await?;
-        println!(
-            "| SQLite | {c} | {rate:.0} | {sqlite_ceiling:.0} | single-row insert + commit/s (WAL, synchronous=NORMAL) |"
-        );
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-
-    if let Some(server) = postgres {
-        let ceiling = pgbench_ceiling(server, if smoke { 2 } else { 10 }).await;
-        let ceiling_text = match &ceiling {
-            Ok(tps) => format!("{tps:.0}"),
-            Err(e) => format!("n/a ({e})"),
-        };
-        for &c in concurrency {
-            let db = ScratchDb::create(server, &format!("queue_{c}")).await?;
-            let rate = run_noop(&db.url, jobs, c, batch).await;
-            db.drop_now().await?;
-            println!(
-                "| PostgreSQL | {c} | {:.0} | {ceiling_text} | pgbench -N TPS (4 clients) |",
-                rate?
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Enqueues `jobs` no-op jobs over 16 accounts and times the engine draining them.
-async fn run_noop(url: &str, jobs: usize, concurrency: usize, batch: usize) -> Result<f64> {
-    let store = tributary_store::connect(url, Cipher::random_for_tests()).await?;
-    store.migrate().await?;
-    let registry = Arc::new(Registry::new([tributary_testkit::noop::registration()])?);
-    let accounts = enqueue_noops(store.as_ref(), jobs, 16).await?;
-    let config = EngineConfig {
-        workers: concurrency,
-        claim_batch: batch,
-        commit_batch: batch,
-        per_account_concurrency: concurrency,
-        idle_poll: Duration::from_millis(5),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(store.clone(), registry, config)?;
-    let started = Instant::now();
-    engine
-        .run(RunUntil::Idle(None), std::future::pending())
-        .await?;
-    let elapsed = started.elapsed();
-    let done = engine.stats().snapshot().jobs_completed;
-    if done != jobs as u64 {
-        bail!("expected {jobs} completed jobs, engine reports {done} ({accounts} accounts)");
-    }
-    Ok(jobs as f64 / elapsed.as_secs_f64())
-}
-
-async fn enqueue_noops(store: &dyn Store, jobs: usize, accounts: usize) -> Result<usize> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut ids = Vec::new();
-    for i in 0..accounts {
-        let user = store.create_user(&format!("bench-{i}")).await?;
-        let ui = store
-            .create_user_integration(NewUserIntegration {
-                user_id: user.id,
-                integration_domain: "noop".into(),
-                credentials: Credentials::default(),
-                settings: Default::default(),
-            })
-            .await?;
-        ids.push(ui.id);
-    }
-    let all: Vec<NewJob> = (0..jobs)
-        .map(|i| NewJob {
-            user_integration_id: ids[i % ids.len()],
-            task: Task::new("noop", tributary_sdk::serde_json::Value::Null),
-            priority: 5,
-            dedupe_key: None,
-            max_attempts: 3,
-            run_at: now,
-        })
-        .collect();
-    for chunk in all.chunks(5_000) {
-        store.enqueue(chunk, now).await?;
-    }
-    Ok(ids.len())
-}
-
-/// Single-row insert + commit per second on SQLite (WAL, synchronous=NORMAL).
-async fn sqlite_ceiling(dir: &std::path::Path, seconds: u64) -> Result<f64> {
-    let path = dir.join("ceiling.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await?;
-    sqlx::query("PRAGMA journal_mode=WAL")
-        .execute(&mut conn)
-        .await?;
-    sqlx::query("PRAGMA synchronous=NORMAL")
-        .execute(&mut conn)
-        .await?;
-    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-        .execute(&mut conn)
-        .await?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut n = 0u64;
-    while Instant::now() < deadline {
-        let mut tx = conn.begin().await?;
-        sqlx::query("INSERT INTO t (v) VALUES (?)")
-            .bind("x")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        n += 1;
-    }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
-}
-
-/// `pgbench -N` TPS on a scratch database of the same server.
-async fn pgbench_ceiling(server: &str, seconds: u64) -> Result<f64> {
-    let db = ScratchDb::create(server, "pgbench").await?;
-    let run = |args: &[&str]| {
-        std::process::Command::new("pgbench")
-            .args(args)
-            .arg(&db.url)
-            .output()
-            .context("pgbench not found (Debian package postgresql-contrib or postgresql-client)")
-    };
-    let init = run(&["-i", "-s", "1", "-q"])?;
-    if !init.status.success() {
-        bail!(
-            "pgbench -i failed: {}",
-            String::from_utf8_lossy(&init.stderr).trim()
-        );
-    }
-    let t = seconds.to_string();
-    let out = run(&["-N", "-c", "4", "-j", "2", "-T", &t])?;
-    db.drop_now().await?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .with_context(|| format!("no tps line in pgbench output: {text}"))
-}
-
-/// A scratch PostgreSQL database, dropped by `drop_now`.
-struct ScratchDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchDb {
-    async fn create(server: &str, label: &str) -> Result<ScratchDb> {
-        let name = format!("tributary_bench_{label}_{}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(server)
+        Scenario::Sync {
+            messages,
+            workers,
+            common,
+        } => {
+            let (messages, workers) = if common.smoke {
+                (vec![300], vec![4])
+            } else {
+                (messages, workers)
+            };
+            sync::sync(
+                &messages,
+                &workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
             .await
-            .with_context(|| format!("cannot reach PostgreSQL at {server}"))?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await?;
-        let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
-        Ok(ScratchDb {
-            server: server.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        })
-    }
-
-    async fn drop_now(self) -> Result<()> {
-        let mut conn = sqlx::PgConnection::connect(&self.server).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await?;
-        Ok(())
+        }
+        Scenario::EarlyStop {
+            messages,
+            workers,
+            common,
+        } => {
+            let messages = if common.smoke { vec![500] } else { messages };
+            sync::early_stop(&messages, workers, &common.backends(), &common.postgres_url).await
+        }
+        Scenario::Memory {
+            messages,
+            workers,
+            common,
+        } => {
+            let messages = if common.smoke { vec![300] } else { messages };
+            memory::memory(&messages, workers, &common.backends(), &common.postgres_url).await
+        }
+        Scenario::Scheduler { accounts, common } => {
+            let accounts = if common.smoke { 1_000 } else { accounts };
+            scheduler::scheduler(accounts, &common.backends(), &common.postgres_url).await
+        }
+        Scenario::MemoryChild {
+            backend,
+            workers,
+            postgres_url,
+            label,
+        } => {
+            let backend = if backend == "postgres" {
+                Backend::Postgres
+            } else {
+                Backend::Sqlite
+            };
+            memory::child(backend, workers, &postgres_url, &label).await
+        }
     }
 }

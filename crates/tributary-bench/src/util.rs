@@ -1,0 +1,201 @@
+//! What the scenarios share: scratch databases on both backends, a Gmail account
+//! linked to the fake, and reading the process's peak memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::Connection;
+use tributary_sdk::serde_json::{Map, Value};
+use tributary_sdk::{Credentials, Registry};
+use tributary_store::{Cipher, NewUserIntegration, Store};
+
+/// The default PostgreSQL server of every scenario.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A backend to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A file in the temp directory.
+    Sqlite,
+    /// A scratch database on the given server.
+    Postgres,
+}
+
+impl Backend {
+    /// The name printed in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// SQLite, then PostgreSQL unless skipped.
+    pub fn selected(no_postgres: bool) -> Vec<Backend> {
+        if no_postgres {
+            vec![Backend::Sqlite]
+        } else {
+            vec![Backend::Sqlite, Backend::Postgres]
+        }
+    }
+}
+
+/// A fresh, migrated database of one backend, removed by [`FreshDb::remove`].
+pub struct FreshDb {
+    /// Its URL.
+    pub url: String,
+    /// The store over it.
+    pub store: Arc<dyn Store>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Scratch(ScratchDb),
+}
+
+impl FreshDb {
+    /// Creates a fresh database named after `label` (unique per process).
+    pub async fn create(backend: Backend, postgres: &str, label: &str) -> Result<FreshDb> {
+        let (url, cleanup) = match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir()
+                    .join(format!("tributary-bench-{}-{label}.db", std::process::id()));
+                remove_sqlite_files(&path);
+                (format!("sqlite://{}", path.display()), Cleanup::File(path))
+            }
+            Backend::Postgres => {
+                let db = ScratchDb::create(postgres, label).await?;
+                (db.url.clone(), Cleanup::Scratch(db))
+            }
+        };
+        let store = tributary_store::connect(&url, Cipher::random_for_tests())
+            .await
+            .with_context(|| format!("cannot open {url}"))?;
+        store.migrate().await?;
+        Ok(FreshDb {
+            url,
+            store,
+            cleanup,
+        })
+    }
+
+    /// Closes and deletes the database.
+    pub async fn remove(self) -> Result<()> {
+        drop(self.store);
+        match self.cleanup {
+            Cleanup::File(path) => {
+                remove_sqlite_files(&path);
+                Ok(())
+            }
+            Cleanup::Scratch(db) => db.drop_now().await,
+        }
+    }
+}
+
+fn remove_sqlite_files(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+}
+
+/// A scratch PostgreSQL database, dropped by `drop_now`.
+pub struct ScratchDb {
+    server: String,
+    name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl ScratchDb {
+    /// Creates (or re-creates) `tributary_bench_<label>_<pid>` on `server`.
+    pub async fn create(server: &str, label: &str) -> Result<ScratchDb> {
+        let name = format!("tributary_bench_{label}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(server)
+            .await
+            .with_context(|| format!("cannot reach PostgreSQL at {server}"))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
+        let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
+        Ok(ScratchDb {
+            server: server.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    /// Drops the database.
+    pub async fn drop_now(self) -> Result<()> {
+        let mut conn = sqlx::PgConnection::connect(&self.server).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The registry of the Gmail integration.
+pub fn gmail_registry() -> Result<Arc<Registry>> {
+    Ok(Arc::new(Registry::new([tributary_gmail::registration()])?))
+}
+
+/// Links a Gmail account whose credentials and settings are `info` (the shape of
+/// `FakeGmail::standalone_info`) to a new user; returns the account id.
+pub async fn link_gmail(store: &dyn Store, info: &Value, user_ref: &str) -> Result<i64> {
+    let object = |v: &Value| -> Map<String, Value> { v.as_object().cloned().unwrap_or_default() };
+    let user = store.create_user(user_ref).await?;
+    let account = store
+        .create_user_integration(NewUserIntegration {
+            user_id: user.id,
+            integration_domain: "gmail".into(),
+            credentials: Credentials::new(object(&info["credentials"])),
+            settings: object(&info["settings"]),
+        })
+        .await?;
+    Ok(account.id)
+}
+
+/// Messages stored (not deleted) for an account.
+pub async fn stored_items(store: &dyn Store, account: i64) -> Result<i64> {
+    Ok(store.content_counts(account).await?.items)
+}
+
+/// A field of `/proc/self/status` in kB (`VmHWM`, `VmRSS`), if readable.
+pub fn proc_status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Waits until `done` returns true, polling every `every`.
+pub async fn wait_until<F, Fut>(every: Duration, mut done: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    loop {
+        if done().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Formats a rate.
+pub fn rate(count: f64, elapsed: Duration) -> f64 {
+    count / elapsed.as_secs_f64().max(1e-9)
+}
