@@ -6,9 +6,11 @@
 //! - `early-stop` ([`sync`]): list calls and time of a `start` with nothing new.
 //! - `memory` ([`memory`]): peak resident memory of a full sync (child processes).
 //! - `scheduler` ([`scheduler`]): one scheduler tick over many due accounts.
+//! - `freshness` ([`freshness`]): delivery-to-stored delay of new mail during a backfill.
 //!
 //! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
+mod freshness;
 mod memory;
 mod queue;
 mod scheduler;
@@ -113,6 +115,20 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// Delivery-to-stored delay of a message delivered every second during a backfill.
+    Freshness {
+        /// Backfill size.
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        /// `start` intervals to measure, seconds.
+        #[arg(long, value_delimiter = ',', default_values_t = [60, 5])]
+        start_every: Vec<u64>,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Internal: one sync in this process, for `memory` (prints one JSON line).
     #[command(hide = true)]
     MemoryChild {
@@ -188,6 +204,26 @@ async fn main() -> Result<()> {
         Scenario::Scheduler { accounts, common } => {
             let accounts = if common.smoke { 1_000 } else { accounts };
             scheduler::scheduler(accounts, &common.backends(), &common.postgres_url).await
+        }
+        Scenario::Freshness {
+            messages,
+            start_every,
+            workers,
+            common,
+        } => {
+            let (messages, start_every) = if common.smoke {
+                (1_000, vec![1])
+            } else {
+                (messages, start_every)
+            };
+            freshness::freshness(
+                messages,
+                &start_every,
+                workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
         }
         Scenario::MemoryChild {
             backend,

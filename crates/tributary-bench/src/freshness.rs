@@ -1,0 +1,175 @@
+//! `freshness`: how long a newly delivered message takes to be stored while a
+//! backfill runs. A new message is delivered every second (`generate(1)`) during the
+//! backfill; the scheduler ticks with the given `start` interval; the store is polled
+//! every 50 ms for new rows (deliveries go on after the backfill until at least three
+//! were made). Messages the generator files in spam or trash are never
+//! stored and are reported as not stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::sync::oneshot;
+use tributary_engine::worker::start_job;
+use tributary_engine::{Engine, RunUntil, Scheduler, SystemClock, domain_schedules};
+use tributary_store::ContentQuery;
+
+use crate::sync::{engine_config, start_fake, syncable};
+use crate::util::{Backend, FreshDb, gmail_registry, link_gmail};
+
+/// Deliveries go on after the backfill until at least this many were made (a short
+/// backfill, as in `--smoke`, would otherwise see none).
+const MIN_DELIVERIES: usize = 3;
+
+/// Runs the `freshness` scenario.
+pub async fn freshness(
+    messages: usize,
+    start_every: &[u64],
+    workers: usize,
+    backends: &[Backend],
+    postgres: &str,
+) -> Result<()> {
+    println!(
+        "freshness benchmark: delay from delivery to stored of a message delivered every second during a {messages}-message backfill, {workers} workers"
+    );
+    println!();
+    println!(
+        "| backend | start every (s) | delivered | stored | p50 (s) | p99 (s) | max (s) | backfill seconds |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for &backend in backends {
+        for &every in start_every {
+            if let Err(e) = one(backend, messages, every, workers, postgres).await {
+                println!("| {} | {every} | n/a ({e:#}) | | | | | |", backend.name());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn one(
+    backend: Backend,
+    messages: usize,
+    every: u64,
+    workers: usize,
+    postgres: &str,
+) -> Result<()> {
+    let fake = start_fake(messages).await?;
+    let backlog = syncable(&fake) as i64;
+    let db = FreshDb::create(backend, postgres, &format!("fresh_{every}")).await?;
+    let result = async {
+        let store = db.store.clone();
+        let registry = gmail_registry()?;
+        let account = link_gmail(store.as_ref(), &fake.standalone_info(), "bench-user").await?;
+        let engine = Engine::new(store.clone(), registry.clone(), engine_config(workers))?;
+        let mut schedules = domain_schedules(&registry, engine.config().max_attempts);
+        for s in &mut schedules {
+            s.start_every_ms = i64::try_from(every.saturating_mul(1000))?;
+        }
+        let began = Instant::now();
+        let now = chrono::Utc::now().timestamp_millis();
+        store
+            .enqueue(
+                &[start_job(account, engine.config().max_attempts, now)],
+                now,
+            )
+            .await?;
+        let (stop_engine, engine_stopped) = oneshot::channel::<()>();
+        let (stop_scheduler, scheduler_stopped) = oneshot::channel::<()>();
+        let engine_task = {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                engine
+                    .run(RunUntil::Shutdown, async {
+                        let _ = engine_stopped.await;
+                    })
+                    .await
+            })
+        };
+        let scheduler_task = {
+            let scheduler = Scheduler::new(store.clone(), schedules, Arc::new(SystemClock));
+            tokio::spawn(async move {
+                scheduler
+                    .run(Duration::from_millis(250), async {
+                        let _ = scheduler_stopped.await;
+                    })
+                    .await
+            })
+        };
+
+        let mut delivered: HashMap<String, Instant> = HashMap::new();
+        let mut delays: Vec<f64> = Vec::new();
+        let mut stored_total = 0i64;
+        let mut after_id = 0i64;
+        let mut next_delivery = Instant::now() + Duration::from_secs(1);
+        let mut backfill_seconds = None;
+        // After the backfill, wait for the last deliveries: two start intervals more.
+        let grace = Duration::from_secs(every.saturating_mul(2) + 5);
+        loop {
+            let delivering = backfill_seconds.is_none() || delivered.len() < MIN_DELIVERIES;
+            if delivering && Instant::now() >= next_delivery {
+                next_delivery += Duration::from_secs(1);
+                let handle = fake.handle().clone();
+                for id in tokio::task::spawn_blocking(move || handle.generate(1)).await? {
+                    delivered.insert(id, Instant::now());
+                }
+            }
+            let rows = store
+                .list_content(&ContentQuery {
+                    user_integration_id: Some(account),
+                    after_id: Some(after_id),
+                    limit: Some(5_000),
+                    ..ContentQuery::default()
+                })
+                .await?;
+            for row in &rows {
+                after_id = after_id.max(row.id);
+                stored_total += 1;
+                if let Some(at) = delivered.get(&row.external_id) {
+                    delays.push(at.elapsed().as_secs_f64());
+                }
+            }
+            if backfill_seconds.is_none() && stored_total - delays.len() as i64 >= backlog {
+                backfill_seconds = Some(began.elapsed().as_secs_f64());
+            }
+            if let Some(done) = backfill_seconds
+                && delivered.len() >= MIN_DELIVERIES
+                && (delays.len() == delivered.len()
+                    || began.elapsed().as_secs_f64() > done + grace.as_secs_f64())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop_scheduler.send(());
+        let _ = stop_engine.send(());
+        engine_task.await??;
+        scheduler_task.await?;
+
+        delays.sort_by(f64::total_cmp);
+        let pct = |p: f64| -> String {
+            if delays.is_empty() {
+                "n/a (none stored)".to_owned()
+            } else {
+                let i = ((delays.len() as f64 - 1.0) * p).round() as usize;
+                format!("{:.1}", delays[i.min(delays.len() - 1)])
+            }
+        };
+        println!(
+            "| {} | {every} | {} | {} | {} | {} | {} | {:.1} |",
+            backend.name(),
+            delivered.len(),
+            delays.len(),
+            pct(0.5),
+            pct(0.99),
+            pct(1.0),
+            backfill_seconds.unwrap_or(f64::NAN),
+        );
+        Ok(())
+    }
+    .await;
+    db.remove().await?;
+    fake.stop().await?;
+    result
+}
