@@ -6,7 +6,7 @@
 //! fake with N items, mutate it, read its truth, inject faults, expire tokens and
 //! cursors) and stamps out the tests with [`conformance_tests!`]:
 //!
-//! ```ignore
+//! ```text
 //! tributary_conformance::conformance_tests!(GmailSubject;
 //!     full_sync, resync_nothing_new, new_item_appears, edit_updates_content,
 //!     deletion_soft_deletes, expired_cursor_falls_back, token_expiry_mid_sync,

@@ -47,8 +47,8 @@ pub enum RunUntil {
     /// Only when the shutdown future fires (`tributary run`).
     Shutdown,
     /// When no job of the scope is pending (available or running) any more, waiting
-    /// for retries that are not yet due (`tributary sync --until-idle`). `None` scopes
-    /// to the whole queue.
+    /// for retries that are not yet due (`tributary sync --until-idle`). `Some(id)`
+    /// claims only that account's jobs; `None` scopes to the whole queue.
     Idle(Option<i64>),
     /// As soon as nothing is claimable now and nothing is in flight (tests that move a
     /// manual clock themselves).
@@ -204,7 +204,11 @@ impl Engine {
             let free = capacity.saturating_sub(held.len());
             let mut claimed = 0;
             if free > 0 {
-                match self.claim(free.min(config.claim_batch.max(1))).await {
+                let scope = match until {
+                    RunUntil::Idle(scope) => scope,
+                    RunUntil::Shutdown | RunUntil::NothingClaimable => None,
+                };
+                match self.claim(free.min(config.claim_batch.max(1)), scope).await {
                     Ok(jobs) => {
                         claimed = jobs.len();
                         self.dispatch(jobs, &done_tx, &mut held).await;
@@ -372,16 +376,17 @@ impl Engine {
         Ok(())
     }
 
-    async fn claim(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+    async fn claim(&self, limit: usize, scope: Option<i64>) -> Result<Vec<Job>, StoreError> {
         let inner = &self.inner;
         let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
         inner
             .store
-            .claim(
+            .claim_scoped(
                 &inner.config.worker_id,
                 limit,
                 lease_ms,
                 inner.clock.now_ms(),
+                scope,
             )
             .await
     }

@@ -26,6 +26,7 @@ on_both_backends!(
     deletions_soft_delete_and_restore,
     credentials_are_secret,
     bad_tasks_fail_permanently_with_clear_errors,
+    graceful_shutdown_commits_what_finished,
 );
 
 /// (a) 10,000 items, 50 per page, sync to exactly 10,000 rows; a second sync with
@@ -423,6 +424,46 @@ async fn bad_tasks_fail_permanently_with_clear_errors(h: Harness) {
             _ => assert!(error.contains("fetchItem"), "{error}"),
         }
     }
+}
+
+/// Shutdown mid-backfill: every job that finished is committed (nothing fetched is
+/// thrown away), nothing is left running, and a restart completes the sync.
+async fn graceful_shutdown_commits_what_finished(h: Harness) {
+    let server = source(3_000, 14).await;
+    let ui = h.link(&server, "nina").await;
+    h.start(ui.id).await;
+    let engine = h.engine(config(4));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let runner = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .run(RunUntil::Shutdown, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    };
+    wait_until(|| async { h.store.content_counts(ui.id).await.expect("counts").items >= 300 })
+        .await;
+    let _ = stop_tx.send(());
+    runner.await.expect("join").expect("engine");
+
+    assert!(
+        h.jobs(ui.id, JobState::Running).await.is_empty(),
+        "jobs left running"
+    );
+    let stored = h.content(ui.id, false).await.len();
+    let fetched = server.source().fetch_counts().len();
+    assert_eq!(
+        stored, fetched,
+        "fetched items were not committed at shutdown"
+    );
+    assert_eq!(engine.stats().snapshot().items_inserted as usize, stored);
+    assert!(stored < 3_000, "the sync finished before the shutdown");
+
+    h.run_claimable(&h.engine(config(4))).await;
+    assert_eq!(h.versions(ui.id).await, server.source().snapshot());
 }
 
 /// Polls `condition` (a database or source query) until it holds; fails after 5 minutes.

@@ -191,6 +191,19 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         lease_ms: i64,
         now: Millis,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.claim_scoped(worker, limit, lease_ms, now, None).await
+    }
+
+    /// [`Store::claim`], optionally only among the jobs of one account (a `sync` of one
+    /// account works its queue alone).
+    async fn claim_scoped(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease_ms: i64,
+        now: Millis,
+        user_integration_id: Option<i64>,
     ) -> Result<Vec<Job>, StoreError>;
 
     /// Extends the leases of jobs still held by `worker`. Returns the ids whose lease

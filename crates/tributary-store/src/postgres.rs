@@ -96,6 +96,7 @@ const SQL_CLAIM: &str = concat!(
          SELECT j.id FROM jobs j \
          JOIN user_integrations ui ON ui.id = j.user_integration_id \
          WHERE j.state = 'available' AND j.run_at <= $3 AND ui.status = 'active' \
+           AND ($5::bigint IS NULL OR j.user_integration_id = $5) \
          ORDER BY j.priority, j.fair_seq, j.id \
          LIMIT $4 \
          FOR UPDATE OF j SKIP LOCKED \
@@ -1021,12 +1022,13 @@ impl Store for PgStore {
         retry_transient!("enqueue", self.enqueue_once(jobs, now).await)
     }
 
-    async fn claim(
+    async fn claim_scoped(
         &self,
         worker: &str,
         limit: usize,
         lease_ms: i64,
         now: Millis,
+        user_integration_id: Option<i64>,
     ) -> Result<Vec<Job>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -1041,6 +1043,7 @@ impl Store for PgStore {
                     .bind(now.saturating_add(lease_ms))
                     .bind(now)
                     .bind(limit)
+                    .bind(user_integration_id)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()

@@ -95,6 +95,7 @@ const SQL_CLAIM: &str = concat!(
      WHERE id IN (SELECT j.id FROM jobs j \
                   JOIN user_integrations ui ON ui.id = j.user_integration_id \
                   WHERE j.state = 'available' AND j.run_at <= ?3 AND ui.status = 'active' \
+                    AND (?5 IS NULL OR j.user_integration_id = ?5) \
                   ORDER BY j.priority, j.fair_seq, j.id LIMIT ?4) \
      RETURNING ",
     job_columns!()
@@ -829,12 +830,13 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn claim(
+    async fn claim_scoped(
         &self,
         worker: &str,
         limit: usize,
         lease_ms: i64,
         now: Millis,
+        user_integration_id: Option<i64>,
     ) -> Result<Vec<Job>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -846,6 +848,7 @@ impl Store for SqliteStore {
             .bind(now.saturating_add(lease_ms))
             .bind(now)
             .bind(limit)
+            .bind(user_integration_id)
             .fetch_all(&mut *tx)
             .await?;
         let mut jobs = rows

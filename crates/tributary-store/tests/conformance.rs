@@ -70,6 +70,7 @@ conformance!(
     content_exists_counts_pending_item_jobs,
     enqueue_dedupes_pending_keys,
     asking_again_during_a_run_reruns_once,
+    claims_can_be_scoped_to_one_account,
     claim_orders_by_priority_then_fairness_then_age,
     fairness_idle_account_does_not_jump_ahead,
     resumed_account_does_not_monopolise_the_queue,
@@ -1530,6 +1531,36 @@ async fn asking_again_during_a_run_reruns_once(ctx: &Ctx) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn claims_can_be_scoped_to_one_account(ctx: &Ctx) {
+    let (_, a) = account(ctx, "u", "gmail").await;
+    let (_, b) = account(ctx, "v", "gmail").await;
+    ctx.store
+        .enqueue(
+            &[
+                new_job(b, "first", 1),
+                new_job(a, "x", 5),
+                new_job(a, "y", 5),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    let only_a = ctx
+        .store
+        .claim_scoped("w", 10, 60_000, 0, Some(a))
+        .await
+        .unwrap();
+    assert_eq!(only_a.len(), 2);
+    assert!(only_a.iter().all(|j| j.user_integration_id == a));
+    let rest = ctx.store.claim("w", 10, 60_000, 0).await.unwrap();
+    assert_eq!(
+        rest.iter()
+            .map(|j| j.user_integration_id)
+            .collect::<Vec<_>>(),
+        vec![b]
     );
 }
 
