@@ -169,7 +169,12 @@ impl Engine {
         let committer = tokio::spawn(self.clone().committer(commit_rx, committed_tx));
         let mut held: HashMap<i64, Held> = HashMap::new();
         let mut finished: HashSet<i64> = HashSet::new();
+        // Jobs claimed and not yet finished: at most the workers plus one claim batch, so
+        // a newly queued priority-1 job waits at most one batch's run time. Finished jobs
+        // waiting for their commit do not count (the committer works in parallel), but
+        // their number is bounded too, so a slow database holds the claiming back.
         let capacity = config.workers.max(1) + config.claim_batch.max(1);
+        let commit_backlog = capacity.max(config.commit_batch.max(1)) * 2;
         let renew_every = (config.lease / 3).max(Duration::from_millis(50));
         let mut last_renew = tokio::time::Instant::now();
         let mut last_requeue: Option<tokio::time::Instant> = None;
@@ -201,7 +206,12 @@ impl Engine {
             }
 
             // Claim up to the free capacity.
-            let free = capacity.saturating_sub(held.len());
+            let unfinished = held.len() - finished.len().min(held.len());
+            let free = if held.len() >= capacity + commit_backlog {
+                0
+            } else {
+                capacity.saturating_sub(unfinished)
+            };
             let mut claimed = 0;
             if free > 0 {
                 let scope = match until {
@@ -236,7 +246,7 @@ impl Engine {
 
             // Wait for something to do: a job finishing, a commit, the next poll, or
             // shutdown.
-            let wait = if claimed > 0 && held.len() < capacity {
+            let wait = if claimed > 0 && free > claimed {
                 Duration::ZERO
             } else if held.is_empty() {
                 config.idle_poll

@@ -96,8 +96,22 @@ async fn new_item_overtakes_a_running_backfill(h: Harness) {
                 .await
         })
     };
-    wait_until(|| async { h.store.content_counts(ui.id).await.expect("counts").items >= 500 })
-        .await;
+    // Wait until the backfill is well under way: items stored, and its listing ahead
+    // of its downloads by thousands of queued fetches.
+    wait_until(|| async {
+        let stored = h.store.content_counts(ui.id).await.expect("counts").items;
+        let queued: i64 = h
+            .store
+            .job_counts(Some(ui.id))
+            .await
+            .expect("job counts")
+            .iter()
+            .filter(|c| c.state == JobState::Available)
+            .map(|c| c.count)
+            .sum();
+        stored >= 500 && queued >= 2000
+    })
+    .await;
 
     // A new item arrives; the next start tick is due a minute later.
     let fresh = server.source().add_items(1).remove(0);
