@@ -205,7 +205,7 @@ async fn assert_all_jobs_completed(store: &dyn Store, ui: i64) {
 
 async fn crash_safety(db: Db) {
     tributary_sdk::http::install_crypto_provider();
-    let server = SourceServer::start(SourceConfig::new(3_000, 21, "crash-token"))
+    let server = SourceServer::start(SourceConfig::new(10_000, 21, "crash-token"))
         .await
         .expect("source");
     let ui = link(&db, &server).await;
@@ -220,7 +220,7 @@ async fn crash_safety(db: Db) {
     let mut kills = 0;
     while kills < 6 && pending(db.store.as_ref()).await > 0 {
         let mut child = spawn_worker(&db, 4);
-        let wait = rand::rng().random_range(300..1500);
+        let wait = rand::rng().random_range(200..900);
         tokio::time::sleep(Duration::from_millis(wait)).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");

@@ -605,6 +605,19 @@ impl Engine {
             Ok(()) => integration.run_task(&job.task()).await,
             Err(e) => Err(e),
         };
+        if result.is_err()
+            && let Some(credentials) = integration.credentials_after_failure()
+        {
+            // Not part of the job's commit (the job failed), but a rotated token must
+            // not be lost with it.
+            if let Err(e) = inner
+                .store
+                .update_credentials(account.id, &credentials)
+                .await
+            {
+                warn!(error = %e, "failed to persist credentials refreshed before a failure");
+            }
+        }
         integration.shutdown().await;
         result
     }

@@ -27,6 +27,7 @@ on_both_backends!(
     credentials_are_secret,
     bad_tasks_fail_permanently_with_clear_errors,
     graceful_shutdown_commits_what_finished,
+    credentials_refreshed_before_a_failure_are_kept,
 );
 
 /// (a) 10,000 items, 50 per page, sync to exactly 10,000 rows; a second sync with
@@ -478,6 +479,68 @@ async fn graceful_shutdown_commits_what_finished(h: Harness) {
 
     h.run_claimable(&h.engine(config(4))).await;
     assert_eq!(h.versions(ui.id).await, server.source().snapshot());
+}
+
+/// An integration whose every run refreshes its token, then fails.
+struct RotatesThenFails;
+
+#[tributary_sdk::async_trait]
+impl tributary_sdk::Integration for RotatesThenFails {
+    async fn validate_authentication(&mut self) -> Result<(), tributary_sdk::IntegrationError> {
+        Ok(())
+    }
+
+    async fn run_task(
+        &mut self,
+        _task: &Task,
+    ) -> Result<tributary_sdk::TaskResult, tributary_sdk::IntegrationError> {
+        Err(tributary_sdk::IntegrationError::transient(
+            "boom after a refresh",
+        ))
+    }
+
+    fn credentials_after_failure(&self) -> Option<tributary_sdk::Credentials> {
+        tributary_sdk::Credentials::from_json_str(r#"{"token": "rotated"}"#).ok()
+    }
+}
+
+/// A token rotated before a failure is persisted, though the job's commit is not.
+async fn credentials_refreshed_before_a_failure_are_kept(h: Harness) {
+    let registration = tributary_sdk::Registration::new(
+        "test/manifest.json",
+        r#"{"domain": "rotator", "name": "Rotator", "version": "1", "taskTypes": ["start"]}"#,
+        |_| Ok(Box::new(RotatesThenFails)),
+    );
+    let registry =
+        std::sync::Arc::new(tributary_sdk::Registry::new([registration]).expect("registry"));
+    let user = h.store.create_user("olga").await.expect("user");
+    let ui = h
+        .store
+        .create_user_integration(tributary_store::NewUserIntegration {
+            user_id: user.id,
+            integration_domain: "rotator".into(),
+            credentials: tributary_sdk::Credentials::from_json_str(r#"{"token": "old"}"#)
+                .expect("credentials"),
+            settings: Default::default(),
+        })
+        .await
+        .expect("link");
+    h.start(ui.id).await;
+    let engine = tributary_engine::Engine::with_clock(
+        h.store.clone(),
+        registry,
+        config(1),
+        std::sync::Arc::new(h.clock.clone()),
+    )
+    .expect("engine");
+    h.run_claimable(&engine).await;
+    let stored = h.store.get_user_integration(ui.id).await.expect("account");
+    assert_eq!(stored.credentials.get("token"), Some("rotated"));
+    assert_eq!(
+        h.jobs(ui.id, JobState::Available).await.len(),
+        1,
+        "the job retries"
+    );
 }
 
 /// Polls `condition` (a database or source query) until it holds; fails after 5 minutes.

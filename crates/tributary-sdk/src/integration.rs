@@ -36,6 +36,15 @@ pub trait Integration: Send {
 
     /// Releases what the instance holds. Always called, also after an error.
     async fn shutdown(&mut self) {}
+
+    /// Credentials to persist although `run_task` failed: a token refresh that rotated
+    /// them happened before the failure. A successful run returns them in
+    /// [`TaskResult::credentials`] instead. The engine asks after every failed run;
+    /// an integration whose service rotates refresh tokens must answer, or the account
+    /// is left with a revoked token.
+    fn credentials_after_failure(&self) -> Option<Credentials> {
+        None
+    }
 }
 
 /// Answers "which of these external ids do we already know?" for one account.

@@ -253,6 +253,10 @@ impl Integration for GmailIntegration {
         result.credentials = self.refreshed_credentials();
         Ok(result)
     }
+
+    fn credentials_after_failure(&self) -> Option<Credentials> {
+        self.refreshed_credentials()
+    }
 }
 
 /// What to do about one message after reading the history, in increasing precedence:

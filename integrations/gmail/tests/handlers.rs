@@ -460,6 +460,32 @@ async fn a_refused_access_token_is_refreshed_once_and_the_call_retried() {
 }
 
 #[tokio::test]
+async fn a_token_refreshed_before_a_failure_is_still_offered_for_persisting() {
+    let stub = Stub::start().await;
+    stub.state().add_messages(1, 1);
+    stub.state()
+        .faults
+        .push_back(Fault::google(503, "UNAVAILABLE", "backendError", None));
+    let ctx = context(&stub, credentials(None, "rt"), json!({}), Known::new(&[]));
+    let registration = tributary_gmail::registration().unwrap();
+    let mut integration = (registration.construct)(ctx).unwrap();
+    integration.initialize().await.unwrap();
+
+    let error = integration
+        .run_task(&task(GmailTask::download("m1")))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.class(), ErrorClass::Transient, "{error}");
+    assert_eq!(stub.state().token_requests, 1);
+    let saved = integration
+        .credentials_after_failure()
+        .expect("refreshed credentials to persist");
+    assert_eq!(saved.get("accessToken"), Some("at-1"));
+    integration.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_rotated_refresh_token_is_persisted() {
     let stub = Stub::start().await;
     stub.state()
