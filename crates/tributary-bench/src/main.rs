@@ -7,11 +7,14 @@
 //! - `memory` ([`memory`]): peak resident memory of a full sync (child processes).
 //! - `scheduler` ([`scheduler`]): one scheduler tick over many due accounts.
 //! - `freshness` ([`freshness`]): delivery-to-stored delay of new mail during a backfill.
+//! - `peer` ([`peer`]): no-op jobs per second through Tributary's queue and through
+//!   graphile-worker (installed from npm into a temporary folder) on the same PostgreSQL.
 //!
 //! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
 mod freshness;
 mod memory;
+mod peer;
 mod queue;
 mod scheduler;
 mod sync;
@@ -129,6 +132,24 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// No-op jobs per second through Tributary's queue and through graphile-worker
+    /// (defaults, and its batching) on the same PostgreSQL server, same concurrency.
+    Peer {
+        /// Jobs per measurement (the same for both systems).
+        #[arg(long, default_value_t = 50_000)]
+        jobs: usize,
+        /// Concurrencies to measure (Tributary's workers, graphile-worker's concurrency).
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+        concurrency: Vec<usize>,
+        /// Tributary's jobs claimed per query and committed per transaction.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// graphile-worker version installed from npm into a temporary folder.
+        #[arg(long, default_value = peer::GRAPHILE_WORKER_VERSION)]
+        graphile_worker: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Internal: one sync in this process, for `memory` (prints one JSON line).
     #[command(hide = true)]
     MemoryChild {
@@ -222,6 +243,30 @@ async fn main() -> Result<()> {
                 workers,
                 &common.backends(),
                 &common.postgres_url,
+            )
+            .await
+        }
+        Scenario::Peer {
+            jobs,
+            concurrency,
+            batch,
+            graphile_worker,
+            common,
+        } => {
+            if common.no_postgres {
+                anyhow::bail!("peer runs on PostgreSQL only (drop --no-postgres)");
+            }
+            let (jobs, concurrency) = if common.smoke {
+                (500, vec![4])
+            } else {
+                (jobs, concurrency)
+            };
+            peer::peer(
+                jobs,
+                &concurrency,
+                batch,
+                &common.postgres_url,
+                &graphile_worker,
             )
             .await
         }

@@ -57,8 +57,14 @@ pub async fn queue(
     Ok(())
 }
 
-/// Enqueues `jobs` no-op jobs over 16 accounts and times the engine draining them.
-async fn run_noop(url: &str, jobs: usize, concurrency: usize, batch: usize) -> Result<f64> {
+/// Enqueues `jobs` no-op jobs over 16 accounts and times the engine draining them;
+/// returns jobs per second. Also `peer`'s Tributary side.
+pub(crate) async fn run_noop(
+    url: &str,
+    jobs: usize,
+    concurrency: usize,
+    batch: usize,
+) -> Result<f64> {
     let store = tributary_store::connect(url, Cipher::random_for_tests()).await?;
     store.migrate().await?;
     let registry = Arc::new(Registry::new([tributary_testkit::noop::registration()])?);
