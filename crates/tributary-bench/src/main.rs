@@ -87,8 +87,9 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
-    /// `messages.list` calls and wall time of a `start` that finds nothing new: on a
-    /// fully synced mailbox, and while a backfill is still mostly queued.
+    /// `messages.list` calls and time of a `start` that finds nothing new: on a fully
+    /// synced mailbox, and while a backfill's downloads are still queued (its listing
+    /// complete).
     EarlyStop {
         /// Mailbox sizes.
         #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
@@ -96,6 +97,9 @@ enum Scenario {
         /// Workers.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Starts measured during the backfill, spaced through its downloads.
+        #[arg(long, default_value_t = 3)]
+        starts: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -209,10 +213,18 @@ async fn main() -> Result<()> {
         Scenario::EarlyStop {
             messages,
             workers,
+            starts,
             common,
         } => {
             let messages = if common.smoke { vec![500] } else { messages };
-            sync::early_stop(&messages, workers, &common.backends(), &common.postgres_url).await
+            sync::early_stop(
+                &messages,
+                workers,
+                starts.max(1),
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
         }
         Scenario::Memory {
             messages,

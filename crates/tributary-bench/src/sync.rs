@@ -5,8 +5,11 @@
 //! integration's page size, one `messages.get?format=full` per listed message, at the
 //! same concurrency) sent straight to the fake with the SDK's `HttpClient`, no engine.
 //!
-//! `early-stop`: `messages.list` calls and wall time of (a) a `start` on a fully synced
-//! mailbox with nothing new, and (b) a `start` while a backfill is still mostly queued.
+//! `early-stop`: `messages.list` calls and time of (a) a `start` on a fully synced
+//! mailbox with nothing new, and (b) `start`s while a backfill is still mostly queued:
+//! enqueued only once the backfill's listing is complete (every list page committed,
+//! its downloads still queued), so that the fake's list calls during each one are that
+//! start's alone; several of them, spaced through the backfill's downloads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,25 +233,173 @@ pub async fn fake_ceiling(
     Ok((fetched, started.elapsed()))
 }
 
-/// Pending (available or running) listing jobs of an account (`start` and
-/// `getEmailList`) with an id above `after`. They are the newest jobs of the account
-/// while a listing runs, so the newest few hundred of each state are enough to look at.
-async fn pending_listing(store: &dyn Store, account: i64, after: i64) -> Result<usize> {
-    let mut n = 0;
-    for state in [JobState::Available, JobState::Running] {
-        let jobs = store
-            .list_jobs(&JobFilter {
-                state: Some(state),
-                user_integration_id: Some(account),
-                limit: Some(500),
-            })
-            .await?;
-        n += jobs
+/// The task types that list: `start` lists the newest page itself, each
+/// `getEmailList` one further page.
+const LISTING_TASKS: [&str; 2] = ["start", "getEmailList"];
+
+/// How many of an account's newest jobs [`chain_after`] looks at while polling. A list
+/// page enqueues at most one page of downloads and the next page, and downloads
+/// enqueue nothing, so the newest listing job is always among the newest
+/// `PAGE_SIZE + 1` jobs. (Kept small: the poll competes with the engine for the CPU.)
+const CHAIN_LOOKBACK: i64 = 4 * PAGE_SIZE as i64;
+
+/// How many jobs the final count of a chain looks at (the start's own downloads, if
+/// it queued any, are counted up to this).
+const CHAIN_COUNT_LIMIT: i64 = 20_000;
+
+fn is_finished(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Completed | JobState::Failed | JobState::Dead
+    )
+}
+
+/// The jobs of an account enqueued after job `after`, as one snapshot.
+struct Chain {
+    /// `start` and `getEmailList` jobs.
+    listing: usize,
+    /// Listing jobs that failed or died (the listing then stopped there).
+    listing_failed: usize,
+    /// Other jobs: the downloads the listing queued.
+    downloads: usize,
+    /// The newest listing job has finished. A job's children are committed in the
+    /// same transaction as its completion, so nothing of the listing is left to run.
+    done: bool,
+    /// From the oldest listing job's enqueueing to the newest one's commit (store
+    /// timestamps; `None` unless done and the oldest one is a `start`).
+    elapsed: Option<Duration>,
+    /// The snapshot was cut at its limit: `downloads` is a lower bound.
+    truncated: bool,
+}
+
+/// Reads the account's newest `limit` jobs (one statement, so one consistent
+/// snapshot) and sums up those with an id above `after`.
+async fn chain_after(store: &dyn Store, account: i64, after: i64, limit: i64) -> Result<Chain> {
+    let jobs = store
+        .list_jobs(&JobFilter {
+            state: None,
+            user_integration_id: Some(account),
+            limit: Some(limit),
+        })
+        .await?;
+    // Newest first.
+    let truncated = jobs.len() as i64 >= limit && jobs.last().is_some_and(|j| j.id > after);
+    let jobs: Vec<_> = jobs.into_iter().filter(|j| j.id > after).collect();
+    let listing: Vec<_> = jobs
+        .iter()
+        .filter(|j| LISTING_TASKS.contains(&j.task_type.as_str()))
+        .collect();
+    let done = listing.first().is_some_and(|tip| is_finished(tip.state));
+    let elapsed = match (listing.last(), listing.first()) {
+        (Some(first), Some(tip)) if done && first.task_type == "start" => tip
+            .finished_at
+            .map(|end| Duration::from_millis(u64::try_from(end - first.created_at).unwrap_or(0))),
+        _ => None,
+    };
+    Ok(Chain {
+        listing: listing.len(),
+        listing_failed: listing
             .iter()
-            .filter(|j| j.id > after && (j.task_type == "start" || j.task_type == "getEmailList"))
-            .count();
+            .filter(|j| matches!(j.state, JobState::Failed | JobState::Dead))
+            .count(),
+        downloads: jobs.len() - listing.len(),
+        done,
+        elapsed,
+        truncated,
+    })
+}
+
+/// The id of the account's newest job (0 if none).
+async fn newest_job(store: &dyn Store, account: i64) -> Result<i64> {
+    Ok(store
+        .list_jobs(&JobFilter {
+            state: None,
+            user_integration_id: Some(account),
+            limit: Some(1),
+        })
+        .await?
+        .first()
+        .map_or(0, |j| j.id))
+}
+
+/// Pending (available or running) jobs of an account.
+async fn pending_jobs(store: &dyn Store, account: i64) -> Result<i64> {
+    Ok(store
+        .job_counts(Some(account))
+        .await?
+        .iter()
+        .filter(|c| matches!(c.state, JobState::Available | JobState::Running))
+        .map(|c| c.count)
+        .sum())
+}
+
+/// Enqueues one `start` for `account` while `engine` runs (or is about to), waits
+/// until its listing is done, and measures it: the list calls the fake counted
+/// meanwhile (nothing else may be listing), the downloads it queued, and its time
+/// from enqueueing to the commit of its last list page.
+async fn measured_start(
+    store: &dyn Store,
+    fake: &FakeGmail,
+    account: i64,
+    max_attempts: i32,
+    run: impl std::future::Future<Output = Result<()>>,
+) -> Result<Measured> {
+    let after = newest_job(store, account).await?;
+    let lists_before = fake.calls(GmailMethod::MessagesList);
+    let now = chrono::Utc::now().timestamp_millis();
+    let enqueued = store
+        .enqueue(&[start_job(account, max_attempts, now)], now)
+        .await?;
+    if enqueued != 1 {
+        anyhow::bail!("the start was not enqueued (a start was still pending)");
     }
-    Ok(n)
+    run.await?;
+    crate::util::wait_until(Duration::from_millis(10), || async {
+        Ok(chain_after(store, account, after, CHAIN_LOOKBACK)
+            .await?
+            .done)
+    })
+    .await?;
+    let lists = fake.calls(GmailMethod::MessagesList) - lists_before;
+    let chain = chain_after(store, account, after, CHAIN_COUNT_LIMIT).await?;
+    Ok(Measured { lists, chain })
+}
+
+struct Measured {
+    /// `messages.list` calls counted by the fake.
+    lists: u64,
+    chain: Chain,
+}
+
+impl Measured {
+    fn row(&self, state: String) -> EarlyStopRow {
+        let mut notes = Vec::new();
+        if self.chain.listing as u64 != self.lists {
+            notes.push(format!(
+                "{} listing jobs for {} list calls",
+                self.chain.listing, self.lists
+            ));
+        }
+        if self.chain.listing_failed > 0 {
+            notes.push(format!("{} listing jobs failed", self.chain.listing_failed));
+        }
+        let downloads = format!(
+            "{}{}",
+            if self.chain.truncated { ">= " } else { "" },
+            self.chain.downloads
+        );
+        let state = if notes.is_empty() {
+            state
+        } else {
+            format!("{state} ({})", notes.join("; "))
+        };
+        EarlyStopRow {
+            lists: self.lists,
+            downloads,
+            elapsed: self.chain.elapsed,
+            state,
+        }
+    }
 }
 
 /// An engine running in the background until stopped.
@@ -282,15 +433,16 @@ impl Running {
 pub async fn early_stop(
     messages: &[usize],
     workers: usize,
+    starts: usize,
     backends: &[Backend],
     postgres: &str,
 ) -> Result<()> {
     println!(
-        "early-stop benchmark: messages.list calls (counted by the fake) and wall time of one `start` chain, {workers} workers, page size {PAGE_SIZE}"
+        "early-stop benchmark: messages.list calls (counted by the fake) and time (from enqueueing the `start` to the commit of its last list page) of one `start`, {workers} workers, page size {PAGE_SIZE}; (b): {starts} starts spaced through the downloads of a backfill whose listing is complete, so nothing else lists while they run"
     );
     println!();
     println!(
-        "| backend | messages | case | list calls | messages.get calls | seconds | state when the start was enqueued |"
+        "| backend | messages | case | list calls | downloads queued by the start | seconds | state when the start was enqueued |"
     );
     println!("|---|---:|---|---:|---:|---:|---|");
     for &n in messages {
@@ -299,26 +451,31 @@ pub async fn early_stop(
         let info = fake.standalone_info();
         for &backend in backends {
             let name = backend.name();
+            let print = |case: &str, row: &EarlyStopRow| {
+                println!(
+                    "| {name} | {expected} | {case} | {} | {} | {} | {} |",
+                    row.lists,
+                    row.downloads,
+                    row.elapsed
+                        .map_or("n/a".to_owned(), |d| format!("{:.3}", d.as_secs_f64())),
+                    row.state
+                );
+            };
+            let case_a = "(a) re-sync, nothing new";
             match resync_nothing_new(&fake, &info, backend, postgres, n, workers).await {
-                Ok(row) => println!(
-                    "| {name} | {expected} | (a) re-sync, nothing new | {} | {} | {:.3} | {} |",
-                    row.lists,
-                    row.gets,
-                    row.elapsed.as_secs_f64(),
-                    row.state
-                ),
-                Err(e) => println!(
-                    "| {name} | {expected} | (a) re-sync, nothing new | n/a ({e:#}) | | | |"
-                ),
+                Ok(row) => print(case_a, &row),
+                Err(e) => println!("| {name} | {expected} | {case_a} | n/a ({e:#}) | | | |"),
             }
-            match start_during_backfill(&fake, &info, backend, postgres, n, workers).await {
-                Ok(row) => println!(
-                    "| {name} | {expected} | (b) start during backfill | {} | {} | {:.3} | {} |",
-                    row.lists,
-                    row.gets,
-                    row.elapsed.as_secs_f64(),
-                    row.state
-                ),
+            match starts_during_backfill(&fake, &info, backend, postgres, n, workers, starts).await
+            {
+                Ok(rows) => {
+                    for (i, row) in rows.iter().enumerate() {
+                        print(
+                            &format!("(b) start {} of {starts} during backfill", i + 1),
+                            row,
+                        );
+                    }
+                }
                 Err(e) => println!(
                     "| {name} | {expected} | (b) start during backfill | n/a ({e:#}) | | | |"
                 ),
@@ -331,12 +488,12 @@ pub async fn early_stop(
 
 struct EarlyStopRow {
     lists: u64,
-    gets: u64,
-    elapsed: Duration,
+    downloads: String,
+    elapsed: Option<Duration>,
     state: String,
 }
 
-/// (a): a full sync, then one `start` run to idle; counts its calls.
+/// (a): a full sync, then one `start` run to idle.
 async fn resync_nothing_new(
     fake: &FakeGmail,
     info: &Value,
@@ -349,112 +506,97 @@ async fn resync_nothing_new(
     let result = async {
         let synced = full_sync(&db, info, workers).await?;
         let engine = Engine::new(db.store.clone(), gmail_registry()?, engine_config(workers))?;
-        fake.reset_counters();
-        let started = Instant::now();
-        let now = chrono::Utc::now().timestamp_millis();
-        db.store
-            .enqueue(
-                &[start_job(synced.account, engine.config().max_attempts, now)],
-                now,
-            )
-            .await?;
-        engine
-            .run(RunUntil::Idle(None), std::future::pending())
-            .await?;
-        Ok(EarlyStopRow {
-            lists: fake.calls(GmailMethod::MessagesList),
-            gets: fake.calls(GmailMethod::MessagesGet),
-            elapsed: started.elapsed(),
-            state: format!("{} messages stored, queue idle", synced.stored),
-        })
+        let measured = measured_start(
+            db.store.as_ref(),
+            fake,
+            synced.account,
+            engine.config().max_attempts,
+            async {
+                engine
+                    .run(RunUntil::Idle(None), std::future::pending())
+                    .await?;
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(measured.row(format!("{} messages stored, queue idle", synced.stored)))
     }
     .await;
     db.remove().await?;
     result
 }
 
-/// (b): a backfill stopped once its listing is done (or, if the listing does not run
-/// ahead, once half the downloads are done); then one `start`, timed until its chain
-/// of list jobs is done.
-async fn start_during_backfill(
+/// (b): a backfill runs; once its listing is complete (every list page committed, so
+/// nothing lists any more and the downloads are still queued), `starts` starts, one
+/// after another, spaced evenly through the downloads left at that point: the first
+/// right away, the next ones after each further share of them is fetched. Each is
+/// measured alone ([`measured_start`]) while the backfill's downloads go on.
+async fn starts_during_backfill(
     fake: &FakeGmail,
     info: &Value,
     backend: Backend,
     postgres: &str,
     n: usize,
     workers: usize,
-) -> Result<EarlyStopRow> {
+    starts: usize,
+) -> Result<Vec<EarlyStopRow>> {
     let db = FreshDb::create(backend, postgres, &format!("early_b_{n}")).await?;
     let result = async {
         let store = db.store.as_ref();
         let account = link_gmail(store, info, "bench-user").await?;
         let engine = Engine::new(db.store.clone(), gmail_registry()?, engine_config(workers))?;
         let max_attempts = engine.config().max_attempts;
-        fake.reset_counters();
+        let expected = syncable(fake);
+        let lists_before = fake.calls(GmailMethod::MessagesList);
+        let began = Instant::now();
         let now = chrono::Utc::now().timestamp_millis();
         store
             .enqueue(&[start_job(account, max_attempts, now)], now)
             .await?;
         let running = Running::start(&engine);
-        // Stop once the listing is done; if it does not run ahead of the downloads,
-        // stop at 90 % of the downloads anyway (the state column then says so).
-        let most = (n as u64 * 9) / 10;
-        crate::util::wait_until(Duration::from_millis(10), || async {
-            let listed = fake.calls(GmailMethod::MessagesList) > 0
-                && pending_listing(store, account, 0).await? == 0;
-            Ok(listed || fake.calls(GmailMethod::MessagesGet) >= most)
-        })
-        .await?;
-        running.stop().await?;
-        let stored = stored_items(store, account).await?;
-        let pending_before = pending_listing(store, account, 0).await?;
-        let state = format!(
-            "{stored} of {} stored, {} backfill list jobs still pending{}",
-            syncable(fake),
-            pending_before,
-            if pending_before > 0 {
-                " (the listing had not run ahead; its calls are counted too)"
-            } else {
-                ""
-            }
-        );
-        let newest_before = store
-            .list_jobs(&JobFilter {
-                state: None,
-                user_integration_id: Some(account),
-                limit: Some(1),
+        let rows = async {
+            crate::util::wait_until(Duration::from_millis(20), || async {
+                Ok(chain_after(store, account, 0, CHAIN_LOOKBACK).await?.done)
             })
-            .await?
-            .first()
-            .map_or(0, |j| j.id);
-
-        let engine = Engine::new(db.store.clone(), gmail_registry()?, engine_config(workers))?;
-        fake.reset_counters();
-        let started = Instant::now();
-        let now = chrono::Utc::now().timestamp_millis();
-        let enqueued = store
-            .enqueue(&[start_job(account, max_attempts, now)], now)
             .await?;
-        if enqueued != 1 {
-            anyhow::bail!("the start was not enqueued (a start was still pending)");
+            let listed_in = began.elapsed();
+            let backfill_lists = fake.calls(GmailMethod::MessagesList) - lists_before;
+            let stored_then = stored_items(store, account).await?;
+            let queued_then = pending_jobs(store, account).await?;
+            let gets_then = fake.calls(GmailMethod::MessagesGet);
+            let mut rows = Vec::new();
+            for k in 0..starts {
+                // The k-th start waits until k shares of the downloads left when the
+                // listing finished are fetched (the fake's counter: cheap to poll).
+                let share = u64::try_from(queued_then)? * k as u64 / starts as u64;
+                crate::util::wait_until(Duration::from_millis(20), || async {
+                    Ok(fake.calls(GmailMethod::MessagesGet) - gets_then >= share)
+                })
+                .await?;
+                let stored = stored_items(store, account).await?;
+                let queued = pending_jobs(store, account).await?;
+                let state = format!(
+                    "{stored} of {expected} stored, {queued} downloads queued; the backfill's listing ({backfill_lists} list calls) was complete {:.1} s after its start, {stored_then} stored then",
+                    listed_in.as_secs_f64()
+                );
+                if queued == 0 {
+                    rows.push(EarlyStopRow {
+                        lists: 0,
+                        downloads: "n/a".to_owned(),
+                        elapsed: None,
+                        state: format!("not run: the backfill was over ({state})"),
+                    });
+                    break;
+                }
+                let measured =
+                    measured_start(store, fake, account, max_attempts, async { Ok(()) }).await?;
+                rows.push(measured.row(state));
+            }
+            Ok::<_, anyhow::Error>(rows)
         }
-        let running = Running::start(&engine);
-        crate::util::wait_until(Duration::from_millis(5), || async {
-            Ok(pending_listing(store, account, newest_before).await? == 0)
-        })
-        .await?;
-        let elapsed = started.elapsed();
-        let (lists, gets) = (
-            fake.calls(GmailMethod::MessagesList),
-            fake.calls(GmailMethod::MessagesGet),
-        );
+        .await;
         running.stop().await?;
-        Ok(EarlyStopRow {
-            lists,
-            gets,
-            elapsed,
-            state,
-        })
+        rows
     }
     .await;
     db.remove().await?;
