@@ -125,7 +125,7 @@ enum Scenario {
     /// Delivery-to-stored delay of a message delivered every second during a backfill.
     Freshness {
         /// Backfill size.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 100_000)]
         messages: usize,
         /// `start` intervals to measure, seconds.
         #[arg(long, value_delimiter = ',', default_values_t = [60, 5])]
