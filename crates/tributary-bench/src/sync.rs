@@ -567,12 +567,22 @@ async fn starts_during_backfill(
             let mut rows = Vec::new();
             for k in 0..starts {
                 // The k-th start waits until k shares of the downloads left when the
-                // listing finished are fetched (the fake's counter: cheap to poll).
+                // listing finished are fetched (the fake's counter: cheap to poll), or
+                // until the backfill is over (some of those pending jobs had fetched
+                // already and were waiting for their commit): counted only when the
+                // fake saw no fetch since the last poll.
                 let share = u64::try_from(queued_then)? * k as u64 / starts as u64;
-                crate::util::wait_until(Duration::from_millis(20), || async {
-                    Ok(fake.calls(GmailMethod::MessagesGet) - gets_then >= share)
-                })
-                .await?;
+                let mut last = None;
+                loop {
+                    let gets = fake.calls(GmailMethod::MessagesGet);
+                    if gets - gets_then >= share
+                        || (last == Some(gets) && pending_jobs(store, account).await? == 0)
+                    {
+                        break;
+                    }
+                    last = Some(gets);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 let stored = stored_items(store, account).await?;
                 let queued = pending_jobs(store, account).await?;
                 let state = format!(
