@@ -26,8 +26,12 @@ use tributary_testkit::gmail::{FakeGmail, GmailConfig, GmailMethod};
 
 use crate::util::{Backend, FreshDb, gmail_registry, link_gmail, stored_items};
 
-/// The Gmail integration's default `messages.list` page size (no `pageSize` setting).
-pub const PAGE_SIZE: u32 = 50;
+/// The Gmail integration's default size of a listing's first page (no `pageSize`
+/// setting).
+pub const PAGE_SIZE: u32 = tributary_gmail::integration::DEFAULT_PAGE_SIZE;
+/// The Gmail integration's default size of a listing's later pages (no
+/// `backfillPageSize` setting).
+pub const BACKFILL_PAGE_SIZE: u32 = tributary_gmail::integration::DEFAULT_BACKFILL_PAGE_SIZE;
 
 /// Starts the fake with `messages` generated messages (off the async workers).
 pub async fn start_fake(messages: usize) -> Result<FakeGmail> {
@@ -48,11 +52,10 @@ pub fn syncable(fake: &FakeGmail) -> usize {
 }
 
 /// The engine settings of every Gmail run: `workers` jobs at once, all on the one
-/// account, claiming one job per worker (the binary's default).
+/// account; claims sized as the binary sizes them (about 100 ms of work each).
 pub fn engine_config(workers: usize) -> EngineConfig {
     EngineConfig {
         workers,
-        claim_batch: workers,
         per_account_concurrency: workers,
         idle_poll: Duration::from_millis(10),
         ..EngineConfig::default()
@@ -102,7 +105,7 @@ pub async fn sync(
     postgres: &str,
 ) -> Result<()> {
     println!(
-        "sync benchmark: Gmail fake -> engine -> store; ceiling = the same requests (list pages of {PAGE_SIZE}, one messages.get per message, same concurrency) straight to the fake with the SDK's HttpClient, no engine"
+        "sync benchmark: Gmail fake -> engine -> store; ceiling = the same requests (a first list page of {PAGE_SIZE}, then pages of {BACKFILL_PAGE_SIZE}, one messages.get per message, same concurrency) straight to the fake with the SDK's HttpClient, no engine"
     );
     println!();
     println!(
@@ -134,7 +137,7 @@ pub async fn sync(
                     }
                 };
                 let engine_rate = crate::util::rate(run.stored as f64, run.elapsed);
-                let (ceiling_text, ratio_text) = match fake_ceiling(&fake, w, PAGE_SIZE).await {
+                let (ceiling_text, ratio_text) = match fake_ceiling(&fake, w).await {
                     Ok((fetched, elapsed)) => {
                         let ceiling = crate::util::rate(fetched as f64, elapsed);
                         (
@@ -162,14 +165,10 @@ pub async fn sync(
 }
 
 /// The fake's own ceiling: every page of `messages.list` (one after another, as the
-/// integration's chain of list jobs does) and one `messages.get?format=full` per listed
-/// message, `workers` at a time, decoded as JSON. Returns messages fetched and the
-/// time taken.
-pub async fn fake_ceiling(
-    fake: &FakeGmail,
-    workers: usize,
-    page_size: u32,
-) -> Result<(u64, Duration)> {
+/// integration's chain of list jobs does, with its page sizes) and one
+/// `messages.get?format=full` per listed message, `workers` at a time, decoded as JSON.
+/// Returns messages fetched and the time taken.
+pub async fn fake_ceiling(fake: &FakeGmail, workers: usize) -> Result<(u64, Duration)> {
     let http = HttpClient::new().map_err(|e| anyhow!("{e}"))?;
     let token = fake.issue_access_token();
     let base = fake.base_url();
@@ -184,7 +183,15 @@ pub async fn fake_ceiling(
                     .get(format!("{base}gmail/v1/users/me/messages"))
                     .bearer_auth(&token)
                     .query(&[
-                        ("maxResults", page_size.to_string()),
+                        (
+                            "maxResults",
+                            if page_token.is_some() {
+                                BACKFILL_PAGE_SIZE
+                            } else {
+                                PAGE_SIZE
+                            }
+                            .to_string(),
+                        ),
                         ("includeSpamTrash", "false".to_owned()),
                     ]);
                 if let Some(t) = &page_token {
@@ -240,8 +247,9 @@ const LISTING_TASKS: [&str; 2] = ["start", "getEmailList"];
 /// How many of an account's newest jobs [`chain_after`] looks at while polling. A list
 /// page enqueues at most one page of downloads and the next page, and downloads
 /// enqueue nothing, so the newest listing job is always among the newest
-/// `PAGE_SIZE + 1` jobs. (Kept small: the poll competes with the engine for the CPU.)
-const CHAIN_LOOKBACK: i64 = 4 * PAGE_SIZE as i64;
+/// `BACKFILL_PAGE_SIZE + 1` jobs. (Kept small: the poll competes with the engine for the
+/// CPU.)
+const CHAIN_LOOKBACK: i64 = 2 * BACKFILL_PAGE_SIZE as i64;
 
 /// How many jobs the final count of a chain looks at (the start's own downloads, if
 /// it queued any, are counted up to this).

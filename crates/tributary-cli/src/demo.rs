@@ -210,7 +210,6 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
     let workers = args.workers.max(1);
     let config = EngineConfig {
         workers,
-        claim_batch: workers,
         per_account_concurrency: workers,
         idle_poll: Duration::from_millis(50),
         ..EngineConfig::default()

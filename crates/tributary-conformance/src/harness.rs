@@ -111,7 +111,6 @@ pub fn engine_config(workers: usize) -> EngineConfig {
     EngineConfig {
         worker_id: "conformance".into(),
         workers,
-        claim_batch: workers,
         idle_poll: Duration::from_millis(10),
         max_attempts: MAX_ATTEMPTS,
         backoff_base: Duration::from_secs(1),

@@ -11,9 +11,13 @@ pub struct EngineConfig {
     pub worker_id: String,
     /// Jobs run at once.
     pub workers: usize,
-    /// Jobs claimed per query. Claimed jobs are only ever as many as free worker slots
-    /// plus this, so a newly queued priority-1 job waits at most one batch's run time.
+    /// Most jobs claimed per query. Each claim takes about `claim_window` of work
+    /// (from the recent completion rate), at least `workers` and at most this.
     pub claim_batch: usize,
+    /// How much work one claim takes, in time: claimed jobs are only ever as many as
+    /// free worker slots plus one claim, so a newly queued priority-1 job waits about
+    /// this long behind jobs already claimed. Zero claims `claim_batch` every time.
+    pub claim_window: Duration,
     /// Finished jobs committed per transaction, at most.
     pub commit_batch: usize,
     /// How long a claim holds a job before another worker may take it back; renewed
@@ -45,7 +49,8 @@ impl Default for EngineConfig {
         EngineConfig {
             worker_id: default_worker_id(),
             workers: 4,
-            claim_batch: 4,
+            claim_batch: 256,
+            claim_window: Duration::from_millis(100),
             commit_batch: 256,
             lease: Duration::from_secs(60),
             idle_poll: Duration::from_millis(200),

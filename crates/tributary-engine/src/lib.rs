@@ -18,8 +18,10 @@
 //! - [`config`]: the engine settings, [`EngineConfig`].
 //! - [`stats`]: counters for progress display.
 
+mod batch;
 pub mod clock;
 pub mod config;
+mod gate;
 pub mod limits;
 pub mod link;
 pub mod retry;

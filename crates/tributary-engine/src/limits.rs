@@ -1,13 +1,12 @@
-//! Limits per service and per account (DESIGN.md invariant 8): a request rate per
-//! integration domain, applied to every HTTP request an integration sends, and a cap on
-//! the jobs of one account running at once.
+//! Limits per service (DESIGN.md invariant 8): a request rate per integration domain,
+//! applied to every HTTP request an integration sends. The cap on the jobs of one
+//! account running at once is kept by the worker gate (`crate::gate`).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tributary_sdk::Registry;
 use tributary_sdk::http::RequestGate;
 
@@ -56,48 +55,5 @@ impl DomainGates {
     /// The gate of `domain`, if it is rate limited.
     pub fn get(&self, domain: &str) -> Option<Arc<DomainGate>> {
         self.0.get(domain).cloned()
-    }
-}
-
-/// Per-account semaphores capping the jobs of one account that run at once.
-#[derive(Debug, Default)]
-pub struct AccountSlots {
-    semaphores: Mutex<HashMap<i64, Arc<Semaphore>>>,
-}
-
-impl AccountSlots {
-    /// Waits for a free slot of account `user_integration_id`, whose cap is `cap`.
-    pub async fn acquire(&self, user_integration_id: i64, cap: usize) -> OwnedSemaphorePermit {
-        let semaphore = {
-            let mut map = self
-                .semaphores
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            map.entry(user_integration_id)
-                .or_insert_with(|| Arc::new(Semaphore::new(cap.max(1))))
-                .clone()
-        };
-        semaphore
-            .acquire_owned()
-            .await
-            .expect("account semaphores are never closed")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn account_slots_cap_concurrency() {
-        let slots = AccountSlots::default();
-        let a = slots.acquire(1, 2).await;
-        let _b = slots.acquire(1, 2).await;
-        // A third slot of account 1 is not free, account 2 is independent.
-        let third = tokio::time::timeout(std::time::Duration::ZERO, slots.acquire(1, 2)).await;
-        assert!(third.is_err());
-        let _other = slots.acquire(2, 2).await;
-        drop(a);
-        let _c = slots.acquire(1, 2).await;
     }
 }

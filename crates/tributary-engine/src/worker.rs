@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 use tributary_sdk::http::HttpClient;
@@ -37,7 +37,9 @@ use tributary_store::{
     UserIntegration,
 };
 
-use crate::limits::{AccountSlots, DomainGates};
+use crate::batch::ClaimSizer;
+use crate::gate::{RunOrder, WorkerGate};
+use crate::limits::DomainGates;
 use crate::stats::EngineStats;
 use crate::{Clock, EngineConfig, HISTORY_DEDUPE_KEY, START_DEDUPE_KEY, SystemClock};
 
@@ -79,9 +81,18 @@ struct Inner {
     clock: Arc<dyn Clock>,
     http: HttpClient,
     gates: DomainGates,
-    slots: AccountSlots,
-    running: Arc<Semaphore>,
+    /// Who runs next among the claimed jobs (priority-aware, with the per-account cap).
+    gate: WorkerGate,
+    /// Claim order of jobs in this process, for the gate.
+    claimed_seq: std::sync::atomic::AtomicU64,
     stats: Arc<EngineStats>,
+}
+
+/// What the committer reports of one committed batch.
+struct Committed {
+    ids: Vec<i64>,
+    /// Some job of the batch queued children.
+    queued_work: bool,
 }
 
 /// What a job task hands back to the loop.
@@ -118,7 +129,7 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let http = HttpClient::new().map_err(|e| EngineError::Setup(e.to_string()))?;
         let gates = DomainGates::new(&registry, &config);
-        let running = Arc::new(Semaphore::new(config.workers.max(1)));
+        let gate = WorkerGate::new(config.workers.max(1));
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
@@ -127,8 +138,8 @@ impl Engine {
                 clock,
                 http,
                 gates,
-                slots: AccountSlots::default(),
-                running,
+                gate,
+                claimed_seq: std::sync::atomic::AtomicU64::new(0),
                 stats: Arc::new(EngineStats::default()),
             }),
         })
@@ -165,27 +176,38 @@ impl Engine {
         let config = &inner.config;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, Finished)>();
         let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Vec<(i64, Finished)>>();
-        let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Vec<i64>>();
+        let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Committed>();
         let committer = tokio::spawn(self.clone().committer(commit_rx, committed_tx));
         let mut held: HashMap<i64, Held> = HashMap::new();
         let mut finished: HashSet<i64> = HashSet::new();
         // Jobs claimed and not yet finished: at most the workers plus one claim batch, so
-        // a newly queued priority-1 job waits at most one batch's run time. Finished jobs
-        // waiting for their commit do not count (the committer works in parallel), but
-        // their number is bounded too, so a slow database holds the claiming back.
-        let capacity = config.workers.max(1) + config.claim_batch.max(1);
-        let commit_backlog = capacity.max(config.commit_batch.max(1)) * 2;
+        // a newly queued priority-1 job waits at most one batch's run time, and a batch
+        // is about `claim_window` of work (crate::batch). Finished jobs waiting for their
+        // commit do not count (the committer works in parallel), but their number is
+        // bounded too, so a slow database holds the claiming back.
+        let workers = config.workers.max(1);
+        let mut sizer = ClaimSizer::new(
+            workers,
+            config.claim_batch,
+            config.claim_window,
+            std::time::Instant::now(),
+        );
+        let commit_backlog = (workers + sizer.max()).max(config.commit_batch.max(1)) * 2;
         let renew_every = (config.lease / 3).max(Duration::from_millis(50));
         let mut last_renew = tokio::time::Instant::now();
         let mut last_requeue: Option<tokio::time::Instant> = None;
+        let mut new_work = false;
+        let mut drained_at: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         let mut stopping = false;
 
         loop {
             // Hand what finished to the committer; forget what it committed.
-            forward_finished(&mut done_rx, None, &commit_tx, &mut finished);
-            while let Ok(ids) = committed_rx.try_recv() {
-                forget(&ids, &mut held, &mut finished);
+            let n = forward_finished(&mut done_rx, None, &commit_tx, &mut finished);
+            sizer.finished(n, std::time::Instant::now());
+            while let Ok(done) = committed_rx.try_recv() {
+                new_work |= done.queued_work;
+                forget(&done.ids, &mut held, &mut finished);
             }
             if stopping {
                 break;
@@ -206,8 +228,20 @@ impl Engine {
             }
 
             // Claim up to the free capacity.
+            let batch = sizer.size();
+            let capacity = workers + batch;
             let unfinished = held.len() - finished.len().min(held.len());
-            let free = if held.len() >= capacity + commit_backlog {
+            // Claim again once half a batch is left waiting for a worker (one round trip
+            // per half batch, and the workers never wait for a claim), or at once when
+            // our own commits queued work: a next list page or a start's children are
+            // claimed now, and the gate runs them before the downloads held here.
+            // A claim that came back short found the queue drained: the next one waits
+            // for the poll interval (or for work we queued), not for the next job to
+            // finish, so an idle queue is not asked again for every finished job.
+            let low_water = workers + batch / 2;
+            let polled = drained_at.is_none_or(|t| t.elapsed() >= config.idle_poll);
+            let wanted = new_work || (unfinished <= low_water && polled);
+            let free = if held.len() >= capacity + commit_backlog || !wanted {
                 0
             } else {
                 capacity.saturating_sub(unfinished)
@@ -218,9 +252,12 @@ impl Engine {
                     RunUntil::Idle(scope) => scope,
                     RunUntil::Shutdown | RunUntil::NothingClaimable => None,
                 };
-                match self.claim(free.min(config.claim_batch.max(1)), scope).await {
+                new_work = false;
+                let asked = free.min(batch);
+                match self.claim(asked, scope).await {
                     Ok(jobs) => {
                         claimed = jobs.len();
+                        drained_at = (claimed < asked).then(tokio::time::Instant::now);
                         self.dispatch(jobs, &done_tx, &mut held).await;
                     }
                     Err(e) => warn!(error = %e, "failed to claim jobs; retrying"),
@@ -260,11 +297,13 @@ impl Engine {
                 biased;
                 () = &mut shutdown => stopping = true,
                 item = done_rx.recv() => {
-                    forward_finished(&mut done_rx, item, &commit_tx, &mut finished);
+                    let n = forward_finished(&mut done_rx, item, &commit_tx, &mut finished);
+                    sizer.finished(n, std::time::Instant::now());
                 }
-                ids = committed_rx.recv() => {
-                    if let Some(ids) = ids {
-                        forget(&ids, &mut held, &mut finished);
+                done = committed_rx.recv() => {
+                    if let Some(done) = done {
+                        new_work |= done.queued_work;
+                        forget(&done.ids, &mut held, &mut finished);
                     }
                 }
                 () = tokio::time::sleep(wait) => {}
@@ -277,14 +316,14 @@ impl Engine {
         while held.keys().any(|id| !finished.contains(id)) {
             match tokio::time::timeout_at(deadline, done_rx.recv()).await {
                 Ok(Some(item)) => {
-                    forward_finished(&mut done_rx, Some(item), &commit_tx, &mut finished)
+                    forward_finished(&mut done_rx, Some(item), &commit_tx, &mut finished);
                 }
                 Ok(None) | Err(_) => break,
             }
         }
         drop(commit_tx);
-        while let Some(ids) = committed_rx.recv().await {
-            forget(&ids, &mut held, &mut finished);
+        while let Some(done) = committed_rx.recv().await {
+            forget(&done.ids, &mut held, &mut finished);
         }
         let _ = committer.await;
         self.release(&mut held).await;
@@ -314,11 +353,12 @@ impl Engine {
     }
 
     /// Commits finished jobs as they come, merging what queued up meanwhile into one
-    /// transaction, while the loop goes on claiming. Reports each committed batch's ids.
+    /// transaction, while the loop goes on claiming. Reports each committed batch's ids,
+    /// and whether its jobs queued new work (children), so the loop claims it soon.
     async fn committer(
         self,
         mut rx: mpsc::UnboundedReceiver<Vec<(i64, Finished)>>,
-        committed: mpsc::UnboundedSender<Vec<i64>>,
+        committed: mpsc::UnboundedSender<Committed>,
     ) {
         let limit = self.inner.config.commit_batch.max(1);
         while let Some(mut batch) = rx.recv().await {
@@ -328,52 +368,97 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let mut attempt = 0u32;
-            while let Err(e) = self.commit_batch(&batch).await {
-                // A database that went away is reconnected by the pool: keep the jobs
-                // held (their leases renewed) and try again. Once shutting down, give up
-                // after a few tries; the leases expire and the jobs run again.
-                attempt += 1;
-                warn!(error = %e, jobs = batch.len(), attempt, "failed to commit finished jobs; will retry");
-                if rx.is_closed() && attempt >= 5 {
-                    break;
+            let mut ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+            let mut completions = Vec::with_capacity(batch.len());
+            let mut failures = Vec::new();
+            let mut item_errors = 0;
+            for (_, finished) in batch {
+                match finished {
+                    Finished::Completed {
+                        completion,
+                        item_errors: n,
+                    } => {
+                        completions.push(completion);
+                        item_errors += n;
+                    }
+                    Finished::Failed(failure) => failures.push(failure),
                 }
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
             }
-            let ids = batch.iter().map(|(id, _)| *id).collect();
-            if committed.send(ids).is_err() {
+            // Jobs that queue children (list pages, starts) commit first, on their own:
+            // the work they queue is claimable without waiting for a batch of downloads.
+            let split = completions.iter().any(|c| c.children.is_empty())
+                && completions.iter().any(|c| !c.children.is_empty());
+            if split {
+                let (parents, rest): (Vec<_>, Vec<_>) = completions
+                    .into_iter()
+                    .partition(|c| !c.children.is_empty());
+                let parent_ids: Vec<i64> = parents.iter().map(|c| c.lease.job_id).collect();
+                if let Ok(queued_work) = self.commit_batch(&parents, 0, &[]).await {
+                    if committed
+                        .send(Committed {
+                            ids: parent_ids,
+                            queued_work,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let parent_ids: HashSet<i64> = parents.iter().map(|c| c.lease.job_id).collect();
+                    ids.retain(|id| !parent_ids.contains(id));
+                    completions = rest;
+                } else {
+                    // Committed together with the rest below, retried there.
+                    completions = parents.into_iter().chain(rest).collect();
+                }
+            }
+            let mut attempt = 0u32;
+            let queued_work = loop {
+                match self
+                    .commit_batch(&completions, item_errors, &failures)
+                    .await
+                {
+                    Ok(queued) => break queued,
+                    Err(e) => {
+                        // A database that went away is reconnected by the pool: keep the
+                        // jobs held (their leases renewed) and try again. Once shutting
+                        // down, give up after a few tries; the leases expire and the
+                        // jobs run again.
+                        attempt += 1;
+                        warn!(error = %e, jobs = ids.len(), attempt, "failed to commit finished jobs; will retry");
+                        if rx.is_closed() && attempt >= 5 {
+                            break false;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
+                            .await;
+                    }
+                }
+            };
+            if committed.send(Committed { ids, queued_work }).is_err() {
                 return;
             }
         }
     }
 
     /// Commits one batch: completions in one transaction, then failures one by one.
-    /// Fails only when the completions could not be committed.
-    async fn commit_batch(&self, batch: &[(i64, Finished)]) -> Result<(), StoreError> {
+    /// Fails only when the completions could not be committed; says whether the
+    /// completions queued any child job.
+    async fn commit_batch(
+        &self,
+        completions: &[JobCompletion],
+        item_errors: u64,
+        failures: &[JobFailure],
+    ) -> Result<bool, StoreError> {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
-        let mut completions = Vec::new();
-        let mut item_errors = 0;
-        for (_, f) in batch {
-            if let Finished::Completed {
-                completion,
-                item_errors: n,
-            } = f
-            {
-                completions.push(completion.clone());
-                item_errors += n;
-            }
-        }
+        let mut queued_work = false;
         if !completions.is_empty() {
-            for report in inner.store.complete_jobs(&completions, now).await? {
+            for report in inner.store.complete_jobs(completions, now).await? {
+                queued_work |= report.enqueued > 0;
                 inner.stats.record_completion(&report);
             }
             inner.stats.record_item_errors(item_errors);
         }
-        for (_, f) in batch {
-            let Finished::Failed(failure) = f else {
-                continue;
-            };
+        for failure in failures {
             match inner.store.fail_job(failure, now).await {
                 Ok(_) => match failure.action {
                     FailureAction::Retry { .. } => inner.stats.record_retry(),
@@ -383,7 +468,7 @@ impl Engine {
                     "failed to record a job failure; its lease will expire and it will run again"),
             }
         }
-        Ok(())
+        Ok(queued_work)
     }
 
     async fn claim(&self, limit: usize, scope: Option<i64>) -> Result<Vec<Job>, StoreError> {
@@ -473,8 +558,16 @@ impl Engine {
             let engine = self.clone();
             let tx = done_tx.clone();
             let job_id = job.id;
+            let order = RunOrder {
+                priority: job.priority,
+                downloads: job.item_id.is_some(),
+                seq: self
+                    .inner
+                    .claimed_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            };
             let handle = tokio::spawn(async move {
-                let finished = engine.execute(job, account).await;
+                let finished = engine.execute(job, account, order).await;
                 // The loop may have stopped listening during shutdown; then the lease
                 // is released or expires, and the job runs again.
                 let _ = tx.send((job_id, finished));
@@ -484,7 +577,12 @@ impl Engine {
     }
 
     /// Runs one job's lifecycle and turns the outcome into what the loop commits.
-    async fn execute(&self, job: Job, account: Option<Arc<UserIntegration>>) -> Finished {
+    async fn execute(
+        &self,
+        job: Job,
+        account: Option<Arc<UserIntegration>>,
+        order: RunOrder,
+    ) -> Finished {
         let inner = &self.inner;
         let lease = job.lease();
         let span = info_span!(
@@ -511,13 +609,7 @@ impl Engine {
                 .limits
                 .concurrent_jobs_per_account
                 .map_or(inner.config.per_account_concurrency, |n| n as usize);
-            let _account_slot = inner.slots.acquire(account.id, cap).await;
-            let _worker_slot = inner
-                .running
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the worker semaphore is never closed");
+            let _worker = inner.gate.acquire(order, account.id, cap).await;
             let result = AssertUnwindSafe(self.run_lifecycle(&job, &account, registration))
                 .catch_unwind()
                 .await
@@ -686,17 +778,19 @@ fn forward_finished(
     first: Option<(i64, Finished)>,
     commit_tx: &mpsc::UnboundedSender<Vec<(i64, Finished)>>,
     finished: &mut HashSet<i64>,
-) {
+) -> usize {
     let mut batch: Vec<(i64, Finished)> = first.into_iter().collect();
     while let Ok(item) = done_rx.try_recv() {
         batch.push(item);
     }
-    if batch.is_empty() {
-        return;
+    let n = batch.len();
+    if n == 0 {
+        return 0;
     }
     finished.extend(batch.iter().map(|(id, _)| *id));
     // The committer outlives the loop, so this cannot fail while the loop runs.
     let _ = commit_tx.send(batch);
+    n
 }
 
 /// Forgets committed jobs: their slots are free again.

@@ -80,6 +80,9 @@ async fn full_sync_then_resync_writes_nothing(h: Harness) {
 /// makes at most 4 list calls though thousands of items are queued, not yet stored.
 async fn new_item_overtakes_a_running_backfill(h: Harness) {
     let server = source(10_000, 2).await;
+    // Every request takes a network round trip, as with a real service: one list call
+    // queues 50 downloads, so the listing runs far ahead of them.
+    server.source().set_latency(Some(Duration::from_millis(2)));
     let ui = h.link(&server, "bob").await;
     let scheduler = Scheduler::new(
         h.store.clone(),

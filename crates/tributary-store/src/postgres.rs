@@ -17,13 +17,14 @@
 //!   retried a few times.
 
 use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnection, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, SqlSafeStr};
 use tributary_sdk::Credentials;
 
@@ -94,8 +95,9 @@ const SQL_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE
 const SQL_CLAIM: &str = concat!(
     "WITH picked AS ( \
          SELECT j.id FROM jobs j \
-         JOIN user_integrations ui ON ui.id = j.user_integration_id \
-         WHERE j.state = 'available' AND j.run_at <= $3 AND ui.status = 'active' \
+         WHERE j.state = 'available' AND j.run_at <= $3 \
+           AND j.user_integration_id NOT IN ( \
+               SELECT ui.id FROM user_integrations ui WHERE ui.status <> 'active') \
            AND ($5::bigint IS NULL OR j.user_integration_id = $5) \
          ORDER BY j.priority, j.fair_seq, j.id \
          LIMIT $4 \
@@ -136,11 +138,16 @@ pub fn migrator() -> Migrator {
 
 impl PgStore {
     /// Connects to the PostgreSQL database at `url` (`postgres://...`). Does not migrate.
+    ///
+    /// Sessions run with `jit = off`: the queue's statements touch a few hundred rows
+    /// through indexes, but their cost estimates cross PostgreSQL's JIT threshold, and
+    /// compiling them took 150–500 ms per statement (see BENCHMARKS.md).
     pub async fn connect(url: &str, cipher: Cipher) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
+            .connect_with(options)
             .await?;
         Ok(PgStore { pool, cipher })
     }
@@ -926,21 +933,26 @@ impl Store for PgStore {
             return Ok(HashSet::new());
         }
         let (lookup, back) = lookup_ids(external_ids);
+        let keys: Vec<String> = lookup.iter().map(|id| format!("item:{id}")).collect();
+        // Three index lookups by `= ANY`: the planner cannot turn them into a hash of
+        // the account's whole content (as it did with `EXISTS` per id), so a call costs
+        // the ids asked about, however large the mailbox.
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT ids.id FROM UNNEST($2::text[]) AS ids(id)
-             WHERE EXISTS (SELECT 1 FROM user_integration_content c
-                           WHERE c.user_integration_id = $1 AND c.external_id = ids.id
-                             AND NOT c.is_deleted)
-                OR EXISTS (SELECT 1 FROM jobs j
-                           WHERE j.user_integration_id = $1 AND j.item_id = ids.id
-                             AND j.state IN ('available', 'running'))
-                OR EXISTS (SELECT 1 FROM jobs j
-                           WHERE j.user_integration_id = $1
-                             AND j.dedupe_key = 'item:' || ids.id
-                             AND j.state IN ('available', 'running'))",
+            "SELECT c.external_id FROM user_integration_content c
+             WHERE c.user_integration_id = $1 AND c.external_id = ANY($2::text[])
+               AND NOT c.is_deleted
+             UNION
+             SELECT j.item_id FROM jobs j
+             WHERE j.user_integration_id = $1 AND j.item_id = ANY($2::text[])
+               AND j.state IN ('available', 'running')
+             UNION
+             SELECT substr(j.dedupe_key, 6) FROM jobs j
+             WHERE j.user_integration_id = $1 AND j.dedupe_key = ANY($3::text[])
+               AND j.state IN ('available', 'running')",
         )
         .bind(user_integration_id)
         .bind(&lookup)
+        .bind(&keys)
         .fetch_all(&self.pool)
         .await?;
         Ok(ids

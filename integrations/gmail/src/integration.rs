@@ -43,8 +43,15 @@ use crate::task::GmailTask;
 /// The sync-state key of the Gmail history cursor.
 pub const LAST_HISTORY_ID: &str = "lastHistoryId";
 
-/// Messages per list page unless the `pageSize` setting says otherwise.
+/// Messages on the first list page of a `start` unless the `pageSize` setting says
+/// otherwise: small, so a start that finds nothing new is cheap.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Messages on the later pages of a listing unless the `backfillPageSize` setting says
+/// otherwise: Gmail's largest page, so a backfill makes one list call (5 quota units)
+/// per 500 messages and each page queues enough downloads to keep the workers busy
+/// while the next page is listed.
+pub const DEFAULT_BACKFILL_PAGE_SIZE: u32 = MAX_PAGE_SIZE;
 
 /// The Gmail integration instance of one job.
 #[derive(Debug)]
@@ -52,12 +59,14 @@ pub struct GmailIntegration {
     ctx: IntegrationContext,
     client: GmailClient,
     page_size: u32,
+    backfill_page_size: u32,
 }
 
 impl GmailIntegration {
     /// Builds the instance from the account's credentials (`clientId`, `clientSecret`,
     /// `refreshToken`, optional `accessToken`) and settings (`baseUrl`, `tokenUrl`,
-    /// `pageSize`). Missing credentials or invalid settings are permanent errors.
+    /// `pageSize`, `backfillPageSize`). Missing credentials or invalid settings are
+    /// permanent errors.
     pub fn new(ctx: IntegrationContext) -> Result<GmailIntegration, IntegrationError> {
         let credentials = &ctx.credentials;
         let grant = RefreshTokenGrant {
@@ -72,11 +81,17 @@ impl GmailIntegration {
             grant,
             credentials.get("accessToken").map(str::to_owned),
         )?;
-        let page_size = page_size(&ctx.settings)?;
+        let first_page = page_size(&ctx.settings, "pageSize", DEFAULT_PAGE_SIZE)?;
+        let backfill_page = page_size(
+            &ctx.settings,
+            "backfillPageSize",
+            DEFAULT_BACKFILL_PAGE_SIZE,
+        )?;
         Ok(GmailIntegration {
             ctx,
             client,
-            page_size,
+            page_size: first_page,
+            backfill_page_size: backfill_page,
         })
     }
 
@@ -98,10 +113,13 @@ impl GmailIntegration {
         page_token: Option<&str>,
         empty_pages_before: u32,
     ) -> Result<TaskResult, IntegrationError> {
-        let page = self
-            .client
-            .list_messages(self.page_size, page_token)
-            .await?;
+        // The first page is small (a start that finds nothing new stops early and
+        // cheaply); the pages after it are a backfill's, and large.
+        let size = match page_token {
+            None => self.page_size,
+            Some(_) => self.backfill_page_size,
+        };
+        let page = self.client.list_messages(size, page_token).await?;
         let listed = page.messages.into_iter().map(|m| m.id).collect();
         let new_ids = self.ctx.new_ids(listed).await?;
         let mut result = TaskResult::new();
@@ -312,17 +330,21 @@ fn token_url(url: &str) -> Result<String, IntegrationError> {
     }
 }
 
-/// The `pageSize` setting: an integer from 1 to 500.
-fn page_size(settings: &Map<String, Value>) -> Result<u32, IntegrationError> {
-    match settings.get("pageSize") {
-        None | Some(Value::Null) => Ok(DEFAULT_PAGE_SIZE),
+/// A page-size setting (`name`): an integer from 1 to 500, `default` when absent.
+fn page_size(
+    settings: &Map<String, Value>,
+    name: &str,
+    default: u32,
+) -> Result<u32, IntegrationError> {
+    match settings.get(name) {
+        None | Some(Value::Null) => Ok(default),
         Some(value) => value
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
             .ok_or_else(|| {
                 IntegrationError::permanent(format!(
-                    "setting `pageSize` must be an integer from 1 to {MAX_PAGE_SIZE}, found {value}"
+                    "setting `{name}` must be an integer from 1 to {MAX_PAGE_SIZE}, found {value}"
                 ))
             }),
     }
@@ -372,17 +394,23 @@ mod tests {
     }
 
     #[test]
-    fn page_size_setting_is_validated() {
-        let settings = |v: Value| Map::from_iter([("pageSize".to_owned(), v)]);
-        assert_eq!(page_size(&Map::new()).unwrap(), DEFAULT_PAGE_SIZE);
-        assert_eq!(page_size(&settings(Value::from(500))).unwrap(), 500);
-        for bad in [
-            Value::from(0),
-            Value::from(501),
-            Value::from("50"),
-            Value::from(-1),
-        ] {
-            assert!(page_size(&settings(bad)).is_err());
+    fn page_size_settings_are_validated() {
+        for name in ["pageSize", "backfillPageSize"] {
+            let settings = |v: Value| Map::from_iter([(name.to_owned(), v)]);
+            assert_eq!(page_size(&Map::new(), name, 7).unwrap(), 7);
+            assert_eq!(
+                page_size(&settings(Value::from(500)), name, 7).unwrap(),
+                500
+            );
+            for bad in [
+                Value::from(0),
+                Value::from(501),
+                Value::from("50"),
+                Value::from(-1),
+            ] {
+                let e = page_size(&settings(bad), name, 7).unwrap_err();
+                assert!(e.to_string().contains(name), "{e}");
+            }
         }
     }
 

@@ -112,6 +112,29 @@ async fn a_page_downloads_only_unknown_ids_after_one_lookup() {
     assert_eq!(request.param("pageToken"), None);
 }
 
+#[tokio::test]
+async fn later_pages_of_a_listing_use_the_backfill_page_size() {
+    let stub = Stub::start().await;
+    stub.state().add_messages(1, 5);
+    for (settings, expected) in [
+        (json!({"pageSize": 3}), "500"),
+        (json!({"pageSize": 3, "backfillPageSize": 2}), "2"),
+    ] {
+        let ctx = context_with_settings(
+            &stub,
+            credentials(Some("at-0"), "rt"),
+            json!({"lastHistoryId": CURSOR}),
+            Known::new(&[]),
+            settings,
+        );
+        run(ctx, &task(list(Some("offset-3"), 0))).await.unwrap();
+        let state = stub.state();
+        let request = state.requests.last().unwrap();
+        assert_eq!(request.param("maxResults"), Some(expected));
+        assert_eq!(request.param("pageToken"), Some("offset-3"));
+    }
+}
+
 /// Follows list tasks from `start` until none is left; returns the list tasks run.
 async fn follow_listing(stub: &Stub, known: std::sync::Arc<Known>) -> Vec<GmailTask> {
     let mut next = Some(Task::start());
@@ -123,7 +146,7 @@ async fn follow_listing(stub: &Stub, known: std::sync::Arc<Known>) -> Vec<GmailT
             credentials(Some("at-0"), "rt"),
             json!({"lastHistoryId": CURSOR}),
             known.clone(),
-            json!({"pageSize": 2}),
+            json!({"pageSize": 2, "backfillPageSize": 2}),
         );
         let result = run(ctx, &current).await.unwrap();
         next = result

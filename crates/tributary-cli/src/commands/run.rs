@@ -16,9 +16,15 @@ pub struct RunArgs {
     /// Jobs run at once.
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
-    /// Jobs claimed per query (held beyond the running ones at most).
-    #[arg(long)]
-    pub claim_batch: Option<usize>,
+    /// Most jobs claimed per query; each claim takes about `--claim-window-ms` of work
+    /// (at least one job per worker).
+    #[arg(long, default_value_t = EngineConfig::default().claim_batch)]
+    pub claim_batch: usize,
+    /// Milliseconds of work one claim takes (from the recent completion rate): a newly
+    /// queued `start` waits about this long behind jobs already claimed. 0 always
+    /// claims `--claim-batch`.
+    #[arg(long, default_value_t = 100)]
+    pub claim_window_ms: u64,
     /// Seconds a claimed job stays leased without renewal before another worker may
     /// take it back.
     #[arg(long, default_value_t = 60)]
@@ -41,7 +47,8 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     let workers = args.workers.max(1);
     let config = EngineConfig {
         workers,
-        claim_batch: args.claim_batch.unwrap_or(workers).max(1),
+        claim_batch: args.claim_batch.max(1),
+        claim_window: Duration::from_millis(args.claim_window_ms),
         lease: Duration::from_secs(args.lease_seconds.max(1)),
         ..EngineConfig::default()
     };

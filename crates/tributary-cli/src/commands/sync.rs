@@ -63,7 +63,6 @@ pub async fn run(global: &GlobalArgs, args: SyncArgs) -> Result<()> {
     check_active(id, account.status, account.last_error.as_deref())?;
     let config = EngineConfig {
         workers: args.workers.max(1),
-        claim_batch: args.workers.max(1),
         ..EngineConfig::default()
     };
     let started = Instant::now();

@@ -205,7 +205,6 @@ pub async fn source(items: usize, seed: u64) -> SourceServer {
 pub fn config(workers: usize) -> EngineConfig {
     EngineConfig {
         workers,
-        claim_batch: workers,
         idle_poll: Duration::from_millis(20),
         backoff_base: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
