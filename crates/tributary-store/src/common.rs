@@ -248,15 +248,16 @@ pub(crate) fn account_effects<'a>(
 
 /// A content output ready to store.
 #[derive(Debug, Clone)]
-pub(crate) struct PreparedItem {
+pub(crate) struct PreparedItem<'a> {
     pub external_id: String,
     pub timestamp: Option<DateTime<Utc>>,
-    pub content: Value,
+    /// Borrowed from the output unless it had to be cleaned.
+    pub content: std::borrow::Cow<'a, Value>,
     /// `content` as compact JSON text (what SQLite stores; its length is the size).
     pub text: String,
 }
 
-impl PreparedItem {
+impl PreparedItem<'_> {
     pub fn size(&self) -> i64 {
         i64::try_from(self.text.len()).unwrap_or(i64::MAX)
     }
@@ -264,15 +265,15 @@ impl PreparedItem {
 
 /// The effects of one job's outputs: items to upsert and ids to soft-delete.
 #[derive(Debug, Default)]
-pub(crate) struct PreparedOutputs {
+pub(crate) struct PreparedOutputs<'a> {
     /// Sorted by external id (a fixed lock order on PostgreSQL).
-    pub items: Vec<PreparedItem>,
+    pub items: Vec<PreparedItem<'a>>,
     /// Sorted.
     pub deletes: Vec<String>,
 }
 
 /// Keeps the 2xx outputs, the last one per id wins, sorted by id.
-pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs {
+pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs<'_> {
     let mut last: HashMap<String, &Output> = HashMap::new();
     for o in outputs.iter().filter(|o| o.is_success()) {
         last.insert(clean_text(&o.id).into_owned(), o);
@@ -282,7 +283,7 @@ pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs {
         if o.is_delete() {
             prepared.deletes.push(id);
         } else {
-            let content = clean_json(&o.content).into_owned();
+            let content = clean_json(&o.content);
             prepared.items.push(PreparedItem {
                 external_id: id,
                 timestamp: o.timestamp.map(truncate_ms),
@@ -391,17 +392,18 @@ mod tests {
 
     #[test]
     fn outputs_keep_last_success_per_id_sorted() {
-        let p = prepare_outputs(&[
+        let outputs = [
             Output::item("b", None, json!({"v": 1})),
             Output::item("a", None, json!({"v": 1})),
             Output::failed("c", 500, "boom"),
             Output::item("b", None, json!({"v": 2})),
             Output::deleted("d"),
             Output::deleted("a"),
-        ]);
+        ];
+        let p = prepare_outputs(&outputs);
         assert_eq!(p.items.len(), 1);
         assert_eq!(p.items[0].external_id, "b");
-        assert_eq!(p.items[0].content, json!({"v": 2}));
+        assert_eq!(*p.items[0].content, json!({"v": 2}));
         assert_eq!(p.items[0].size(), r#"{"v":2}"#.len() as i64);
         assert_eq!(p.deletes, vec!["a".to_owned(), "d".to_owned()]);
     }

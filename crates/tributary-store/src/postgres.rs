@@ -29,8 +29,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, SqlSafeStr};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    FairGroup, PreparedOutputs, account_effects, clean_object, clean_text, completion_order,
-    lookup_ids, ms_to_dt, now_dt, object_from_value, prepare_jobs, prepare_outputs,
+    FairGroup, PreparedItem, PreparedOutputs, account_effects, clean_object, clean_text,
+    completion_order, lookup_ids, ms_to_dt, now_dt, object_from_value, prepare_jobs,
+    prepare_outputs,
 };
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
@@ -297,13 +298,46 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
 
-        // 3. Content and children, job by job.
-        for &i in &applied {
-            let c = &completions[i];
-            let outputs = prepare_outputs(&c.outputs);
-            apply_outputs_in(&mut tx, c, &outputs, now_dt, &mut reports[i]).await?;
-            reports[i].enqueued = enqueue_in(&mut tx, &c.children, now).await?;
+        // 3. Content and children. The content of consecutive jobs goes in one upsert
+        //    statement; a job touching an id already in it (the same item twice in one
+        //    batch) starts a new statement, so the jobs' order holds.
+        let prepared: Vec<(usize, PreparedOutputs<'_>)> = applied
+            .iter()
+            .map(|&i| (i, prepare_outputs(&completions[i].outputs)))
+            .collect();
+        let mut segment: Vec<UpsertRow<'_>> = Vec::new();
+        let mut keys: HashSet<(i64, &str)> = HashSet::new();
+        for (i, outputs) in &prepared {
+            let c = &completions[*i];
+            let account = c.user_integration_id;
+            let clash = outputs
+                .items
+                .iter()
+                .map(|item| item.external_id.as_str())
+                .chain(outputs.deletes.iter().map(String::as_str))
+                .any(|id| keys.contains(&(account, id)));
+            if clash {
+                upsert_rows_in(&mut tx, &segment, now_dt, &mut reports).await?;
+                segment.clear();
+                keys.clear();
+            }
+            for item in &outputs.items {
+                keys.insert((account, item.external_id.as_str()));
+                segment.push(UpsertRow {
+                    job: *i,
+                    user_id: c.user_id,
+                    account,
+                    domain: &c.integration_domain,
+                    item,
+                });
+            }
+            if !outputs.deletes.is_empty() {
+                reports[*i].deleted +=
+                    soft_delete_in(&mut tx, account, &outputs.deletes, now_dt).await?;
+            }
+            reports[*i].enqueued = enqueue_in(&mut tx, &c.children, now).await?;
         }
+        upsert_rows_in(&mut tx, &segment, now_dt, &mut reports).await?;
         tx.commit().await?;
         Ok(reports)
     }
@@ -638,77 +672,110 @@ async fn enqueue_in(
     Ok(inserted)
 }
 
-/// Applies one job's outputs inside the caller's transaction.
-async fn apply_outputs_in(
+/// One item of a batched content upsert, and the completion it came from.
+struct UpsertRow<'a> {
+    job: usize,
+    user_id: i64,
+    account: i64,
+    domain: &'a str,
+    item: &'a PreparedItem<'a>,
+}
+
+/// Upserts `rows` (distinct account and external id) in one statement inside the
+/// caller's transaction, counting inserted, updated and unchanged items per job.
+async fn upsert_rows_in(
     conn: &mut PgConnection,
-    c: &JobCompletion,
-    outputs: &PreparedOutputs,
+    rows: &[UpsertRow<'_>],
     now: DateTime<Utc>,
-    report: &mut CompletionReport,
+    reports: &mut [CompletionReport],
 ) -> Result<(), StoreError> {
-    if !outputs.items.is_empty() {
-        let ids: Vec<&str> = outputs
-            .items
-            .iter()
-            .map(|i| i.external_id.as_str())
-            .collect();
-        let stamps: Vec<Option<DateTime<Utc>>> =
-            outputs.items.iter().map(|i| i.timestamp).collect();
-        let texts: Vec<&str> = outputs.items.iter().map(|i| i.text.as_str()).collect();
-        let sizes: Vec<i64> = outputs.items.iter().map(|i| i.size()).collect();
-        // Rows the WHERE of DO UPDATE rejects (same content) are not returned.
-        let inserted: Vec<bool> = sqlx::query_scalar(
-            "INSERT INTO user_integration_content AS c (user_id, user_integration_id,
-                 integration_domain, external_id, external_timestamp, content, content_size,
-                 created_at, updated_at, is_deleted)
-             SELECT $1, $2, $3, u.external_id, u.stamp, u.body::jsonb, u.size, $4, $4, FALSE
-             FROM UNNEST($5::text[], $6::timestamptz[], $7::text[], $8::bigint[])
-                 AS u(external_id, stamp, body, size)
-             ORDER BY u.external_id
-             ON CONFLICT (user_integration_id, external_id) DO UPDATE SET
-                 content = excluded.content,
-                 content_size = excluded.content_size,
-                 external_timestamp = COALESCE(excluded.external_timestamp,
-                                               c.external_timestamp),
-                 updated_at = excluded.updated_at,
-                 is_deleted = FALSE,
-                 deleted_at = NULL
-             WHERE c.is_deleted
-                OR c.content IS DISTINCT FROM excluded.content
-                OR (excluded.external_timestamp IS NOT NULL
-                    AND excluded.external_timestamp IS DISTINCT FROM c.external_timestamp)
-             RETURNING (xmax = 0)",
-        )
-        .bind(c.user_id)
-        .bind(c.user_integration_id)
-        .bind(&c.integration_domain)
-        .bind(now)
-        .bind(&ids)
-        .bind(&stamps)
-        .bind(&texts)
-        .bind(&sizes)
-        .fetch_all(&mut *conn)
-        .await?;
-        let new = inserted.iter().filter(|&&b| b).count() as u64;
-        let changed = inserted.len() as u64 - new;
-        report.inserted += new;
-        report.updated += changed;
-        report.unchanged += outputs.items.len() as u64 - inserted.len() as u64;
+    if rows.is_empty() {
+        return Ok(());
     }
-    if !outputs.deletes.is_empty() {
-        report.deleted += sqlx::query(
-            "UPDATE user_integration_content
-             SET is_deleted = TRUE, deleted_at = $1, updated_at = $1
-             WHERE user_integration_id = $2 AND NOT is_deleted AND external_id = ANY($3)",
-        )
-        .bind(now)
-        .bind(c.user_integration_id)
-        .bind(&outputs.deletes)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    let accounts: Vec<i64> = rows.iter().map(|r| r.account).collect();
+    let domains: Vec<&str> = rows.iter().map(|r| r.domain).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.item.external_id.as_str()).collect();
+    let stamps: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.item.timestamp).collect();
+    let texts: Vec<&str> = rows.iter().map(|r| r.item.text.as_str()).collect();
+    let sizes: Vec<i64> = rows.iter().map(|r| r.item.size()).collect();
+    // Rows the WHERE of DO UPDATE rejects (same content) are not returned. Rows are
+    // written in (account, id) order: a fixed lock order across transactions.
+    let written: Vec<(i64, String, bool)> = sqlx::query_as(
+        "INSERT INTO user_integration_content AS c (user_id, user_integration_id,
+             integration_domain, external_id, external_timestamp, content, content_size,
+             created_at, updated_at, is_deleted)
+         SELECT u.user_id, u.account, u.domain, u.external_id, u.stamp, u.body::jsonb,
+             u.size, $8, $8, FALSE
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                     $5::timestamptz[], $6::text[], $7::bigint[])
+             AS u(user_id, account, domain, external_id, stamp, body, size)
+         ORDER BY u.account, u.external_id
+         ON CONFLICT (user_integration_id, external_id) DO UPDATE SET
+             content = excluded.content,
+             content_size = excluded.content_size,
+             external_timestamp = COALESCE(excluded.external_timestamp,
+                                           c.external_timestamp),
+             updated_at = excluded.updated_at,
+             is_deleted = FALSE,
+             deleted_at = NULL
+         WHERE c.is_deleted
+            OR c.content IS DISTINCT FROM excluded.content
+            OR (excluded.external_timestamp IS NOT NULL
+                AND excluded.external_timestamp IS DISTINCT FROM c.external_timestamp)
+         RETURNING c.user_integration_id, c.external_id, (xmax = 0)",
+    )
+    .bind(&users)
+    .bind(&accounts)
+    .bind(&domains)
+    .bind(&ids)
+    .bind(&stamps)
+    .bind(&texts)
+    .bind(&sizes)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let job_of: HashMap<(i64, &str), usize> = rows
+        .iter()
+        .map(|r| ((r.account, r.item.external_id.as_str()), r.job))
+        .collect();
+    for r in rows {
+        reports[r.job].unchanged += 1;
+    }
+    for (account, id, inserted) in &written {
+        let Some(&job) = job_of.get(&(*account, id.as_str())) else {
+            continue;
+        };
+        let report = &mut reports[job];
+        report.unchanged = report.unchanged.saturating_sub(1);
+        if *inserted {
+            report.inserted += 1;
+        } else {
+            report.updated += 1;
+        }
     }
     Ok(())
+}
+
+/// Soft-deletes the account's items `ids` inside the caller's transaction; returns how
+/// many were live.
+async fn soft_delete_in(
+    conn: &mut PgConnection,
+    account: i64,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE user_integration_content
+         SET is_deleted = TRUE, deleted_at = $1, updated_at = $1
+         WHERE user_integration_id = $2 AND NOT is_deleted AND external_id = ANY($3)",
+    )
+    .bind(now)
+    .bind(account)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }
 
 #[async_trait]

@@ -408,7 +408,7 @@ fn unknown_account(e: sqlx::Error, id: i64) -> StoreError {
 async fn apply_outputs_in(
     conn: &mut SqliteConnection,
     c: &JobCompletion,
-    outputs: &PreparedOutputs,
+    outputs: &PreparedOutputs<'_>,
     now: &str,
     report: &mut CompletionReport,
 ) -> Result<(), StoreError> {
@@ -447,7 +447,7 @@ async fn apply_outputs_in(
                 Some((stored_text, is_deleted, stored_ts)) => {
                     let same_content = stored_text == &item.text
                         || serde_json::from_str::<Value>(stored_text)
-                            .is_ok_and(|stored| stored == item.content);
+                            .is_ok_and(|stored| stored == *item.content);
                     let same_ts = item.timestamp.is_none() || item.timestamp == *stored_ts;
                     if same_content && same_ts && !is_deleted {
                         report.unchanged += 1;
