@@ -48,6 +48,9 @@ struct Common {
     /// Skip PostgreSQL.
     #[arg(long)]
     no_postgres: bool,
+    /// Skip SQLite (scenarios that measure both backends).
+    #[arg(long)]
+    no_sqlite: bool,
     /// A few seconds in all: tiny sizes, to check the benchmark still runs (CI).
     #[arg(long)]
     smoke: bool,
@@ -55,7 +58,7 @@ struct Common {
 
 impl Common {
     fn backends(&self) -> Vec<Backend> {
-        Backend::selected(self.no_postgres)
+        Backend::selected(self.no_sqlite, self.no_postgres)
     }
 }
 

@@ -31,13 +31,16 @@ impl Backend {
         }
     }
 
-    /// SQLite, then PostgreSQL unless skipped.
-    pub fn selected(no_postgres: bool) -> Vec<Backend> {
-        if no_postgres {
-            vec![Backend::Sqlite]
-        } else {
-            vec![Backend::Sqlite, Backend::Postgres]
+    /// SQLite, then PostgreSQL, each unless skipped.
+    pub fn selected(no_sqlite: bool, no_postgres: bool) -> Vec<Backend> {
+        let mut backends = Vec::new();
+        if !no_sqlite {
+            backends.push(Backend::Sqlite);
         }
+        if !no_postgres {
+            backends.push(Backend::Postgres);
+        }
+        backends
     }
 }
 
