@@ -392,8 +392,10 @@ impl Engine {
                 let (parents, rest): (Vec<_>, Vec<_>) = completions
                     .into_iter()
                     .partition(|c| !c.children.is_empty());
-                let parent_ids: Vec<i64> = parents.iter().map(|c| c.lease.job_id).collect();
                 if let Ok(queued_work) = self.commit_batch(&parents, 0, &[]).await {
+                    // Parents are few (list pages, starts): a linear lookup is fine.
+                    let parent_ids: Vec<i64> = parents.iter().map(|c| c.lease.job_id).collect();
+                    ids.retain(|id| !parent_ids.contains(id));
                     if committed
                         .send(Committed {
                             ids: parent_ids,
@@ -403,8 +405,6 @@ impl Engine {
                     {
                         return;
                     }
-                    let parent_ids: HashSet<i64> = parents.iter().map(|c| c.lease.job_id).collect();
-                    ids.retain(|id| !parent_ids.contains(id));
                     completions = rest;
                 } else {
                     // Committed together with the rest below, retried there.
