@@ -43,7 +43,7 @@
 //! of different accounts alternate at the virtual time, and item fetches stay fairly
 //! interleaved.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
@@ -297,6 +297,58 @@ pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs<'_> {
         .sort_by(|a, b| a.external_id.cmp(&b.external_id));
     prepared.deletes.sort();
     prepared
+}
+
+/// One item of a batched content write, and the completion it came from.
+pub(crate) struct ContentRow<'a> {
+    /// Index of the completion in the batch (its report).
+    pub job: usize,
+    pub user_id: i64,
+    pub account: i64,
+    pub domain: &'a str,
+    pub item: &'a PreparedItem<'a>,
+}
+
+/// The items of consecutive completions that can be written together: no account and
+/// external id twice. A completion touching an id already here (the same item twice in
+/// one batch) must wait for this segment to be written, so the jobs' order holds.
+#[derive(Default)]
+pub(crate) struct ContentSegment<'a> {
+    rows: Vec<ContentRow<'a>>,
+    keys: HashSet<(i64, &'a str)>,
+}
+
+impl<'a> ContentSegment<'a> {
+    /// Whether `outputs` of `account` (items or deletes) name an id already here.
+    pub fn clashes(&self, account: i64, outputs: &PreparedOutputs<'_>) -> bool {
+        outputs
+            .items
+            .iter()
+            .map(|item| item.external_id.as_str())
+            .chain(outputs.deletes.iter().map(String::as_str))
+            .any(|id| self.keys.contains(&(account, id)))
+    }
+
+    /// Adds the items of completion `job` (`c`).
+    pub fn push(&mut self, job: usize, c: &'a JobCompletion, outputs: &'a PreparedOutputs<'a>) {
+        for item in &outputs.items {
+            self.keys
+                .insert((c.user_integration_id, item.external_id.as_str()));
+            self.rows.push(ContentRow {
+                job,
+                user_id: c.user_id,
+                account: c.user_integration_id,
+                domain: &c.integration_domain,
+                item,
+            });
+        }
+    }
+
+    /// The rows gathered so far, leaving the segment empty.
+    pub fn take(&mut self) -> Vec<ContentRow<'a>> {
+        self.keys.clear();
+        std::mem::take(&mut self.rows)
+    }
 }
 
 /// A job ready to insert, with its fair-queueing tag assigned later.

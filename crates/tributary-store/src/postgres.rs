@@ -31,8 +31,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, SqlSafeStr};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    FairGroup, PreparedItem, PreparedOutputs, account_effects, clean_object, clean_text,
-    completion_order, lookup_ids, ms_to_dt, now_dt, object_from_value, prepare_jobs,
+    ContentRow, ContentSegment, FairGroup, PreparedOutputs, account_effects, clean_object,
+    clean_text, completion_order, lookup_ids, ms_to_dt, now_dt, object_from_value, prepare_jobs,
     prepare_outputs,
 };
 use crate::{
@@ -361,39 +361,21 @@ impl PgStore {
             .iter()
             .map(|&i| (i, prepare_outputs(&completions[i].outputs)))
             .collect();
-        let mut segment: Vec<UpsertRow<'_>> = Vec::new();
-        let mut keys: HashSet<(i64, &str)> = HashSet::new();
+        let mut segment = ContentSegment::default();
         for (i, outputs) in &prepared {
             let c = &completions[*i];
-            let account = c.user_integration_id;
-            let clash = outputs
-                .items
-                .iter()
-                .map(|item| item.external_id.as_str())
-                .chain(outputs.deletes.iter().map(String::as_str))
-                .any(|id| keys.contains(&(account, id)));
-            if clash {
-                upsert_rows_in(&mut tx, &segment, now_dt, &mut reports).await?;
-                segment.clear();
-                keys.clear();
+            if segment.clashes(c.user_integration_id, outputs) {
+                upsert_rows_in(&mut tx, &segment.take(), now_dt, &mut reports).await?;
             }
-            for item in &outputs.items {
-                keys.insert((account, item.external_id.as_str()));
-                segment.push(UpsertRow {
-                    job: *i,
-                    user_id: c.user_id,
-                    account,
-                    domain: &c.integration_domain,
-                    item,
-                });
-            }
+            segment.push(*i, c, outputs);
             if !outputs.deletes.is_empty() {
                 reports[*i].deleted +=
-                    soft_delete_in(&mut tx, account, &outputs.deletes, now_dt).await?;
+                    soft_delete_in(&mut tx, c.user_integration_id, &outputs.deletes, now_dt)
+                        .await?;
             }
             reports[*i].enqueued = enqueue_in(&mut tx, &c.children, now).await?;
         }
-        upsert_rows_in(&mut tx, &segment, now_dt, &mut reports).await?;
+        upsert_rows_in(&mut tx, &segment.take(), now_dt, &mut reports).await?;
         tx.commit().await?;
         Ok(reports)
     }
@@ -728,20 +710,11 @@ async fn enqueue_in(
     Ok(inserted)
 }
 
-/// One item of a batched content upsert, and the completion it came from.
-struct UpsertRow<'a> {
-    job: usize,
-    user_id: i64,
-    account: i64,
-    domain: &'a str,
-    item: &'a PreparedItem<'a>,
-}
-
 /// Upserts `rows` (distinct account and external id) in one statement inside the
 /// caller's transaction, counting inserted, updated and unchanged items per job.
 async fn upsert_rows_in(
     conn: &mut PgConnection,
-    rows: &[UpsertRow<'_>],
+    rows: &[ContentRow<'_>],
     now: DateTime<Utc>,
     reports: &mut [CompletionReport],
 ) -> Result<(), StoreError> {

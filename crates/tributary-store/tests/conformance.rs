@@ -80,6 +80,7 @@ conformance!(
     stale_attempts_are_fenced,
     complete_jobs_commits_everything_at_once,
     complete_jobs_applies_a_batch_in_order,
+    deletes_and_items_of_one_batch_keep_their_order,
     fail_job_actions,
     release_returns_jobs_uncounted,
     retry_dead_and_failed_jobs,
@@ -1346,6 +1347,82 @@ async fn complete_jobs_applies_a_batch_in_order(ctx: &Ctx) {
     let ui_b = ctx.store.get_user_integration(b).await.unwrap();
     assert_eq!(Value::Object(ui_b.sync_state), json!({"cursor": "b"}));
     assert_eq!(ui_b.credentials, creds(SECRET));
+}
+
+/// Items are written in segments (`ContentSegment`) while deletes apply at once: a
+/// delete and an item naming the same id in one batch must still apply in the batch's
+/// order, whichever comes first.
+async fn deletes_and_items_of_one_batch_keep_their_order(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "a", "gmail").await;
+    let r = run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![Output::item("kept", None, json!("old"))],
+        0,
+    )
+    .await;
+    assert_eq!(r.inserted, 1);
+    ctx.store
+        .enqueue(&[new_job(uid, "one", 2), new_job(uid, "two", 2)], 10)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 2, 60_000, 10).await.unwrap();
+    let find = |t: &str| claimed.iter().find(|j| j.task_type == t).unwrap();
+    // One deletes "kept" and adds "gone"; two (later in the batch) restores "kept" and
+    // deletes "gone".
+    let one = completion(
+        find("one"),
+        user_id,
+        "gmail",
+        vec![
+            Output::deleted("kept"),
+            Output::item("gone", None, json!("short-lived")),
+            Output::item("plain", None, json!("p")),
+        ],
+    );
+    let two = completion(
+        find("two"),
+        user_id,
+        "gmail",
+        vec![
+            Output::item("kept", None, json!("new")),
+            Output::deleted("gone"),
+        ],
+    );
+    let reports = ctx.store.complete_jobs(&[one, two], 20).await.unwrap();
+    assert_eq!(
+        reports
+            .iter()
+            .map(|r| (r.inserted, r.updated, r.deleted))
+            .collect::<Vec<_>>(),
+        [(2, 0, 1), (0, 1, 1)]
+    );
+    let items = ctx
+        .store
+        .list_content(&ContentQuery {
+            user_integration_id: Some(uid),
+            include_deleted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let state: Vec<(String, Value, bool)> = {
+        let mut v: Vec<_> = items
+            .into_iter()
+            .map(|i| (i.external_id, i.content, i.is_deleted))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(
+        state,
+        [
+            ("gone".to_owned(), json!("short-lived"), true),
+            ("kept".to_owned(), json!("new"), false),
+            ("plain".to_owned(), json!("p"), false),
+        ]
+    );
 }
 
 async fn fail_job_actions(ctx: &Ctx) {

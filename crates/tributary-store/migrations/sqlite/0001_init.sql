@@ -29,6 +29,8 @@ CREATE TABLE user_integrations (
 );
 CREATE INDEX user_integrations_user_idx ON user_integrations (user_id);
 CREATE INDEX user_integrations_domain_idx ON user_integrations (integration_domain, status);
+-- Claim: the few accounts whose jobs must not run (paused, needing re-auth, ...).
+CREATE INDEX user_integrations_inactive_idx ON user_integrations (id) WHERE status <> 'active';
 
 CREATE TABLE user_integration_content (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,
