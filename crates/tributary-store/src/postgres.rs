@@ -145,6 +145,13 @@ struct StatsRefresh {
     running: AtomicBool,
 }
 
+/// The refresh: the columns the store's queries filter, join and sort on. Sampling the
+/// content column too would decompress some 30,000 documents on each run (it made the
+/// five refreshes of a 10,000-message backfill cost the server 0.6 s).
+const SQL_ANALYZE: &str = "ANALYZE jobs, \
+     user_integration_content (user_integration_id, external_id, is_deleted, updated_at), \
+     user_integrations (user_id, integration_domain, status, next_start_at, next_history_at)";
+
 /// The first refresh comes after this many written rows.
 const ANALYZE_FIRST: u64 = 1_000;
 /// Later refreshes come at least this often (in written rows).
@@ -167,10 +174,7 @@ impl StatsRefresh {
         );
         let (this, pool) = (self.clone(), pool.clone());
         tokio::spawn(async move {
-            if let Err(e) = sqlx::query("ANALYZE jobs, user_integration_content, user_integrations")
-                .execute(&pool)
-                .await
-            {
+            if let Err(e) = sqlx::query(SQL_ANALYZE).execute(&pool).await {
                 tracing::debug!(error = %e, "ANALYZE failed; the planner keeps its old statistics");
             }
             this.running.store(false, Ordering::Release);
