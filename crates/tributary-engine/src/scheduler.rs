@@ -2,10 +2,13 @@
 //! `schedule.startEverySeconds`, and its history check every
 //! `schedule.historyEverySeconds` where the manifest declares one.
 //!
-//! A tick is one store call that covers every due account in SQL (no per-row loop
-//! here): each account's next due time lives in its row and moves to `now + interval`
-//! when the tick enqueues its job, so missed ticks collapse into one, and any number
-//! of processes ticking against one PostgreSQL database enqueue each due job once.
+//! A tick is one store call that works in SQL (no per-row loop here): each account's
+//! next due time lives in its row and moves to `now + interval` when its job is
+//! enqueued, so missed ticks collapse into one, and any number of processes ticking
+//! against one PostgreSQL database enqueue each due job once. A tick enqueues at most
+//! `TICK_ENQUEUE_LIMIT` jobs of a kind; a due account beyond that is turned into a job
+//! by the next claim (see `Store::schedule_due`), so a tick stays short at any number
+//! of accounts and no due account waits for the next one.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -82,6 +85,7 @@ impl Scheduler {
                     debug!(
                         starts = report.starts,
                         histories = report.histories,
+                        left_to_claims = report.left_to_claims,
                         "scheduler tick"
                     )
                 }

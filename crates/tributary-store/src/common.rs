@@ -49,7 +49,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use tributary_sdk::Output;
 
-use crate::{JobCompletion, Millis, NewJob, StoreError};
+use crate::{DUE_CHECK_EVERY_MS, JobCompletion, Millis, NewJob, StoreError};
 
 /// The format SQLite stores timestamps in: fixed width, so text order is time order.
 pub(crate) const SQLITE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
@@ -443,6 +443,25 @@ mod tests {
     use tributary_sdk::Task;
 
     #[test]
+    fn due_gate_looks_at_most_every_interval_unless_told() {
+        let gate = DueGate::default();
+        assert!(gate.open(1_000), "the first claim looks");
+        gate.looked(1_000, false);
+        assert!(!gate.open(1_000));
+        assert!(!gate.open(1_000 + DUE_CHECK_EVERY_MS - 1));
+        assert!(gate.open(1_000 + DUE_CHECK_EVERY_MS));
+        assert!(gate.open(999), "a clock that went back");
+        gate.looked(2_000, true);
+        assert!(gate.open(2_000), "the last look found more than it took");
+        gate.looked(3_000, false);
+        gate.reopen();
+        assert!(
+            gate.open(3_000),
+            "a new account, a resumed one, or a full tick"
+        );
+    }
+
+    #[test]
     fn outputs_keep_last_success_per_id_sorted() {
         let outputs = [
             Output::item("b", None, json!({"v": 1})),
@@ -533,5 +552,53 @@ mod tests {
         assert_eq!(a, "1970-01-01T00:00:01.000Z");
         assert_eq!(a.len(), b.len());
         assert!(a < b);
+    }
+}
+
+/// The two kinds of scheduled job a due account turns into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DueKind {
+    /// The account's `start`.
+    Start,
+    /// The account's history check.
+    History,
+}
+
+/// When a claim looks for due accounts to turn into jobs: at most every
+/// [`DUE_CHECK_EVERY_MS`], at once when the last look found more than it took or a tick
+/// asked for it, and whenever the clock moved backwards (tests drive their own).
+#[derive(Debug, Default)]
+pub(crate) struct DueGate {
+    /// When the last look was, and whether it came back full.
+    last: std::sync::Mutex<Option<(Millis, bool)>>,
+}
+
+impl DueGate {
+    /// Whether a claim at `now` should look.
+    pub fn open(&self, now: Millis) -> bool {
+        let last = *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match last {
+            None => true,
+            Some((at, full)) => full || now < at || now >= at.saturating_add(DUE_CHECK_EVERY_MS),
+        }
+    }
+
+    /// Records a look at `now`; `full` when it found as many due accounts as it took.
+    pub fn looked(&self, now: Millis, full: bool) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now, full));
+    }
+
+    /// Makes the next claim look (a tick left due accounts for the claims).
+    pub fn reopen(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }

@@ -50,6 +50,15 @@ pub use model::*;
 /// Epoch milliseconds.
 pub type Millis = i64;
 
+/// The most `start` jobs, and the most history jobs, one scheduler tick enqueues. The
+/// due accounts beyond them are turned into jobs by the claims as workers ask for work
+/// (see [`Store::schedule_due`]).
+pub const TICK_ENQUEUE_LIMIT: u64 = 1_000;
+
+/// How often a store's claims look for due accounts, at most (milliseconds), unless
+/// the last look found more than it could take.
+pub const DUE_CHECK_EVERY_MS: Millis = 100;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -185,6 +194,11 @@ pub trait Store: Send + Sync + 'static {
     /// lowest priority number first, then fairly across accounts within a priority,
     /// then oldest first. Each is marked running, its attempt counted, and leased to
     /// `worker` until `now + lease_ms`.
+    ///
+    /// Accounts whose `start` or history check is due and that the scheduler's tick
+    /// left for later (see [`Store::schedule_due`]) are turned into jobs first, up to
+    /// `limit` of them, so they are claimed as any queued job is. (A store checks for
+    /// them at most every [`DUE_CHECK_EVERY_MS`] unless the last check found more.)
     async fn claim(
         &self,
         worker: &str,
@@ -242,11 +256,17 @@ pub trait Store: Send + Sync + 'static {
     /// that has used all its attempts becomes dead. Returns how many were touched.
     async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError>;
 
-    /// Enqueues, in one statement per kind, a `start` job (priority 1) for every active
-    /// account whose start is due, and a history job for every active account whose
-    /// history check is due, then moves their next due time to `now + interval`
-    /// (missed ticks collapse into one). Safe to call from many processes at once:
-    /// each due account is enqueued by exactly one of them.
+    /// One scheduler tick. Records `schedules` as the schedules of the registered
+    /// domains (those of other domains are dropped), then enqueues a `start` job
+    /// (priority 1) for the active accounts whose start is due, and a history job for
+    /// those whose history check is due, most overdue first, and moves their next due
+    /// time to `now + interval` (missed ticks collapse into one).
+    ///
+    /// A tick enqueues at most [`TICK_ENQUEUE_LIMIT`] jobs of each kind; the accounts
+    /// beyond that stay due and the claims turn them into jobs as workers ask for
+    /// work (see [`Store::claim`]). So a tick stays short whatever the number of
+    /// accounts, and no due account waits for the next tick. Safe to call from many
+    /// processes at once, as the claims are: each due account becomes one job, once.
     async fn schedule_due(
         &self,
         schedules: &[DomainSchedule],

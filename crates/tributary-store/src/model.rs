@@ -376,6 +376,9 @@ pub struct ScheduleReport {
     pub starts: u64,
     /// History jobs enqueued.
     pub histories: u64,
+    /// Due accounts (`start` and history checks) beyond the tick's limit, left for the
+    /// claims to turn into jobs. Counted only when the tick reached its limit.
+    pub left_to_claims: u64,
 }
 
 /// A job listing request.

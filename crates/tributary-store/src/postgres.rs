@@ -2,13 +2,16 @@
 //!
 //! - Jobs are claimed with `FOR UPDATE OF jobs SKIP LOCKED` in one statement, so
 //!   concurrent claimers never wait for each other and never get the same job.
-//! - `schedule_due` locks the due accounts with `FOR NO KEY UPDATE`, moves their due
-//!   time and inserts their jobs in one statement: of several schedulers running at
-//!   once, exactly one enqueues each due account (a caller that waited for another's
-//!   lock re-checks the row, sees it is no longer due and leaves it). It waits rather
-//!   than skips: an account whose row a commit holds (a busy backfill commits many
-//!   times a second) must still get its `start` on this tick. Commits touch the account
-//!   row only when its sync state or credentials change, or at most once a second for
+//! - Scheduled jobs: a due account is its own pending job. A tick (`schedule_due`) and
+//!   the claims turn due accounts into `start` and history jobs in one statement each:
+//!   the chosen account rows are locked in id order, checked again, their due time
+//!   moved and their jobs inserted, so of several processes at once exactly one
+//!   enqueues each due account. A tick waits for a row a commit holds (a busy
+//!   backfill commits many times a second, and its account must still get its `start`
+//!   on this tick); a claim skips it (`SKIP LOCKED`), the next look takes it. A tick
+//!   takes at most `TICK_ENQUEUE_LIMIT` of a kind and stays short with any number of
+//!   accounts. Commits touch the account row
+//!   only when its sync state or credentials change, or at most once a second for
 //!   `last_synced_at`.
 //! - Batches bind arrays (`UNNEST`), so a page of outputs or children is one statement.
 //! - Transactions take row locks in a fixed order (completions by account then job,
@@ -31,15 +34,15 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row, SqlSafeStr};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    ContentRow, ContentSegment, FairGroup, PreparedOutputs, account_effects, clean_object,
-    clean_text, completion_order, lookup_ids, ms_to_dt, now_dt, object_from_value, prepare_jobs,
-    prepare_outputs,
+    ContentRow, ContentSegment, DueGate, DueKind, FairGroup, PreparedOutputs, account_effects,
+    clean_object, clean_text, completion_order, lookup_ids, ms_to_dt, now_dt, object_from_value,
+    prepare_jobs, prepare_outputs,
 };
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
     FailureAction, Job, JobCompletion, JobCount, JobFailure, JobFilter, JobLease, JobState, Millis,
-    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, User, UserIntegration,
-    UserIntegrationStatus,
+    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, TICK_ENQUEUE_LIMIT, User,
+    UserIntegration, UserIntegrationStatus,
 };
 
 /// How often a transaction aborted by a deadlock or serialization failure is retried.
@@ -121,12 +124,128 @@ const SQL_CLAIM: &str = concat!(
     " FROM claimed ORDER BY priority, fair_seq, id"
 );
 
+/// Turns up to `$2` due accounts into jobs of one kind, most overdue first: `$1` now,
+/// `$3` the one account to look at, if any. Each domain's due accounts come from its
+/// range of the due index (`LATERAL`); the chosen rows are locked in id order and
+/// checked again, so of several ticks and claims at once exactly one enqueues each
+/// account. A tick waits for a row a commit holds (its account must still get its job
+/// on this tick); a claim skips it (`SKIP LOCKED`: the next look takes it). Returns how
+/// many accounts were due (up to `$2`) and how many jobs were inserted (an account with
+/// one still pending gets none: its due time moves all the same).
+macro_rules! sql_enqueue_due {
+    ($next:literal, $every:literal, $task:literal, $dedupe:literal, $has:literal,
+     $lock:literal) => {
+        concat!(
+            "WITH due AS ( \
+                 SELECT a.id, a.",
+            $next,
+            " AS due_at, s.",
+            $every,
+            " AS every_ms, \
+                     ",
+            $task,
+            " AS task_type, s.max_attempts \
+                 FROM job_schedules s \
+                 CROSS JOIN LATERAL ( \
+                     SELECT ui.id, ui.",
+            $next,
+            " FROM user_integrations ui \
+                     WHERE ui.integration_domain = s.integration_domain \
+                       AND ui.status = 'active' AND ui.",
+            $next,
+            " <= $1 \
+                       AND ($3::bigint IS NULL OR ui.id = $3) \
+                     ORDER BY ui.",
+            $next,
+            " LIMIT $2) a \
+                 WHERE ",
+            $has,
+            " \
+                 ORDER BY a.",
+            $next,
+            ", a.id LIMIT $2 \
+             ), locked AS ( \
+                 SELECT ui.id, due.every_ms, due.task_type, due.max_attempts \
+                 FROM user_integrations ui JOIN due ON due.id = ui.id \
+                 WHERE ui.status = 'active' AND ui.",
+            $next,
+            " <= $1 \
+                 ORDER BY ui.id \
+                 FOR NO KEY UPDATE OF ui ",
+            $lock,
+            " \
+             ), moved AS ( \
+                 UPDATE user_integrations ui SET ",
+            $next,
+            " = $1 + locked.every_ms \
+                 FROM locked WHERE ui.id = locked.id \
+                 RETURNING ui.id, locked.task_type, locked.max_attempts \
+             ), ins AS ( \
+                 INSERT INTO jobs (user_integration_id, task_type, payload, item_id, \
+                     dedupe_key, priority, state, attempts, max_attempts, run_at, fair_seq, \
+                     created_at) \
+                 SELECT moved.id, moved.task_type, 'null'::jsonb, NULL, '",
+            $dedupe,
+            "', 1, \
+                     'available', 0, moved.max_attempts, $1, \
+                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), $1 \
+                 FROM moved ORDER BY moved.id \
+                 ON CONFLICT DO NOTHING \
+                 RETURNING 1 \
+             ) \
+             SELECT (SELECT COUNT(*) FROM due) AS due, (SELECT COUNT(*) FROM ins) AS inserted"
+        )
+    };
+}
+const SQL_TICK_STARTS: &str = sql_enqueue_due!(
+    "next_start_at",
+    "start_every_ms",
+    "'start'",
+    "start",
+    "TRUE",
+    ""
+);
+const SQL_TICK_HISTORIES: &str = sql_enqueue_due!(
+    "next_history_at",
+    "history_every_ms",
+    "s.history_task",
+    "history",
+    "s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL",
+    ""
+);
+const SQL_CLAIM_STARTS: &str = sql_enqueue_due!(
+    "next_start_at",
+    "start_every_ms",
+    "'start'",
+    "start",
+    "TRUE",
+    "SKIP LOCKED"
+);
+const SQL_CLAIM_HISTORIES: &str = sql_enqueue_due!(
+    "next_history_at",
+    "history_every_ms",
+    "s.history_task",
+    "history",
+    "s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL",
+    "SKIP LOCKED"
+);
+/// How many accounts are due, of both kinds (`$1` now).
+const SQL_COUNT_DUE: &str = "SELECT \
+     (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui \
+          ON ui.integration_domain = s.integration_domain \
+      WHERE ui.status = 'active' AND ui.next_start_at <= $1) \
+     + (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui \
+          ON ui.integration_domain = s.integration_domain \
+      WHERE s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL \
+        AND ui.status = 'active' AND ui.next_history_at <= $1)";
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     cipher: Cipher,
     stats: Arc<StatsRefresh>,
+    due: Arc<DueGate>,
 }
 
 /// Keeps the planner's statistics of the growing tables fresh from here, whatever the
@@ -148,7 +267,7 @@ struct StatsRefresh {
 /// The refresh: the columns the store's queries filter, join and sort on. Sampling the
 /// content column too would decompress some 30,000 documents on each run (it made the
 /// five refreshes of a 10,000-message backfill cost the server 0.6 s).
-const SQL_ANALYZE: &str = "ANALYZE jobs, \
+const SQL_ANALYZE: &str = "ANALYZE jobs, job_schedules, \
      user_integration_content (user_integration_id, external_id, is_deleted, updated_at), \
      user_integrations (user_id, integration_domain, status, next_start_at, next_history_at)";
 
@@ -207,6 +326,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         Ok(PgStore {
+            due: Arc::default(),
             pool,
             cipher,
             stats: Arc::default(),
@@ -396,99 +516,121 @@ impl PgStore {
         schedules: &[&DomainSchedule],
         now: Millis,
     ) -> Result<ScheduleReport, StoreError> {
-        let mut report = ScheduleReport::default();
-        let mut tx = self.pool.begin().await?;
-        let domains: Vec<String> = schedules.iter().map(|s| s.domain.clone()).collect();
+        // The schedules as this tick sees them: other domains' rows go.
+        let domains: Vec<&str> = schedules.iter().map(|s| s.domain.as_str()).collect();
         let every: Vec<i64> = schedules.iter().map(|s| s.start_every_ms).collect();
+        let history_tasks: Vec<Option<&str>> = schedules
+            .iter()
+            .map(|s| s.history.as_ref().map(|(t, _)| t.as_str()))
+            .collect();
+        let history_every: Vec<Option<i64>> = schedules
+            .iter()
+            .map(|s| s.history.as_ref().map(|(_, e)| *e))
+            .collect();
         let attempts: Vec<i32> = schedules.iter().map(|s| s.max_attempts).collect();
-        let starts: i64 = sqlx::query_scalar(
+        sqlx::query(
             "WITH d AS (
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::int[])
-                     AS d(domain, every_ms, max_attempts)
-             ), due AS (
-                 SELECT ui.id, d.every_ms, d.max_attempts
-                 FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain
-                 WHERE ui.status = 'active'
-                   AND (ui.next_start_at IS NULL OR ui.next_start_at <= $4)
-                 ORDER BY ui.id
-                 FOR NO KEY UPDATE OF ui
-             ), moved AS (
-                 UPDATE user_integrations ui SET next_start_at = $4 + due.every_ms
-                 FROM due WHERE ui.id = due.id
-                 RETURNING ui.id, due.max_attempts
-             ), ins AS (
-                 INSERT INTO jobs (user_integration_id, task_type, payload, item_id, dedupe_key,
-                     priority, state, attempts, max_attempts, run_at, fair_seq, created_at)
-                 SELECT moved.id, 'start', 'null'::jsonb, NULL, 'start', 1, 'available', 0,
-                     moved.max_attempts, $4,
-                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), $4
-                 FROM moved ORDER BY moved.id
-                 ON CONFLICT DO NOTHING
-                 RETURNING 1
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
+                                      $5::int[])
+                     AS d(domain, start_every_ms, history_task, history_every_ms,
+                          max_attempts)
+             ), gone AS (
+                 DELETE FROM job_schedules WHERE integration_domain <> ALL($1)
              )
-             SELECT COUNT(*) FROM ins",
+             INSERT INTO job_schedules (integration_domain, start_every_ms, history_task,
+                 history_every_ms, max_attempts)
+             SELECT * FROM d ORDER BY domain
+             ON CONFLICT (integration_domain) DO UPDATE SET
+                 start_every_ms = excluded.start_every_ms,
+                 history_task = excluded.history_task,
+                 history_every_ms = excluded.history_every_ms,
+                 max_attempts = excluded.max_attempts
+             WHERE (job_schedules.start_every_ms, job_schedules.history_task,
+                    job_schedules.history_every_ms, job_schedules.max_attempts)
+                 IS DISTINCT FROM (excluded.start_every_ms, excluded.history_task,
+                                   excluded.history_every_ms, excluded.max_attempts)",
         )
         .bind(&domains)
         .bind(&every)
+        .bind(&history_tasks)
+        .bind(&history_every)
         .bind(&attempts)
-        .bind(now)
-        .fetch_one(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        report.starts = u64::try_from(starts).unwrap_or(0);
 
-        let histories: Vec<(&DomainSchedule, &str, i64)> = schedules
-            .iter()
-            .filter_map(|s| {
-                s.history
-                    .as_ref()
-                    .map(|(t, every)| (*s, t.as_str(), *every))
-            })
-            .collect();
-        if !histories.is_empty() {
-            let domains: Vec<String> = histories.iter().map(|h| h.0.domain.clone()).collect();
-            let types: Vec<String> = histories.iter().map(|h| h.1.to_owned()).collect();
-            let every: Vec<i64> = histories.iter().map(|h| h.2).collect();
-            let attempts: Vec<i32> = histories.iter().map(|h| h.0.max_attempts).collect();
-            let n: i64 = sqlx::query_scalar(
-                "WITH d AS (
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::int[])
-                         AS d(domain, task_type, every_ms, max_attempts)
-                 ), due AS (
-                     SELECT ui.id, d.task_type, d.every_ms, d.max_attempts
-                     FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain
-                     WHERE ui.status = 'active'
-                       AND (ui.next_history_at IS NULL OR ui.next_history_at <= $5)
-                     ORDER BY ui.id
-                     FOR NO KEY UPDATE OF ui
-                 ), moved AS (
-                     UPDATE user_integrations ui SET next_history_at = $5 + due.every_ms
-                     FROM due WHERE ui.id = due.id
-                     RETURNING ui.id, due.task_type, due.max_attempts
-                 ), ins AS (
-                     INSERT INTO jobs (user_integration_id, task_type, payload, item_id,
-                         dedupe_key, priority, state, attempts, max_attempts, run_at, fair_seq,
-                         created_at)
-                     SELECT moved.id, moved.task_type, 'null'::jsonb, NULL, 'history', 1,
-                         'available', 0, moved.max_attempts, $5,
-                         COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), $5
-                     FROM moved ORDER BY moved.id
-                     ON CONFLICT DO NOTHING
-                     RETURNING 1
-                 )
-                 SELECT COUNT(*) FROM ins",
-            )
-            .bind(&domains)
-            .bind(&types)
-            .bind(&every)
-            .bind(&attempts)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            report.histories = u64::try_from(n).unwrap_or(0);
+        let limit = TICK_ENQUEUE_LIMIT;
+        let (due_starts, starts) =
+            enqueue_due(&self.pool, true, DueKind::Start, now, limit, None).await?;
+        let (due_histories, histories) =
+            enqueue_due(&self.pool, true, DueKind::History, now, limit, None).await?;
+        let mut report = ScheduleReport {
+            starts,
+            histories,
+            left_to_claims: 0,
+        };
+        if due_starts >= limit || due_histories >= limit {
+            let left: i64 = sqlx::query_scalar(SQL_COUNT_DUE)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+            report.left_to_claims = u64::try_from(left).unwrap_or(0);
+            self.due.reopen();
         }
-        tx.commit().await?;
+        self.stats.wrote(&self.pool, starts + histories);
         Ok(report)
     }
+
+    /// Turns due accounts into jobs before a claim of `limit` (see [`Store::claim`]).
+    async fn enqueue_due_for_claim(
+        &self,
+        limit: usize,
+        now: Millis,
+        scope: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if scope.is_none() && !self.due.open(now) {
+            return Ok(());
+        }
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        let (due_starts, starts) =
+            enqueue_due(&self.pool, false, DueKind::Start, now, limit, scope).await?;
+        let (due_histories, histories) =
+            enqueue_due(&self.pool, false, DueKind::History, now, limit, scope).await?;
+        if scope.is_none() {
+            self.due
+                .looked(now, due_starts >= limit || due_histories >= limit);
+        }
+        self.stats.wrote(&self.pool, starts + histories);
+        Ok(())
+    }
+}
+
+/// Turns up to `limit` due accounts into jobs of `kind` (see `sql_enqueue_due!`), for a
+/// tick (`by_tick`, waiting for locked rows) or a claim. Returns how many accounts were
+/// due (at most `limit`) and how many jobs were inserted.
+async fn enqueue_due<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    by_tick: bool,
+    kind: DueKind,
+    now: Millis,
+    limit: u64,
+    scope: Option<i64>,
+) -> Result<(u64, u64), StoreError> {
+    let sql = match (kind, by_tick) {
+        (DueKind::Start, true) => SQL_TICK_STARTS,
+        (DueKind::History, true) => SQL_TICK_HISTORIES,
+        (DueKind::Start, false) => SQL_CLAIM_STARTS,
+        (DueKind::History, false) => SQL_CLAIM_HISTORIES,
+    };
+    let (due, inserted): (i64, i64) = sqlx::query_as(sql)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(scope)
+        .fetch_one(executor)
+        .await?;
+    Ok((
+        u64::try_from(due).unwrap_or(0),
+        u64::try_from(inserted).unwrap_or(0),
+    ))
 }
 
 fn crypto_message(e: &StoreError) -> String {
@@ -891,6 +1033,8 @@ impl Store for PgStore {
                     StoreError::Database(e)
                 }
             })?;
+        // Due at once: the next claim looks for it.
+        self.due.reopen();
         self.user_integration_from_row(&row)
     }
 
@@ -996,6 +1140,10 @@ impl Store for PgStore {
             .await?;
         }
         tx.commit().await?;
+        if status == UserIntegrationStatus::Active {
+            // A resumed account may be due: the next claim looks for it.
+            self.due.reopen();
+        }
         Ok(())
     }
 
@@ -1147,6 +1295,11 @@ impl Store for PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        retry_transient!(
+            "enqueue due accounts",
+            self.enqueue_due_for_claim(limit, now, user_integration_id)
+                .await
+        )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let worker = clean_text(worker);
         retry_transient!(
@@ -1344,16 +1497,10 @@ impl Store for PgStore {
             .iter()
             .filter(|s| seen.insert(s.domain.as_str()))
             .collect();
-        if schedules.is_empty() {
-            return Ok(ScheduleReport::default());
-        }
-        let report = retry_transient!(
+        retry_transient!(
             "schedule_due",
             self.schedule_due_once(&schedules, now).await
-        )?;
-        self.stats
-            .wrote(&self.pool, report.starts + report.histories);
-        Ok(report)
+        )
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,15 +26,15 @@ use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    ContentRow, ContentSegment, FairGroup, PreparedOutputs, account_effects, chunk_rows,
-    clean_object, clean_text, completion_order, lookup_ids, merge_top_level, ms_to_dt, now_dt,
-    object_from_text, prepare_jobs, prepare_outputs, sqlite_time, value_from_text,
+    ContentRow, ContentSegment, DueGate, DueKind, FairGroup, PreparedOutputs, account_effects,
+    chunk_rows, clean_object, clean_text, completion_order, lookup_ids, merge_top_level, ms_to_dt,
+    now_dt, object_from_text, prepare_jobs, prepare_outputs, sqlite_time, value_from_text,
 };
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
     FailureAction, Job, JobCompletion, JobCount, JobFailure, JobFilter, JobLease, JobState, Millis,
-    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, User, UserIntegration,
-    UserIntegrationStatus,
+    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, TICK_ENQUEUE_LIMIT, User,
+    UserIntegration, UserIntegrationStatus,
 };
 
 /// SQLite's default limit on bound parameters is 32766; stay well below it.
@@ -115,6 +116,7 @@ const SQL_CLAIM: &str = concat!(
 pub struct SqliteStore {
     pool: SqlitePool,
     cipher: Cipher,
+    due: Arc<DueGate>,
 }
 
 /// The migrations of the SQLite schema, embedded in the binary.
@@ -175,7 +177,11 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         };
-        Ok(SqliteStore { pool, cipher })
+        Ok(SqliteStore {
+            pool,
+            cipher,
+            due: Arc::default(),
+        })
     }
 
     /// The connection pool (for tools and tests).
@@ -542,6 +548,124 @@ async fn soft_delete_in(
     .rows_affected())
 }
 
+/// Turns up to `limit` due accounts into jobs of `kind`, most overdue first, inside the
+/// caller's write transaction; `scope` limits it to one account. Returns how many
+/// accounts were due (at most `limit`) and how many jobs were inserted (an account with
+/// one still pending gets none: its due time moves all the same).
+async fn enqueue_due_in(
+    conn: &mut SqliteConnection,
+    kind: DueKind,
+    now: Millis,
+    limit: u64,
+    scope: Option<i64>,
+) -> Result<(u64, u64), StoreError> {
+    type Schedule = (String, i64, Option<String>, Option<i64>, i32);
+    let schedules: Vec<Schedule> = sqlx::query_as(
+        "SELECT integration_domain, start_every_ms, history_task, history_every_ms,
+             max_attempts
+         FROM job_schedules ORDER BY integration_domain",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let (select_due, move_due, dedupe) = match kind {
+        DueKind::Start => (
+            "SELECT id, next_start_at FROM user_integrations
+                 INDEXED BY user_integrations_start_due_idx
+             WHERE integration_domain = ?1 AND status = 'active' AND next_start_at <= ?2
+               AND (?3 IS NULL OR id = ?3)
+             ORDER BY next_start_at LIMIT ?4",
+            "UPDATE user_integrations SET next_start_at = ?1
+             WHERE id IN (SELECT value FROM json_each(?2))",
+            "start",
+        ),
+        DueKind::History => (
+            "SELECT id, next_history_at FROM user_integrations
+                 INDEXED BY user_integrations_history_due_idx
+             WHERE integration_domain = ?1 AND status = 'active' AND next_history_at <= ?2
+               AND (?3 IS NULL OR id = ?3)
+             ORDER BY next_history_at LIMIT ?4",
+            "UPDATE user_integrations SET next_history_at = ?1
+             WHERE id IN (SELECT value FROM json_each(?2))",
+            "history",
+        ),
+    };
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    // (due at, account, index of its schedule)
+    let mut due: Vec<(i64, i64, usize)> = Vec::new();
+    for (n, (domain, _, history_task, history_every, _)) in schedules.iter().enumerate() {
+        if kind == DueKind::History && (history_task.is_none() || history_every.is_none()) {
+            continue;
+        }
+        let rows: Vec<(i64, i64)> = sqlx::query_as(select_due)
+            .bind(domain)
+            .bind(now)
+            .bind(scope)
+            .bind(limit_sql)
+            .fetch_all(&mut *conn)
+            .await?;
+        due.extend(rows.into_iter().map(|(id, at)| (at, id, n)));
+    }
+    due.sort_unstable();
+    due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if due.is_empty() {
+        return Ok((0, 0));
+    }
+    due.sort_unstable_by_key(|&(_, id, _)| id);
+    let frontier: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM job_fair_frontier WHERE priority = 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let mut inserted = 0;
+    for chunk in due.chunks(chunk_rows(12, MAX_BINDS)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO jobs (user_integration_id, task_type, payload, item_id, dedupe_key, \
+             priority, state, attempts, max_attempts, run_at, fair_seq, created_at) ",
+        );
+        qb.push_values(chunk, |mut row, &(_, id, n)| {
+            let (_, _, history_task, _, max_attempts) = &schedules[n];
+            let task_type = match kind {
+                DueKind::Start => "start",
+                DueKind::History => history_task.as_deref().unwrap_or_default(),
+            };
+            row.push_bind(id)
+                .push_bind(task_type.to_owned())
+                .push_bind("null")
+                .push_bind(None::<String>)
+                .push_bind(dedupe)
+                .push_bind(1_i16)
+                .push_bind("available")
+                .push_bind(0_i32)
+                .push_bind(*max_attempts)
+                .push_bind(now)
+                .push_bind(frontier.unwrap_or(0))
+                .push_bind(now);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        inserted += qb.build().execute(&mut *conn).await?.rows_affected();
+    }
+    // Each account's next due time: one statement per schedule.
+    for (n, (_, start_every, _, history_every, _)) in schedules.iter().enumerate() {
+        let ids: Vec<i64> = due
+            .iter()
+            .filter(|&&(_, _, m)| m == n)
+            .map(|&(_, id, _)| id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let every = match kind {
+            DueKind::Start => *start_every,
+            DueKind::History => history_every.unwrap_or(*start_every),
+        };
+        sqlx::query(move_due)
+            .bind(now.saturating_add(every))
+            .bind(Value::from(ids).to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok((u64::try_from(due.len()).unwrap_or(u64::MAX), inserted))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
@@ -622,6 +746,8 @@ impl Store for SqliteStore {
                     StoreError::Database(e)
                 }
             })?;
+        // Due at once: the next claim looks for it.
+        self.due.reopen();
         self.user_integration_from_row(&row)
     }
 
@@ -727,6 +853,10 @@ impl Store for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        if status == UserIntegrationStatus::Active {
+            // A resumed account may be due: the next claim looks for it.
+            self.due.reopen();
+        }
         Ok(())
     }
 
@@ -873,8 +1003,20 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut tx = self.write_tx().await?;
+        // Due accounts the ticks left for the claims become jobs first.
+        if user_integration_id.is_some() || self.due.open(now) {
+            let wanted = u64::try_from(limit).unwrap_or(u64::MAX);
+            let (due_starts, _) =
+                enqueue_due_in(&mut tx, DueKind::Start, now, wanted, user_integration_id).await?;
+            let (due_histories, _) =
+                enqueue_due_in(&mut tx, DueKind::History, now, wanted, user_integration_id).await?;
+            if user_integration_id.is_none() {
+                self.due
+                    .looked(now, due_starts >= wanted || due_histories >= wanted);
+            }
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(SQL_CLAIM)
             .bind(worker)
             .bind(now.saturating_add(lease_ms))
@@ -1213,90 +1355,66 @@ impl Store for SqliteStore {
             .iter()
             .filter(|s| seen.insert(s.domain.as_str()))
             .collect();
-        let mut report = ScheduleReport::default();
-        if schedules.is_empty() {
-            return Ok(report);
-        }
         let mut tx = self.write_tx().await?;
 
-        // Starts: INSERT ... SELECT every due account, then move its due time.
-        let mut qb = QueryBuilder::<Sqlite>::new("WITH d(domain, every_ms, max_attempts) AS (");
-        push_start_values(&mut qb, &schedules);
-        qb.push(
-            ") INSERT INTO jobs (user_integration_id, task_type, payload, item_id, dedupe_key, \
-             priority, state, attempts, max_attempts, run_at, fair_seq, created_at) \
-             SELECT ui.id, 'start', 'null', NULL, 'start', 1, 'available', 0, d.max_attempts, ",
-        );
-        qb.push_bind(now)
-            .push(", COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), ");
-        qb.push_bind(now).push(
-            " FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain \
-             WHERE ui.status = 'active' AND (ui.next_start_at IS NULL OR ui.next_start_at <= ",
-        );
-        qb.push_bind(now)
-            .push(") ORDER BY ui.id ON CONFLICT DO NOTHING");
-        report.starts = qb.build().execute(&mut *tx).await?.rows_affected();
-
-        let mut qb = QueryBuilder::<Sqlite>::new("WITH d(domain, every_ms, max_attempts) AS (");
-        push_start_values(&mut qb, &schedules);
-        qb.push(") UPDATE user_integrations SET next_start_at = ")
-            .push_bind(now)
-            .push(
-                " + (SELECT d.every_ms FROM d WHERE d.domain = user_integrations.integration_domain) \
-                 WHERE status = 'active' AND integration_domain IN (SELECT domain FROM d) \
-                 AND (next_start_at IS NULL OR next_start_at <= ",
+        // The schedules as this tick sees them: other domains' rows go.
+        let domains: Vec<&str> = schedules.iter().map(|s| s.domain.as_str()).collect();
+        sqlx::query(
+            "DELETE FROM job_schedules
+             WHERE integration_domain NOT IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_array(&domains))
+        .execute(&mut *tx)
+        .await?;
+        for s in &schedules {
+            sqlx::query(
+                "INSERT INTO job_schedules (integration_domain, start_every_ms, history_task,
+                     history_every_ms, max_attempts)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (integration_domain) DO UPDATE SET
+                     start_every_ms = excluded.start_every_ms,
+                     history_task = excluded.history_task,
+                     history_every_ms = excluded.history_every_ms,
+                     max_attempts = excluded.max_attempts
+                 WHERE (start_every_ms, history_task, history_every_ms, max_attempts)
+                     IS NOT (excluded.start_every_ms, excluded.history_task,
+                             excluded.history_every_ms, excluded.max_attempts)",
             )
-            .push_bind(now)
-            .push(")");
-        qb.build().execute(&mut *tx).await?;
+            .bind(&s.domain)
+            .bind(s.start_every_ms)
+            .bind(s.history.as_ref().map(|(t, _)| t.as_str()))
+            .bind(s.history.as_ref().map(|(_, e)| *e))
+            .bind(s.max_attempts)
+            .execute(&mut *tx)
+            .await?;
+        }
 
-        // History checks, for the domains that have one.
-        let histories: Vec<(&DomainSchedule, &str, i64)> = schedules
-            .iter()
-            .filter_map(|s| {
-                s.history
-                    .as_ref()
-                    .map(|(t, every)| (*s, t.as_str(), *every))
-            })
-            .collect();
-        if !histories.is_empty() {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "WITH d(domain, task_type, every_ms, max_attempts) AS (",
-            );
-            push_history_values(&mut qb, &histories);
-            qb.push(
-                ") INSERT INTO jobs (user_integration_id, task_type, payload, item_id, \
-                 dedupe_key, priority, state, attempts, max_attempts, run_at, fair_seq, \
-                 created_at) \
-                 SELECT ui.id, d.task_type, 'null', NULL, 'history', 1, 'available', 0, \
-                 d.max_attempts, ",
-            );
-            qb.push_bind(now)
-                .push(", COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = 1), 0), ");
-            qb.push_bind(now).push(
-                " FROM user_integrations ui JOIN d ON d.domain = ui.integration_domain \
-                 WHERE ui.status = 'active' \
-                 AND (ui.next_history_at IS NULL OR ui.next_history_at <= ",
-            );
-            qb.push_bind(now)
-                .push(") ORDER BY ui.id ON CONFLICT DO NOTHING");
-            report.histories = qb.build().execute(&mut *tx).await?.rows_affected();
-
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "WITH d(domain, task_type, every_ms, max_attempts) AS (",
-            );
-            push_history_values(&mut qb, &histories);
-            qb.push(") UPDATE user_integrations SET next_history_at = ")
-                .push_bind(now)
-                .push(
-                    " + (SELECT d.every_ms FROM d \
-                     WHERE d.domain = user_integrations.integration_domain) \
-                     WHERE status = 'active' AND integration_domain IN (SELECT domain FROM d) \
-                     AND (next_history_at IS NULL OR next_history_at <= ",
-                )
-                .push_bind(now)
-                .push(")");
-            qb.build().execute(&mut *tx).await?;
+        let limit = TICK_ENQUEUE_LIMIT;
+        let (due_starts, starts) =
+            enqueue_due_in(&mut tx, DueKind::Start, now, limit, None).await?;
+        let (due_histories, histories) =
+            enqueue_due_in(&mut tx, DueKind::History, now, limit, None).await?;
+        let mut report = ScheduleReport {
+            starts,
+            histories,
+            left_to_claims: 0,
+        };
+        if due_starts >= limit || due_histories >= limit {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT
+                     (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui
+                          ON ui.integration_domain = s.integration_domain
+                      WHERE ui.status = 'active' AND ui.next_start_at <= ?1)
+                     + (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui
+                          ON ui.integration_domain = s.integration_domain
+                      WHERE s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL
+                        AND ui.status = 'active' AND ui.next_history_at <= ?1)",
+            )
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            report.left_to_claims = u64::try_from(left).unwrap_or(0);
+            self.due.reopen();
         }
         tx.commit().await?;
         Ok(report)
@@ -1400,36 +1518,6 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
-    }
-}
-
-fn push_start_values(qb: &mut QueryBuilder<Sqlite>, schedules: &[&DomainSchedule]) {
-    qb.push("VALUES ");
-    let mut sep = qb.separated(", ");
-    for s in schedules {
-        sep.push("(")
-            .push_bind_unseparated(s.domain.clone())
-            .push_unseparated(", ")
-            .push_bind_unseparated(s.start_every_ms)
-            .push_unseparated(", ")
-            .push_bind_unseparated(s.max_attempts)
-            .push_unseparated(")");
-    }
-}
-
-fn push_history_values(qb: &mut QueryBuilder<Sqlite>, histories: &[(&DomainSchedule, &str, i64)]) {
-    qb.push("VALUES ");
-    let mut sep = qb.separated(", ");
-    for (s, task_type, every) in histories {
-        sep.push("(")
-            .push_bind_unseparated(s.domain.clone())
-            .push_unseparated(", ")
-            .push_bind_unseparated(task_type.to_string())
-            .push_unseparated(", ")
-            .push_bind_unseparated(*every)
-            .push_unseparated(", ")
-            .push_bind_unseparated(s.max_attempts)
-            .push_unseparated(")");
     }
 }
 

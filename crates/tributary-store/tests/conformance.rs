@@ -86,6 +86,8 @@ conformance!(
     retry_dead_and_failed_jobs,
     schedule_due_enqueues_once_and_collapses_ticks,
     concurrent_schedulers_enqueue_exactly_once,
+    claims_take_the_due_accounts_a_tick_left,
+    a_tick_enqueues_at_most_its_limit,
     concurrent_claims_never_share_a_job,
     job_listing_counts_and_prune,
     unknown_ids_are_not_found,
@@ -1830,6 +1832,155 @@ async fn schedule_due_enqueues_once_and_collapses_ticks(ctx: &Ctx) {
     // No schedules: nothing to do.
     let r = ctx.store.schedule_due(&[], 2_000_000).await.unwrap();
     assert_eq!((r.starts, r.histories), (0, 0));
+}
+
+/// Accounts that became due after the last tick (linked, resumed) are turned into jobs
+/// by the claims, once; a scoped claim looks at its own account only; a domain the last
+/// tick did not name is no longer scheduled.
+async fn claims_take_the_due_accounts_a_tick_left(ctx: &Ctx) {
+    let (_, a) = account(ctx, "a", "slack").await;
+    // Before any tick the store knows no schedule: nothing becomes a job.
+    assert!(
+        ctx.store
+            .claim("w", 10, 60_000, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let r = ctx
+        .store
+        .schedule_due(&[slack_schedule()], 0)
+        .await
+        .unwrap();
+    assert_eq!((r.starts, r.histories, r.left_to_claims), (1, 0, 0));
+
+    // Linked after the tick: due at once, and the next claim takes its start.
+    let (_, b) = account(ctx, "b", "slack").await;
+    let (_, c) = account(ctx, "c", "slack").await;
+    let claimed = ctx
+        .store
+        .claim_scoped("w", 10, 60_000, 0, Some(b))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|j| (j.user_integration_id, j.task_type.as_str()))
+            .collect::<Vec<_>>(),
+        [(b, "start")],
+        "a scoped claim turns only its own account into a job"
+    );
+    // (A claim looks for due accounts at most every `DUE_CHECK_EVERY_MS`, but linking
+    // an account makes the next claim look.)
+    let claimed = ctx.store.claim("w", 10, 60_000, 1).await.unwrap();
+    let mut accounts: Vec<i64> = claimed.iter().map(|j| j.user_integration_id).collect();
+    accounts.sort_unstable();
+    assert_eq!(accounts, [a, c], "the tick's start of a, and c's start");
+    let start = claimed.iter().find(|j| j.user_integration_id == c).unwrap();
+    assert_eq!(
+        (
+            start.task_type.as_str(),
+            start.priority,
+            start.dedupe_key.as_deref(),
+            start.max_attempts
+        ),
+        ("start", 1, Some("start"), 4)
+    );
+    // Exactly once: neither the next tick nor a later claim enqueues them again before
+    // the interval.
+    let r = ctx
+        .store
+        .schedule_due(&[slack_schedule()], 1_000)
+        .await
+        .unwrap();
+    assert_eq!((r.starts, r.histories), (0, 0));
+    assert!(
+        ctx.store
+            .claim("w", 10, 60_000, 2_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut running = Vec::new();
+    for uid in [a, b, c] {
+        let jobs = jobs_of(ctx, uid, None).await;
+        assert_eq!(jobs.len(), 1);
+        running.push(completion(&jobs[0], 0, "slack", vec![]));
+    }
+    ctx.store.complete_jobs(&running, 3_000).await.unwrap();
+    // A paused account is not turned into a job; one interval later the others are.
+    ctx.store
+        .set_user_integration_status(c, UserIntegrationStatus::Paused, None)
+        .await
+        .unwrap();
+    let claimed = ctx.store.claim("w", 10, 60_000, 31_000).await.unwrap();
+    let mut accounts: Vec<i64> = claimed.iter().map(|j| j.user_integration_id).collect();
+    accounts.sort_unstable();
+    assert_eq!(accounts, [a, b]);
+    // A tick that no longer names slack ends its schedule.
+    ctx.store
+        .schedule_due(&[gmail_schedule()], 62_000)
+        .await
+        .unwrap();
+    assert!(
+        ctx.store
+            .claim("w", 10, 60_000, 200_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A tick over more due accounts than [`TICK_ENQUEUE_LIMIT`] enqueues that many, the
+/// most overdue first, and leaves the rest to the claims, which take each once.
+async fn a_tick_enqueues_at_most_its_limit(ctx: &Ctx) {
+    let limit = usize::try_from(tributary_store::TICK_ENQUEUE_LIMIT).unwrap();
+    let total = limit + 7;
+    let mut accounts = Vec::with_capacity(total);
+    for i in 0..total {
+        accounts.push(account(ctx, &format!("u{i}"), "slack").await.1);
+    }
+    let r = ctx
+        .store
+        .schedule_due(&[slack_schedule()], 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.starts, r.histories, r.left_to_claims),
+        (tributary_store::TICK_ENQUEUE_LIMIT, 0, 7)
+    );
+    let queued: i64 = ctx
+        .store
+        .job_counts(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(queued, i64::try_from(limit).unwrap());
+    // The claims take the queued starts and the 7 left, each once.
+    let mut started = std::collections::HashSet::new();
+    loop {
+        let claimed = ctx.store.claim("w", 256, 60_000, 5).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        for job in claimed {
+            assert_eq!(job.task_type, "start");
+            assert!(
+                started.insert(job.user_integration_id),
+                "account {} started twice",
+                job.user_integration_id
+            );
+        }
+    }
+    assert_eq!(started.len(), total);
+    let r = ctx
+        .store
+        .schedule_due(&[slack_schedule()], 10)
+        .await
+        .unwrap();
+    assert_eq!((r.starts, r.histories, r.left_to_claims), (0, 0, 0));
 }
 
 async fn concurrent_schedulers_enqueue_exactly_once(ctx: &Ctx) {

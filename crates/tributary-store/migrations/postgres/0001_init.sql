@@ -22,17 +22,23 @@ CREATE TABLE user_integrations (
     last_error         TEXT,
     created_at         TIMESTAMPTZ NOT NULL,
     updated_at         TIMESTAMPTZ NOT NULL,
-    -- When the next scheduled `start` / history job is due (epoch ms); NULL = now.
-    next_start_at      BIGINT,
-    next_history_at    BIGINT
--- Room on each page, so the updates every tick and every commit make (next due times,
--- last sync, sync state: none of them indexed) stay on the page without touching the
--- indexes (heap-only tuples).
+    -- When the next scheduled `start` / history job is due (epoch ms; 0 = now). An
+    -- account that is due is a pending job of its own: the scheduler's tick and every
+    -- claim turn due accounts into jobs (see `job_schedules`).
+    next_start_at      BIGINT NOT NULL DEFAULT 0,
+    next_history_at    BIGINT NOT NULL DEFAULT 0
+-- Room on each page, so the updates every commit makes (last sync, sync state: not
+-- indexed) stay on the page without touching the indexes (heap-only tuples).
 ) WITH (fillfactor = 70);
 CREATE INDEX user_integrations_user_idx ON user_integrations (user_id);
 CREATE INDEX user_integrations_domain_idx ON user_integrations (integration_domain, status);
 -- Claim: the few accounts whose jobs must not run (paused, needing re-auth, ...).
 CREATE INDEX user_integrations_inactive_idx ON user_integrations (id) WHERE status <> 'active';
+-- Due accounts, most overdue first, per domain.
+CREATE INDEX user_integrations_start_due_idx
+    ON user_integrations (integration_domain, next_start_at) WHERE status = 'active';
+CREATE INDEX user_integrations_history_due_idx
+    ON user_integrations (integration_domain, next_history_at) WHERE status = 'active';
 
 CREATE TABLE user_integration_content (
     id                  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -117,4 +123,14 @@ CREATE TABLE job_fair_counters (
 CREATE TABLE job_fair_frontier (
     priority SMALLINT PRIMARY KEY,
     seq      BIGINT   NOT NULL
+);
+
+-- The schedule of each registered integration, as the last scheduler tick saw it; the
+-- claims read it to turn due accounts into `start` and history jobs.
+CREATE TABLE job_schedules (
+    integration_domain TEXT    PRIMARY KEY,
+    start_every_ms     BIGINT  NOT NULL,
+    history_task       TEXT,
+    history_every_ms   BIGINT,
+    max_attempts       INTEGER NOT NULL
 );

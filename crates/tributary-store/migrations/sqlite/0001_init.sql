@@ -23,14 +23,21 @@ CREATE TABLE user_integrations (
     last_error         TEXT,
     created_at         TEXT    NOT NULL,
     updated_at         TEXT    NOT NULL,
-    -- When the next scheduled `start` / history job is due (epoch ms); NULL = now.
-    next_start_at      INTEGER,
-    next_history_at    INTEGER
+    -- When the next scheduled `start` / history job is due (epoch ms; 0 = now). An
+    -- account that is due is a pending job of its own: the scheduler's tick and every
+    -- claim turn due accounts into jobs (see `job_schedules`).
+    next_start_at      INTEGER NOT NULL DEFAULT 0,
+    next_history_at    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX user_integrations_user_idx ON user_integrations (user_id);
 CREATE INDEX user_integrations_domain_idx ON user_integrations (integration_domain, status);
 -- Claim: the few accounts whose jobs must not run (paused, needing re-auth, ...).
 CREATE INDEX user_integrations_inactive_idx ON user_integrations (id) WHERE status <> 'active';
+-- Due accounts, most overdue first, per domain.
+CREATE INDEX user_integrations_start_due_idx
+    ON user_integrations (integration_domain, next_start_at) WHERE status = 'active';
+CREATE INDEX user_integrations_history_due_idx
+    ON user_integrations (integration_domain, next_history_at) WHERE status = 'active';
 
 CREATE TABLE user_integration_content (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -104,4 +111,14 @@ CREATE TABLE job_fair_counters (
 CREATE TABLE job_fair_frontier (
     priority INTEGER PRIMARY KEY,
     seq      INTEGER NOT NULL
+);
+
+-- The schedule of each registered integration, as the last scheduler tick saw it; the
+-- claims read it to turn due accounts into `start` and history jobs.
+CREATE TABLE job_schedules (
+    integration_domain TEXT    PRIMARY KEY,
+    start_every_ms     INTEGER NOT NULL,
+    history_task       TEXT,
+    history_every_ms   INTEGER,
+    max_attempts       INTEGER NOT NULL
 );
