@@ -254,9 +254,9 @@ pub struct PgStore {
 /// Without statistics PostgreSQL takes a table for a few hundred rows. On a queue grown
 /// to 100,000 jobs it then claimed by sorting every available job (90 ms per claim), and
 /// `content_exists` scanned an account's whole content instead of its unique index. So
-/// rows written are counted, and `ANALYZE` runs in the background each time the count
-/// doubles (at most every 50,000 rows later on): a handful of runs per backfill, each
-/// sampling at most 30,000 rows.
+/// rows written are counted, and `ANALYZE` runs in the background once 5,000 were
+/// written, then each time the count doubles (at most every 50,000 rows later on): a
+/// handful of runs per backfill, each sampling at most 30,000 rows.
 #[derive(Debug, Default)]
 struct StatsRefresh {
     written: AtomicU64,
@@ -272,7 +272,7 @@ const SQL_ANALYZE: &str = "ANALYZE jobs, job_schedules, \
      user_integrations (user_id, integration_domain, status, next_start_at, next_history_at)";
 
 /// The first refresh comes after this many written rows.
-const ANALYZE_FIRST: u64 = 1_000;
+const ANALYZE_FIRST: u64 = 5_000;
 /// Later refreshes come at least this often (in written rows).
 const ANALYZE_EVERY_AT_MOST: u64 = 50_000;
 

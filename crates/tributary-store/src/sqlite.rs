@@ -94,8 +94,8 @@ const SQL_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE
 /// It walks `jobs_claim_idx` in order and stops at the limit, whatever the queue's
 /// length: the few accounts whose jobs must wait (paused, needing re-auth, ...) come
 /// from their own partial index. Both indexes are named (`INDEXED BY`): without
-/// statistics SQLite's planner picks `jobs_state_idx` and sorts every available job, as
-/// the join on the account this replaces did (34 ms a claim at 50,000 queued).
+/// statistics SQLite's planner may prefer another index and sort every available job,
+/// as the join on the account this replaces did (34 ms a claim at 50,000 queued).
 const SQL_CLAIM: &str = concat!(
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?1, \
      lease_expires_at = ?2 \

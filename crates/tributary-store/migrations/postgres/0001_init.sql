@@ -108,7 +108,8 @@ CREATE INDEX jobs_pending_item_idx ON jobs (user_integration_id, item_id)
     WHERE item_id IS NOT NULL AND state IN ('available', 'running');
 -- Listings and counts per account.
 CREATE INDEX jobs_account_state_idx ON jobs (user_integration_id, state, priority);
-CREATE INDEX jobs_state_idx ON jobs (state, priority);
+-- (No index on state alone: queue-wide counts and listings are for operators and scan;
+-- every job's insert, claim and completion would otherwise write one more entry.)
 -- Pruning.
 CREATE INDEX jobs_completed_idx ON jobs (finished_at) WHERE state = 'completed';
 
