@@ -39,6 +39,8 @@ use crate::{
 
 /// SQLite's default limit on bound parameters is 32766; stay well below it.
 const MAX_BINDS: usize = 10_000;
+/// The most document bytes one multi-row content insert carries.
+const INSERT_BYTES: usize = 1 << 20;
 
 macro_rules! job_columns {
     () => {
@@ -499,8 +501,23 @@ async fn write_content_in(
         reports[r.job].updated += 1;
     }
     // The write transaction is the only writer: none of these can have appeared since
-    // the read above, so every row inserts.
-    for chunk in new_rows.chunks(chunk_rows(10, MAX_BINDS)) {
+    // the read above, so every row inserts. A statement carries at most
+    // `INSERT_BYTES` of documents (the bound copies of a whole batch of large
+    // messages would otherwise all be alive at once).
+    let max_rows = chunk_rows(10, MAX_BINDS);
+    let mut chunks: Vec<&[&ContentRow<'_>]> = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in new_rows.iter().enumerate() {
+        if i > start && (i - start >= max_rows || bytes + r.item.text.len() > INSERT_BYTES) {
+            chunks.push(&new_rows[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += r.item.text.len();
+    }
+    if start < new_rows.len() {
+        chunks.push(&new_rows[start..]);
+    }
+    for chunk in chunks {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO user_integration_content (user_id, user_integration_id, \
              integration_domain, external_id, external_timestamp, content, content_size, \
