@@ -565,25 +565,33 @@ async fn soft_delete_in(
     .rows_affected())
 }
 
+/// One row of `job_schedules`: domain, start interval, history task and interval,
+/// attempts.
+type Schedule = (String, i64, Option<String>, Option<i64>, i32);
+
+/// The schedules the last tick recorded, read once per look for due accounts.
+async fn schedules_in(conn: &mut SqliteConnection) -> Result<Vec<Schedule>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT integration_domain, start_every_ms, history_task, history_every_ms,
+             max_attempts
+         FROM job_schedules ORDER BY integration_domain",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 /// Turns up to `limit` due accounts into jobs of `kind`, most overdue first, inside the
 /// caller's write transaction; `scope` limits it to one account. Returns how many
 /// accounts were due (at most `limit`) and how many jobs were inserted (an account with
 /// one still pending gets none: its due time moves all the same).
 async fn enqueue_due_in(
     conn: &mut SqliteConnection,
+    schedules: &[Schedule],
     kind: DueKind,
     now: Millis,
     limit: u64,
     scope: Option<i64>,
 ) -> Result<(u64, u64), StoreError> {
-    type Schedule = (String, i64, Option<String>, Option<i64>, i32);
-    let schedules: Vec<Schedule> = sqlx::query_as(
-        "SELECT integration_domain, start_every_ms, history_task, history_every_ms,
-             max_attempts
-         FROM job_schedules ORDER BY integration_domain",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
     let (select_due, move_due, dedupe) = match kind {
         DueKind::Start => (
             "SELECT id, next_start_at FROM user_integrations
@@ -1024,10 +1032,25 @@ impl Store for SqliteStore {
         // Due accounts the ticks left for the claims become jobs first.
         if user_integration_id.is_some() || self.due.open(now) {
             let wanted = u64::try_from(limit).unwrap_or(u64::MAX);
-            let (due_starts, _) =
-                enqueue_due_in(&mut tx, DueKind::Start, now, wanted, user_integration_id).await?;
-            let (due_histories, _) =
-                enqueue_due_in(&mut tx, DueKind::History, now, wanted, user_integration_id).await?;
+            let schedules = schedules_in(&mut tx).await?;
+            let (due_starts, _) = enqueue_due_in(
+                &mut tx,
+                &schedules,
+                DueKind::Start,
+                now,
+                wanted,
+                user_integration_id,
+            )
+            .await?;
+            let (due_histories, _) = enqueue_due_in(
+                &mut tx,
+                &schedules,
+                DueKind::History,
+                now,
+                wanted,
+                user_integration_id,
+            )
+            .await?;
             if user_integration_id.is_none() {
                 self.due
                     .looked(now, due_starts >= wanted || due_histories >= wanted);
@@ -1407,10 +1430,11 @@ impl Store for SqliteStore {
         }
 
         let limit = TICK_ENQUEUE_LIMIT;
+        let schedules = schedules_in(&mut tx).await?;
         let (due_starts, starts) =
-            enqueue_due_in(&mut tx, DueKind::Start, now, limit, None).await?;
+            enqueue_due_in(&mut tx, &schedules, DueKind::Start, now, limit, None).await?;
         let (due_histories, histories) =
-            enqueue_due_in(&mut tx, DueKind::History, now, limit, None).await?;
+            enqueue_due_in(&mut tx, &schedules, DueKind::History, now, limit, None).await?;
         let mut report = ScheduleReport {
             starts,
             histories,
