@@ -13,6 +13,7 @@
 //! | [`edit_during_fetch`] | an edit made while the item's fetch is in flight is not lost |
 //! | [`expired_cursor_falls_back`] | an expired cursor falls back, converges, and a fresh cursor works |
 //! | [`token_expiry_mid_sync`] | an access token that expires mid-sync is refreshed |
+//! | [`token_reuse`] | twice the full-sync items at 16 workers, tokens expiring halfway: at most 2 token requests |
 //! | [`faults_converge`] | 5% 429 and 5% 5xx: everything still converges |
 //! | [`revoked_credentials_need_reauth`] | `needs_reauth`, jobs wait, resume after re-authorization |
 //! | [`convergence`] | 20 rounds of random changes: the database equals the truth |
@@ -550,6 +551,41 @@ pub async fn expired_cursor_falls_back<S: ConformanceSubject>(h: Harness) {
     h.assert_matches_truth(&subject, ui, "after changes on the fresh cursor")
         .await;
 }
+
+/// One account's jobs share its access token: a sync of twice the full-sync items at
+/// [`TOKEN_REUSE_WORKERS`] workers, with every token expiring halfway, asks the token
+/// endpoint at most twice: once at the start, once after the expiry (the goal is one
+/// token per hour of sync per account, plus one per process start).
+pub async fn token_reuse<S: ConformanceSubject>(h: Harness) {
+    let items = S::FULL_SYNC_ITEMS * 2;
+    let subject = S::start(items, 11).await;
+    let ui = h.link(&subject, "conformance-user").await.id;
+    // Linking validated the credentials (one token, not stored): count the sync alone.
+    subject.reset_counters();
+    let before = subject.tokens_issued();
+    // Halfway through, every access token expires (as after an hour of sync): the jobs
+    // in flight then, each holding the old token, must share one new token too.
+    let halfway = u64::try_from(items / 2).unwrap_or(u64::MAX);
+    assert!(
+        subject.expire_tokens_after_calls(halfway),
+        "the subject has no expiring tokens: leave token_reuse out of its scenarios"
+    );
+    let engine = h.engine(TOKEN_REUSE_WORKERS);
+    h.sync(&engine, ui).await;
+    h.assert_no_failed_jobs(ui).await;
+    h.assert_matches_truth(&subject, ui, "after the sync").await;
+    let issued = subject.tokens_issued() - before;
+    let fetches = subject.fetch_calls();
+    assert!(
+        issued <= 2,
+        "the token endpoint was asked {issued} times for {fetches} item fetches of one \
+         account: its jobs must share one access token"
+    );
+}
+
+/// Workers of the token-reuse sync: enough jobs of one account at once that tokens
+/// not shared would be asked for many times.
+pub const TOKEN_REUSE_WORKERS: usize = 16;
 
 /// Access tokens expire in the middle of a backfill, and again before a history
 /// check: the integration refreshes and carries on; nothing is missing, the account

@@ -26,6 +26,7 @@ conformance_tests!(GmailSubject;
     deletion_soft_deletes,
     expired_cursor_falls_back,
     token_expiry_mid_sync,
+    token_reuse,
     faults_converge,
     revoked_credentials_need_reauth,
     convergence,

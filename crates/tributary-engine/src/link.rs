@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::integration::NothingExists;
+use tributary_sdk::oauth::TokenCache;
 use tributary_sdk::{Credentials, IntegrationContext, IntegrationError, Registry, UnknownDomain};
 use tributary_store::{NewUserIntegration, Store, StoreError, UserIntegration};
 
@@ -68,6 +69,7 @@ pub async fn validate_credentials(
         sync_state: Map::new(),
         content_exists: Arc::new(NothingExists),
         http: HttpClient::new().map_err(rejected)?,
+        tokens: TokenCache::new(),
     };
     let mut integration = (registration.construct)(context).map_err(rejected)?;
     let result = match integration.initialize().await {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 use tributary_sdk::http::HttpClient;
+use tributary_sdk::oauth::TokenCache;
 use tributary_sdk::{
     ContentExists, IntegrationContext, IntegrationError, LOWEST_PRIORITY, Registration, Registry,
     Task, TaskResult,
@@ -80,6 +81,8 @@ struct Inner {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     http: HttpClient,
+    /// Access tokens shared by the jobs of each account (OAuth grant) in this process.
+    tokens: TokenCache,
     gates: DomainGates,
     /// Who runs next among the claimed jobs (priority-aware, with the per-account cap).
     gate: WorkerGate,
@@ -137,6 +140,7 @@ impl Engine {
                 config,
                 clock,
                 http,
+                tokens: TokenCache::new(),
                 gates,
                 gate,
                 claimed_seq: std::sync::atomic::AtomicU64::new(0),
@@ -691,6 +695,7 @@ impl Engine {
                 user_integration_id: account.id,
             }),
             http,
+            tokens: inner.tokens.clone(),
         };
         let mut integration = (registration.construct)(context)?;
         let result = match integration.initialize().await {

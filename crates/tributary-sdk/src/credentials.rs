@@ -54,6 +54,11 @@ impl Credentials {
         self.0.insert(field.into(), value.into());
     }
 
+    /// Removes a field, if present.
+    pub fn remove(&mut self, field: &str) {
+        self.0.remove(field);
+    }
+
     /// The underlying JSON object (for the store, which encrypts it).
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.0

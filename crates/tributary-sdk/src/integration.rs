@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::http::HttpClient;
+use crate::oauth::TokenCache;
 use crate::{Credentials, IntegrationError, Task, TaskResult};
 
 /// One integration instance, living for one job.
@@ -78,6 +79,9 @@ pub struct IntegrationContext {
     pub content_exists: Arc<dyn ContentExists>,
     /// An HTTP client sharing the engine's connection pool and per-domain rate limit.
     pub http: HttpClient,
+    /// The process's access tokens, shared by the jobs of each OAuth grant (see
+    /// [`crate::oauth::BearerSession`]).
+    pub tokens: TokenCache,
 }
 
 impl std::fmt::Debug for IntegrationContext {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::{Map, Value};
 use tributary_sdk::chrono::{DateTime, Utc};
 use tributary_sdk::http::HttpClient;
+use tributary_sdk::oauth::TokenCache;
 use tributary_sdk::{
     ContentExists, Credentials, IntegrationContext, IntegrationError, Output, Registration, Task,
     TaskResult,
@@ -183,6 +184,8 @@ pub struct Driver {
     sync_state: Map<String, Value>,
     content: Arc<MemoryContent>,
     http: HttpClient,
+    /// Shared by the driver's jobs, as the engine shares it between an account's jobs.
+    tokens: TokenCache,
     queue: VecDeque<Task>,
     produced: HashMap<String, u32>,
     runs_by_type: HashMap<String, u64>,
@@ -212,6 +215,7 @@ impl Driver {
             sync_state: Map::new(),
             content: Arc::new(MemoryContent::default()),
             http: HttpClient::new()?,
+            tokens: TokenCache::new(),
             queue: VecDeque::new(),
             produced: HashMap::new(),
             runs_by_type: HashMap::new(),
@@ -278,6 +282,7 @@ impl Driver {
             sync_state: self.sync_state.clone(),
             content_exists: self.content.clone(),
             http: self.http.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 

@@ -7,14 +7,15 @@
 //! it knows nothing about tasks or storage.
 //!
 //! # Access tokens
-//! Requests carry a bearer access token. The client starts with the stored one, if
-//! any. When there is none, or the API refuses it with 401, the client runs the
-//! refresh-token grant and retries the request once. It refreshes at most once per
-//! instance (one job): a token that is refused right after being issued means the grant
-//! itself is no longer good, so the 401 becomes an auth error rather than a loop. The
-//! refreshed token is kept ([`GmailClient::refreshed_token`]) so that the integration
-//! persists it, and a rotated refresh token, with the task's result; the next job then
-//! reuses it instead of paying a token round trip.
+//! Requests carry a bearer access token from a [`BearerSession`]: the token the
+//! account's jobs in this process share while it is valid, else the stored one, else a
+//! fresh one from the refresh-token grant (one job asks; the others wait for it). When
+//! the API refuses a token with 401, the client retries the request once with a newer
+//! token (another job's, or its own refresh). It refreshes at most once per instance
+//! (one job): a token that is refused right after being issued means the grant itself
+//! is no longer good, so the 401 becomes an auth error rather than a loop. A refreshed
+//! token is kept ([`GmailClient::refreshed_token`]) so that the integration persists
+//! it, and a rotated refresh token, with the task's result.
 //!
 //! # Errors
 //! Google explains a failure in its body, `{"error": {"code", "message", "errors":
@@ -35,7 +36,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use tributary_sdk::IntegrationError;
 use tributary_sdk::http::{HttpClient, HttpResponse, classify_status};
-use tributary_sdk::oauth::{AccessToken, RefreshTokenGrant};
+use tributary_sdk::oauth::{AccessToken, BearerSession};
 use url::Url;
 
 /// Where the Gmail API lives, unless the `baseUrl` setting says otherwise.
@@ -64,34 +65,21 @@ const RATE_LIMIT_REASONS: [&str; 4] = [
 ];
 
 /// A Gmail API client for the authenticated user (`userId=me`), living for one job.
+#[derive(Debug)]
 pub struct GmailClient {
     http: HttpClient,
     /// `{baseUrl}gmail/v1/users/me/`, the prefix of every method's path.
     users_me: Url,
-    grant: RefreshTokenGrant,
-    access_token: Option<String>,
-    refreshed: Option<AccessToken>,
-}
-
-impl std::fmt::Debug for GmailClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GmailClient")
-            .field("users_me", &self.users_me.as_str())
-            .field("grant", &self.grant)
-            .field("has_access_token", &self.access_token.is_some())
-            .finish_non_exhaustive()
-    }
+    session: BearerSession,
 }
 
 impl GmailClient {
     /// A client for the API at `base_url` (`https://gmail.googleapis.com/` in
-    /// production, a loopback fake in tests), starting with `access_token` if one is
-    /// stored.
+    /// production, a loopback fake in tests), authorized by `session`.
     pub fn new(
         http: HttpClient,
         base_url: &str,
-        grant: RefreshTokenGrant,
-        access_token: Option<String>,
+        session: BearerSession,
     ) -> Result<GmailClient, IntegrationError> {
         let users_me = parse_base_url(base_url)?
             .join("gmail/v1/users/me/")
@@ -101,35 +89,14 @@ impl GmailClient {
         Ok(GmailClient {
             http,
             users_me,
-            grant,
-            access_token: access_token.filter(|t| !t.is_empty()),
-            refreshed: None,
+            session,
         })
-    }
-
-    /// Exchanges the refresh token for a new access token.
-    pub async fn refresh_access_token(&mut self) -> Result<(), IntegrationError> {
-        let token = self
-            .grant
-            .refresh(&self.http)
-            .await
-            .map_err(|e| e.context("failed to refresh the gmail access token"))?;
-        tracing::debug!(
-            rotated = token.rotated_refresh_token.is_some(),
-            "refreshed gmail access token"
-        );
-        if let Some(rotated) = &token.rotated_refresh_token {
-            self.grant.refresh_token = rotated.clone();
-        }
-        self.access_token = Some(token.access_token.clone());
-        self.refreshed = Some(token);
-        Ok(())
     }
 
     /// The token this instance obtained by refreshing, if it refreshed: credentials to
     /// persist.
     pub fn refreshed_token(&self) -> Option<&AccessToken> {
-        self.refreshed.as_ref()
+        self.session.refreshed()
     }
 
     /// `users.getProfile`: the mailbox's current history id.
@@ -230,23 +197,33 @@ impl GmailClient {
         response.json().map(Some).map_err(context)
     }
 
-    /// GETs `url` with the access token, refreshing it (once) when there is none or
-    /// the API refuses it.
+    /// GETs `url` with the access token, retrying once with a newer token when the
+    /// API refuses it.
     async fn get_authorized(&mut self, url: &Url) -> Result<HttpResponse, IntegrationError> {
-        if self.access_token.is_none() {
-            self.refresh_access_token().await?;
-        }
-        let response = self.send_get(url).await?;
-        if response.status.as_u16() != 401 || self.refreshed.is_some() {
+        let refresh_failed =
+            |e: IntegrationError| e.context("failed to refresh the gmail access token");
+        let token = self
+            .session
+            .access_token(&self.http)
+            .await
+            .map_err(refresh_failed)?;
+        let response = self.send_get(url, &token).await?;
+        if response.status.as_u16() != 401 {
             return Ok(response);
         }
-        tracing::debug!("gmail refused the stored access token; refreshing it");
-        self.refresh_access_token().await?;
-        self.send_get(url).await
+        tracing::debug!("gmail refused the access token; retrying with a newer one");
+        match self
+            .session
+            .token_rejected(&self.http, &token)
+            .await
+            .map_err(refresh_failed)?
+        {
+            Some(newer) => self.send_get(url, &newer).await,
+            None => Ok(response),
+        }
     }
 
-    async fn send_get(&self, url: &Url) -> Result<HttpResponse, IntegrationError> {
-        let token = self.access_token.as_deref().unwrap_or_default();
+    async fn send_get(&self, url: &Url, token: &str) -> Result<HttpResponse, IntegrationError> {
         self.http
             .send(self.http.get(url.clone()).bearer_auth(token))
             .await
@@ -468,17 +445,24 @@ pub struct HistoryMessage {
 mod tests {
     use super::*;
 
-    fn grant() -> RefreshTokenGrant {
-        RefreshTokenGrant {
+    use tributary_sdk::oauth::{RefreshTokenGrant, StoredToken, TokenCache};
+
+    fn session(access_token: Option<&str>) -> BearerSession {
+        let grant = RefreshTokenGrant {
             token_url: DEFAULT_TOKEN_URL.into(),
             client_id: "id".into(),
             client_secret: "secret".into(),
             refresh_token: "refresh".into(),
-        }
+        };
+        let stored = access_token.map(|t| StoredToken {
+            access_token: t.into(),
+            expires_at: None,
+        });
+        BearerSession::new(&TokenCache::new(), grant, stored)
     }
 
     fn client(base_url: &str) -> Result<GmailClient, IntegrationError> {
-        GmailClient::new(HttpClient::new()?, base_url, grant(), None)
+        GmailClient::new(HttpClient::new()?, base_url, session(None))
     }
 
     #[test]
@@ -513,8 +497,7 @@ mod tests {
         let c = GmailClient::new(
             HttpClient::new().unwrap(),
             DEFAULT_BASE_URL,
-            grant(),
-            Some("access-secret".into()),
+            session(Some("access-secret")),
         )
         .unwrap();
         let printed = format!("{c:?}");

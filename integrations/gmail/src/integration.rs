@@ -23,14 +23,18 @@
 //! downloading what is unknown, then stores a fresh cursor.
 //!
 //! # Tokens
-//! The client refreshes the access token lazily (none stored, or refused with 401).
-//! When it did, the task's result carries the updated credentials (the new access
-//! token, and the new refresh token if Google rotated it) for the engine to persist.
+//! The account's jobs in one process share an access token through the SDK's
+//! [`BearerSession`]: it is refreshed when there is none, shortly before it expires, or
+//! when Gmail refuses it with 401, by one job while the others wait. The job that
+//! refreshed returns the updated credentials (the new access token and its expiry, and
+//! the new refresh token if Google rotated it) for the engine to persist, also when it
+//! fails afterwards.
 
 use std::collections::{BTreeMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tributary_sdk::oauth::RefreshTokenGrant;
+use tributary_sdk::oauth::{BearerSession, RefreshTokenGrant, StoredToken};
 use tributary_sdk::{
     Credentials, Integration, IntegrationContext, IntegrationError, MAX_EMPTY_PAGES, Output, Task,
     TaskResult,
@@ -39,6 +43,13 @@ use tributary_sdk::{
 use crate::client::{DEFAULT_BASE_URL, DEFAULT_TOKEN_URL, GmailClient, History, MAX_PAGE_SIZE};
 use crate::mapping;
 use crate::task::GmailTask;
+
+/// The credential field holding the current access token.
+pub const ACCESS_TOKEN: &str = "accessToken";
+
+/// The credential field holding when [`ACCESS_TOKEN`] expires (RFC 3339), so a process
+/// that starts after it does not send it only to be refused.
+pub const ACCESS_TOKEN_EXPIRES_AT: &str = "accessTokenExpiresAt";
 
 /// The sync-state key of the Gmail history cursor.
 pub const LAST_HISTORY_ID: &str = "lastHistoryId";
@@ -75,11 +86,19 @@ impl GmailIntegration {
             client_secret: credentials.require("clientSecret")?.to_owned(),
             refresh_token: credentials.require("refreshToken")?.to_owned(),
         };
+        let stored = credentials.get(ACCESS_TOKEN).map(|token| StoredToken {
+            access_token: token.to_owned(),
+            // An unreadable expiry is treated as unknown: the token is tried, and a 401
+            // refreshes it.
+            expires_at: credentials
+                .get(ACCESS_TOKEN_EXPIRES_AT)
+                .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                .map(|at| at.with_timezone(&Utc)),
+        });
         let client = GmailClient::new(
             ctx.http.clone(),
             ctx.setting("baseUrl").unwrap_or(DEFAULT_BASE_URL),
-            grant,
-            credentials.get("accessToken").map(str::to_owned),
+            BearerSession::new(&ctx.tokens, grant, stored),
         )?;
         let first_page = page_size(&ctx.settings, "pageSize", DEFAULT_PAGE_SIZE)?;
         let backfill_page = page_size(
@@ -241,7 +260,11 @@ impl GmailIntegration {
     fn refreshed_credentials(&self) -> Option<Credentials> {
         let token = self.client.refreshed_token()?;
         let mut credentials = self.ctx.credentials.clone();
-        credentials.set("accessToken", token.access_token.clone());
+        credentials.set(ACCESS_TOKEN, token.access_token.clone());
+        match token.expires_at {
+            Some(at) => credentials.set(ACCESS_TOKEN_EXPIRES_AT, at.to_rfc3339()),
+            None => credentials.remove(ACCESS_TOKEN_EXPIRES_AT),
+        }
         if let Some(rotated) = &token.rotated_refresh_token {
             credentials.set("refreshToken", rotated.clone());
         }

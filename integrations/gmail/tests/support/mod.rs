@@ -101,6 +101,7 @@ pub fn context_with_settings(
         sync_state: object(sync_state),
         content_exists: known,
         http: HttpClient::new().unwrap(),
+        tokens: tributary_sdk::oauth::TokenCache::new(),
     }
 }
 
