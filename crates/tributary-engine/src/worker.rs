@@ -751,15 +751,19 @@ impl Engine {
                 run_at: now,
             });
         }
-        let (outputs, failed): (Vec<_>, Vec<_>) =
-            result.outputs.into_iter().partition(|o| o.is_success());
-        for output in &failed {
-            warn!(external_id = %output.id, code = output.code, "item failed; not stored");
-        }
         let limit = self.inner.config.max_content_bytes;
-        let outputs = outputs
+        let mut failed = 0u64;
+        let outputs = result
+            .outputs
             .into_iter()
-            .map(|output| cap_content(output, limit))
+            .map(|output| {
+                if output.is_success() {
+                    cap_content(output, limit)
+                } else {
+                    failed += 1;
+                    failure_marker(output, limit)
+                }
+            })
             .collect();
         Ok((
             JobCompletion {
@@ -772,7 +776,7 @@ impl Engine {
                 sync_state_patch: result.sync_state,
                 credentials: result.credentials,
             },
-            failed.len() as u64,
+            failed,
         ))
     }
 }
@@ -804,6 +808,23 @@ fn forget(ids: &[i64], held: &mut HashMap<i64, Held>, finished: &mut HashSet<i64
         held.remove(id);
         finished.remove(id);
     }
+}
+
+/// The stored form of an item the integration could not fetch or decode (a non-2xx
+/// [`Output`](tributary_sdk::Output)): a marker with the code and what the integration
+/// said, so the item is known (a listing does not queue it again and again), a reader
+/// sees why it has no content, and the rest of the page is stored as usual.
+fn failure_marker(output: tributary_sdk::Output, limit: usize) -> tributary_sdk::Output {
+    warn!(external_id = %output.id, code = output.code, "item failed; storing a failure marker");
+    let marker = tributary_sdk::serde_json::json!({
+        "failed": true,
+        "code": output.code,
+        "error": output.content,
+    });
+    cap_content(
+        tributary_sdk::Output::item(output.id, output.timestamp, marker),
+        limit,
+    )
 }
 
 /// Replaces content larger than `limit` bytes (as JSON) by a marker saying so.

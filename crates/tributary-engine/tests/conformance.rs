@@ -28,6 +28,8 @@ on_both_backends!(
     bad_tasks_fail_permanently_with_clear_errors,
     graceful_shutdown_commits_what_finished,
     credentials_refreshed_before_a_failure_are_kept,
+    a_panic_fails_only_its_job,
+    undecodable_items_are_stored_as_markers,
 );
 
 /// (a) 10,000 items, 50 per page, sync to exactly 10,000 rows; a second sync with
@@ -560,6 +562,141 @@ async fn credentials_refreshed_before_a_failure_are_kept(h: Harness) {
         h.jobs(ui.id, JobState::Available).await.len(),
         1,
         "the job retries"
+    );
+}
+
+/// An integration whose `start` queues a fetch of each of `ITEMS` items; a fetch
+/// stores the item, except that `POISON` panics and `UNDECODABLE` reports a failed
+/// output (content the integration could not decode).
+struct Poisoned;
+
+impl Poisoned {
+    const ITEMS: usize = 1_000;
+    const POISON: &str = "item-537";
+    const UNDECODABLE: &str = "item-42";
+
+    fn registry() -> std::sync::Arc<tributary_sdk::Registry> {
+        let registration = tributary_sdk::Registration::new(
+            "test/manifest.json",
+            r#"{"domain": "poisoned", "name": "Poisoned", "version": "1",
+                "taskTypes": ["start", "fetch"]}"#,
+            |_| Ok(Box::new(Poisoned)),
+        );
+        std::sync::Arc::new(tributary_sdk::Registry::new([registration]).expect("registry"))
+    }
+}
+
+#[tributary_sdk::async_trait]
+impl tributary_sdk::Integration for Poisoned {
+    async fn validate_authentication(&mut self) -> Result<(), tributary_sdk::IntegrationError> {
+        Ok(())
+    }
+
+    async fn run_task(
+        &mut self,
+        task: &Task,
+    ) -> Result<tributary_sdk::TaskResult, tributary_sdk::IntegrationError> {
+        let mut result = tributary_sdk::TaskResult::new();
+        match task.item_id.as_deref() {
+            None => {
+                for n in 0..Poisoned::ITEMS {
+                    let mut fetch = Task::new("fetch", json!({}));
+                    fetch.item_id = Some(format!("item-{n}"));
+                    result.tasks.push(fetch);
+                }
+            }
+            Some(Poisoned::POISON) => panic!("poison item {} hit", Poisoned::POISON),
+            Some(Poisoned::UNDECODABLE) => result.push_output(tributary_sdk::Output::failed(
+                Poisoned::UNDECODABLE,
+                502,
+                "the body is not the documented JSON",
+            )),
+            Some(id) => {
+                result.push_output(tributary_sdk::Output::item(id, None, json!({"id": id})))
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// Links an account of the [`Poisoned`] integration, starts it and runs it to the end.
+async fn run_poisoned(h: &Harness, name: &str) -> i64 {
+    let user = h.store.create_user(name).await.expect("user");
+    let ui = h
+        .store
+        .create_user_integration(tributary_store::NewUserIntegration {
+            user_id: user.id,
+            integration_domain: "poisoned".into(),
+            credentials: tributary_sdk::Credentials::default(),
+            settings: Default::default(),
+        })
+        .await
+        .expect("link");
+    h.start(ui.id).await;
+    let engine = tributary_engine::Engine::with_clock(
+        h.store.clone(),
+        Poisoned::registry(),
+        config(8),
+        std::sync::Arc::new(h.clock.clone()),
+    )
+    .expect("engine");
+    h.run_claimable(&engine).await;
+    ui.id
+}
+
+/// (b) Integration code panics in one job: that job ends `failed` with the panic's
+/// message; the other 999 fetches (and the start) complete and store their items.
+async fn a_panic_fails_only_its_job(h: Harness) {
+    let ui = run_poisoned(&h, "petra").await;
+    let failed = h.jobs(ui, JobState::Failed).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].item_id.as_deref(), Some(Poisoned::POISON));
+    let error = failed[0].last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("panicked") && error.contains("poison item item-537 hit"),
+        "{error}"
+    );
+    let completed = h.jobs(ui, JobState::Completed).await;
+    assert_eq!(
+        completed.len(),
+        Poisoned::ITEMS,
+        "999 fetches and the start"
+    );
+    let stored = h.content(ui, false).await;
+    assert_eq!(stored.len(), Poisoned::ITEMS - 1);
+    assert!(!stored.contains_key(Poisoned::POISON));
+    for state in [JobState::Available, JobState::Running, JobState::Dead] {
+        assert!(h.jobs(ui, state).await.is_empty(), "jobs left {state:?}");
+    }
+    // Known now (failed, kept for the operator): a new start does not queue it again.
+    assert!(
+        h.store
+            .content_exists(ui, &[Poisoned::POISON.to_owned()])
+            .await
+            .expect("content_exists")
+            .contains(Poisoned::POISON)
+    );
+}
+
+/// An item the integration could not decode is stored as a failure marker with its
+/// code and message: its page goes on, the account stays active, and the item is known.
+async fn undecodable_items_are_stored_as_markers(h: Harness) {
+    let ui = run_poisoned(&h, "quentin").await;
+    let stored = h.content(ui, false).await;
+    let marker = &stored[Poisoned::UNDECODABLE].content;
+    assert_eq!(
+        marker,
+        &json!({"failed": true, "code": 502, "error": {"error": "the body is not the documented JSON"}})
+    );
+    assert_eq!(stored["item-41"].content, json!({"id": "item-41"}));
+    let account = h.store.get_user_integration(ui).await.expect("account");
+    assert_eq!(account.status, UserIntegrationStatus::Active);
+    let completed = h.jobs(ui, JobState::Completed).await;
+    assert!(
+        completed
+            .iter()
+            .any(|j| j.item_id.as_deref() == Some(Poisoned::UNDECODABLE)),
+        "the undecodable item's fetch completed"
     );
 }
 

@@ -50,7 +50,8 @@ pub trait Integration: Send {
 
 /// Answers "which of these external ids do we already know?" for one account.
 ///
-/// Known means stored (and not deleted), or already queued for fetching: a list task
+/// Known means stored (and not deleted), already queued for fetching, or given up on
+/// (its fetch failed for good or died, and waits for an operator's retry): a list task
 /// creates download tasks only for the ids this does not return. One call is one
 /// batched query, so call it once per page with all the page's ids.
 #[async_trait::async_trait]

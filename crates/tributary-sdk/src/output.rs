@@ -12,7 +12,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Output {
     /// HTTP-style status: 2xx is content to store; anything else reports a failure for
-    /// this item, which the engine logs and counts (`item_errors`) and does not store.
+    /// this item, which the engine logs, counts (`item_errors`) and stores as a marker
+    /// `{"failed": true, "code": <code>, "error": <content>}` in place of the content, so
+    /// the item is known (not fetched again by every listing) and a reader sees why.
     pub code: u16,
     /// The item's unique id in the external system.
     pub id: String,
@@ -43,7 +45,10 @@ impl Output {
         }
     }
 
-    /// A failure to fetch the item `id` (the guide's `code: 500` output).
+    /// A failure to fetch or decode the item `id` (the guide's `code: 500` output): the
+    /// page it belongs to goes on, and the item is stored as a failure marker. Use it for
+    /// what retrying cannot fix (content that does not decode, an item the service
+    /// refuses to serve); return an error from the task for what a retry may fix.
     pub fn failed(id: impl Into<String>, code: u16, message: impl Into<String>) -> Self {
         Output {
             code,

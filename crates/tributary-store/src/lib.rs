@@ -160,8 +160,9 @@ pub trait Store: Send + Sync + 'static {
     // ---- content ----
 
     /// The subset of `external_ids` that is known for the account: stored and not
-    /// deleted, or with a pending (available or running) job naming it as its item.
-    /// One query.
+    /// deleted, or with a pending (available or running) job naming it as its item, or
+    /// whose fetch was given up on (a failed or dead job, kept for the operator to
+    /// retry: a listing must not queue a poison item again and again). One query.
     async fn content_exists(
         &self,
         user_integration_id: i64,

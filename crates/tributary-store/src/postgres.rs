@@ -303,13 +303,23 @@ impl StatsRefresh {
 
 /// The migrations of the PostgreSQL schema, embedded in the binary.
 pub fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "given up fetches are known".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_given_up_fetches_are_known.sql")
+                .into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl PgStore {
@@ -1192,7 +1202,7 @@ impl Store for PgStore {
              UNION
              SELECT j.item_id FROM jobs j
              WHERE j.user_integration_id = $1 AND j.item_id = ANY($2::text[])
-               AND j.state IN ('available', 'running')
+               AND j.item_id IS NOT NULL AND j.state IN ('available', 'running', 'failed', 'dead')
              UNION
              SELECT substr(j.dedupe_key, 6) FROM jobs j
              WHERE j.user_integration_id = $1 AND j.dedupe_key = ANY($3::text[])

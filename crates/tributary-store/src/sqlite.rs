@@ -123,13 +123,22 @@ pub struct SqliteStore {
 
 /// The migrations of the SQLite schema, embedded in the binary.
 pub fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "given up fetches are known".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_given_up_fetches_are_known.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -926,7 +935,8 @@ impl Store for SqliteStore {
                              AND c.is_deleted = 0)
                 OR EXISTS (SELECT 1 FROM jobs j
                            WHERE j.user_integration_id = ?1 AND j.item_id = ids.value
-                             AND j.item_id IS NOT NULL AND j.state IN ('available', 'running'))
+                             AND j.item_id IS NOT NULL
+                             AND j.state IN ('available', 'running', 'failed', 'dead'))
                 OR EXISTS (SELECT 1 FROM jobs j
                            WHERE j.user_integration_id = ?1 AND j.dedupe_key = 'item:' || ids.value
                              AND j.dedupe_key IS NOT NULL AND j.state IN ('available', 'running'))",

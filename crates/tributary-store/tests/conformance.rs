@@ -709,6 +709,55 @@ async fn content_exists_counts_pending_item_jobs(ctx: &Ctx) {
         .await
         .unwrap();
     assert!(known.is_empty());
+
+    // A fetch given up on (failed for good, or dead) stays known, so listings do not
+    // queue a poison item again; one that will be retried is pending anyway.
+    ctx.store
+        .enqueue(
+            &[
+                item_job(uid, "failed", 3),
+                item_job(uid, "dead", 3),
+                item_job(uid, "retried", 3),
+            ],
+            4_000,
+        )
+        .await
+        .unwrap();
+    let claimed = ctx
+        .store
+        .claim_scoped("w", 10, 60_000, 4_000, Some(uid))
+        .await
+        .unwrap();
+    let actions = [
+        ("queued", FailureAction::Retry { run_at: 9_000 }),
+        ("failed", FailureAction::Failed),
+        ("dead", FailureAction::Dead),
+        ("retried", FailureAction::Retry { run_at: 9_000 }),
+    ];
+    for (item, action) in actions {
+        let job = claimed
+            .iter()
+            .find(|j| j.item_id.as_deref() == Some(item))
+            .unwrap_or_else(|| panic!("{item} was not claimed"));
+        let failure = JobFailure {
+            lease: job.lease(),
+            user_integration_id: uid,
+            error_class: "permanent".into(),
+            message: format!("{item} went wrong"),
+            action,
+        };
+        assert!(ctx.store.fail_job(&failure, 4_100).await.unwrap());
+    }
+    let ask: Vec<String> = ["failed", "dead", "retried", "queued", "running"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let known = ctx.store.content_exists(uid, &ask).await.unwrap();
+    let expected: HashSet<String> = ["failed", "dead", "retried", "queued"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(known, expected);
 }
 
 async fn enqueue_dedupes_pending_keys(ctx: &Ctx) {

@@ -36,8 +36,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tributary_sdk::oauth::{BearerSession, RefreshTokenGrant, StoredToken};
 use tributary_sdk::{
-    Credentials, Integration, IntegrationContext, IntegrationError, MAX_EMPTY_PAGES, Output, Task,
-    TaskResult,
+    Credentials, ErrorClass, Integration, IntegrationContext, IntegrationError, MAX_EMPTY_PAGES,
+    Output, Task, TaskResult,
 };
 
 use crate::client::{DEFAULT_BASE_URL, DEFAULT_TOKEN_URL, GmailClient, History, MAX_PAGE_SIZE};
@@ -164,15 +164,30 @@ impl GmailIntegration {
     }
 
     /// `downloadEmail`: one message as content, or as a deletion when it is gone or
-    /// in the trash or spam.
+    /// in the trash or spam. A message that cannot be fetched or decoded for good (a
+    /// permanent error: a body that is not the documented JSON, too deeply nested to
+    /// parse, a 400 for this id) becomes a failed output, stored as a marker by the
+    /// engine: retrying would not help, and the message stays known, so listings do
+    /// not queue it again. Transient, rate-limit and auth errors fail the job as usual.
     async fn download(&mut self, id: &str) -> Result<TaskResult, IntegrationError> {
-        let output = match self.client.get_message(id).await? {
+        let fetched = match self.client.get_message(id).await {
+            Ok(fetched) => fetched,
+            Err(error) if error.class() == ErrorClass::Permanent => {
+                tracing::warn!(email_id = id, %error, "gmail message cannot be downloaded");
+                return Ok(failed_download(id, &error));
+            }
+            Err(error) => return Err(error),
+        };
+        let output = match fetched {
             None => {
                 tracing::debug!(email_id = id, "gmail message deleted before its download");
                 Output::deleted(id)
             }
             Some(message) if mapping::is_excluded(&message) => Output::deleted(id),
-            Some(message) => mapping::message_output(&message)?,
+            Some(message) => match mapping::message_output(&message) {
+                Ok(output) => output,
+                Err(error) => return Ok(failed_download(id, &error)),
+            },
         };
         let mut result = TaskResult::new();
         result.push_output(output);
@@ -299,6 +314,17 @@ impl Integration for GmailIntegration {
         self.refreshed_credentials()
     }
 }
+
+/// The result of a download that failed for good: one failed output for the message.
+fn failed_download(id: &str, error: &IntegrationError) -> TaskResult {
+    let mut result = TaskResult::new();
+    result.push_output(Output::failed(id, FAILED_DOWNLOAD_CODE, error.message()));
+    result
+}
+
+/// The code of a failed download's output: the service answered, but not with a
+/// message we can store (502, a bad answer from upstream).
+pub const FAILED_DOWNLOAD_CODE: u16 = 502;
 
 /// What to do about one message after reading the history, in increasing precedence:
 /// a label change on a new message still means "download it", and a deletion trumps
