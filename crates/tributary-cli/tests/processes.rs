@@ -243,6 +243,116 @@ async fn crash_safety(db: Db) {
     assert_all_jobs_completed(db.store.as_ref(), ui).await;
 }
 
+/// (c) A job that kills its process each time it runs (SIGKILL while it fetches its
+/// item): each death counts an attempt, and after the last one the job is `dead` with
+/// the "process died" error instead of crash-looping the deployment; every other item
+/// of the account is stored.
+async fn poison_job_ends_dead(db: Db) {
+    tributary_sdk::http::install_crypto_provider();
+    let server = SourceServer::start(SourceConfig::new(300, 23, "poison-token"))
+        .await
+        .expect("source");
+    let poison = server.source().ids().remove(150);
+    // The poison item's fetch hangs, so the test kills the worker while it runs.
+    server
+        .source()
+        .stall_item(poison.clone(), Duration::from_secs(600));
+    let ui = link(&db, &server).await;
+    db.store
+        .enqueue(
+            &[tributary_engine::worker::start_job(ui, 5, now_ms())],
+            now_ms(),
+        )
+        .await
+        .expect("start");
+
+    let poison_job = || async {
+        db.store
+            .list_jobs(&JobFilter {
+                state: None,
+                user_integration_id: Some(ui),
+                limit: Some(100_000),
+            })
+            .await
+            .expect("jobs")
+            .into_iter()
+            .find(|j| j.item_id.as_deref() == Some(poison.as_str()))
+    };
+    let mut kills = 0u64;
+    loop {
+        assert!(kills <= 8, "the poison job was never given up on");
+        let mut child = spawn_worker(&db, 4, 2);
+        // Either the worker takes the poison job again (its fetch arrives: kill it),
+        // or the lease of the last attempt expired and the job is dead.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let dead = loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the poison job neither ran again nor ended dead"
+            );
+            if server.source().fetches_of(&poison) > kills {
+                break false;
+            }
+            if poison_job()
+                .await
+                .is_some_and(|j| j.state == JobState::Dead)
+            {
+                break true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if dead {
+            // The rest of the account's work goes on in this worker.
+            wait_for_idle(db.store.as_ref()).await;
+            terminate(&mut child);
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        kills += 1;
+    }
+
+    let job = poison_job().await.expect("the poison job");
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(job.attempts, 5, "{job:?}");
+    assert_eq!(kills, 5, "one process death per attempt");
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some(tributary_store::PROCESS_DIED_ERROR)
+    );
+    let mut expected = server.source().snapshot();
+    expected.remove(&poison);
+    assert_eq!(stored(db.store.as_ref(), ui).await, expected);
+    let others_dead_or_failed: Vec<_> = db
+        .store
+        .list_jobs(&JobFilter {
+            state: None,
+            user_integration_id: Some(ui),
+            limit: Some(100_000),
+        })
+        .await
+        .expect("jobs")
+        .into_iter()
+        .filter(|j| j.id != job.id && j.state != JobState::Completed)
+        .collect();
+    assert!(
+        others_dead_or_failed.is_empty(),
+        "other jobs did not complete: {others_dead_or_failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_poison_job_ends_dead() {
+    poison_job_ends_dead(sqlite_db().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_poison_job_ends_dead() {
+    if let Some(db) = postgres_db().await {
+        poison_job_ends_dead(db).await;
+    }
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -59,6 +59,16 @@ pub const TICK_ENQUEUE_LIMIT: u64 = 1_000;
 /// the last look found more than it could take.
 pub const DUE_CHECK_EVERY_MS: Millis = 100;
 
+/// The error recorded on a job whose lease expired: the process running it died (or
+/// stalled past its lease). The attempt counts, so a job that kills its process each
+/// time it runs ends `dead` with this error after its last attempt instead of
+/// crash-looping the deployment.
+pub const PROCESS_DIED_ERROR: &str = "the process died while running this job (or stalled \
+     past its lease): the lease expired before the worker finished";
+
+/// The error class recorded with [`PROCESS_DIED_ERROR`].
+pub const PROCESS_DIED_CLASS: &str = "lease_expired";
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1486,12 +1486,13 @@ impl Store for PgStore {
             "UPDATE jobs SET
                  state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
                  finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
-                 error_class = 'lease_expired',
-                 last_error = 'the lease expired before the worker finished (worker died or stalled)',
+                 error_class = $2, last_error = $3,
                  locked_by = NULL, lease_expires_at = NULL
              WHERE state = 'running' AND lease_expires_at < $1",
         )
         .bind(now)
+        .bind(crate::PROCESS_DIED_CLASS)
+        .bind(crate::PROCESS_DIED_ERROR)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())

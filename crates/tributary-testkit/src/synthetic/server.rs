@@ -242,6 +242,7 @@ struct State {
     fault_rules: Vec<FaultRule>,
     random_faults: Option<RandomFaults>,
     failing_items: HashSet<String>,
+    stalled_items: HashMap<String, Duration>,
     latency: Option<Duration>,
     counts: RequestCounts,
     list_log: Vec<ListCall>,
@@ -292,6 +293,7 @@ impl State {
             fault_rules: Vec::new(),
             random_faults: None,
             failing_items: HashSet::new(),
+            stalled_items: HashMap::new(),
             latency: None,
             counts: RequestCounts::default(),
             list_log: Vec::new(),
@@ -567,17 +569,25 @@ impl Source {
         self.lock().failing_items.insert(id.into());
     }
 
+    /// Holds every fetch of item `id` this long before answering (a worker that hangs
+    /// on one item, or one that a test kills while it fetches that item).
+    pub fn stall_item(&self, id: impl Into<String>, delay: Duration) {
+        self.lock().stalled_items.insert(id.into(), delay);
+    }
+
     /// Waits this long before answering each request (`None`: no delay).
     pub fn set_latency(&self, latency: Option<Duration>) {
         self.lock().latency = latency;
     }
 
-    /// Removes every injected fault, the failure rate, the failing items and the latency.
+    /// Removes every injected fault, the failure rate, the failing and stalled items and
+    /// the latency.
     pub fn clear_faults(&self) {
         let mut state = self.lock();
         state.fault_rules.clear();
         state.random_faults = None;
         state.failing_items.clear();
+        state.stalled_items.clear();
         state.latency = None;
     }
 
@@ -673,7 +683,11 @@ impl Source {
         if fault.is_some() {
             state.counts.injected_faults += 1;
         }
-        (state.latency, fault)
+        let stall = match endpoint {
+            Endpoint::Item(id) => state.stalled_items.get(id).copied(),
+            _ => None,
+        };
+        (stall.max(state.latency), fault)
     }
 
     fn finish_fetch(&self, id: &str) {
