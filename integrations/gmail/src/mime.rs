@@ -149,7 +149,7 @@ fn quote_display_name(name: &str) -> Cow<'_, str> {
 /// Every walk of the tree is iterative (an explicit stack), so the cap is not there
 /// for the call stack: it says how much of a tree is read at all. Real mail nests a
 /// few levels (a forward of a forward inside a digest stays under 10), so 32 is far
-/// beyond anything a mail client writes, and still below the ~64 part levels that
+/// beyond anything a mail client writes, and still below the 63 part levels that
 /// serde_json's nesting limit (128) lets a `messages.get` response carry, so a tree
 /// deep enough to reach the cap can still arrive and be mapped. Parts below the cap
 /// are neither read for the body nor listed as attachments; [`skipped_parts`] counts
