@@ -1160,7 +1160,12 @@ async fn stale_attempts_are_fenced(ctx: &Ctx) {
     ctx.store.enqueue(&[new_job(uid, "t", 2)], 0).await.unwrap();
     let first = ctx.store.claim("w1", 1, 100, 0).await.unwrap().remove(0);
     assert_eq!(ctx.store.requeue_expired(200).await.unwrap(), 1);
-    let second = ctx.store.claim("w2", 1, 100, 2_300).await.unwrap().remove(0);
+    let second = ctx
+        .store
+        .claim("w2", 1, 100, 2_300)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(second.id, first.id);
     assert_eq!(second.attempts, 2);
 

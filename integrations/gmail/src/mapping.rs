@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use tributary_sdk::{IntegrationError, Output};
 
-use crate::client::{Message, MessagePart};
+use crate::client::{FetchedMessage, Message, MessagePart};
 use crate::mime;
 
 /// The subject stored for a message without one (or with an empty one).
@@ -73,7 +73,19 @@ pub struct Attachment {
 /// The content item for a downloaded message, timestamped with `internalDate` (when
 /// Gmail received it), or the `Date` header when that is missing.
 pub fn message_output(message: &Message) -> Result<Output, IntegrationError> {
-    let content = serde_json::to_value(email_content(message)).map_err(|e| {
+    content_output(message, email_content(message))
+}
+
+/// [`message_output`] for a download whose deepest parts were left out (a tree too
+/// deep to decode): they count in `skippedParts` too.
+pub fn fetched_output(fetched: &FetchedMessage) -> Result<Output, IntegrationError> {
+    let mut content = email_content(&fetched.message);
+    content.skipped_parts = content.skipped_parts.saturating_add(fetched.parts_left_out);
+    content_output(&fetched.message, content)
+}
+
+fn content_output(message: &Message, content: EmailContent) -> Result<Output, IntegrationError> {
+    let content = serde_json::to_value(content).map_err(|e| {
         IntegrationError::permanent(format!(
             "failed to serialize gmail message {}: {e}",
             message.id
