@@ -35,7 +35,7 @@ pub mod worker;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
 pub use link::{LinkError, link_account, validate_credentials};
-pub use prune::{Pruner, PrunerConfig};
+pub use prune::{PruneRound, Pruner, PrunerConfig};
 pub use scheduler::{Scheduler, domain_schedules};
 pub use stats::{EngineStats, StatsSnapshot};
 pub use worker::{Engine, RunUntil};

@@ -52,6 +52,17 @@ impl Default for PrunerConfig {
     }
 }
 
+/// What one round of the pruner did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PruneRound {
+    /// Jobs deleted.
+    pub deleted: u64,
+    /// Statements run (the last one came back short, or the round was stopped).
+    pub batches: u64,
+    /// The longest of those statements.
+    pub longest_batch: Duration,
+}
+
 /// Deletes completed jobs older than the retention, in bounded batches.
 pub struct Pruner {
     store: Arc<dyn Store>,
@@ -82,30 +93,32 @@ impl Pruner {
 
     /// One round: deletes completed jobs that finished before [`Pruner::cutoff`],
     /// batch after batch (pausing between them) until a batch comes back short.
-    /// Returns how many were deleted.
-    pub async fn prune_once(&self) -> Result<u64, StoreError> {
+    pub async fn prune_once(&self) -> Result<PruneRound, StoreError> {
         let never = std::future::pending::<()>();
         tokio::pin!(never);
-        self.round(never).await.map(|(deleted, _)| deleted)
+        self.round(never).await.map(|(round, _)| round)
     }
 
-    /// A round that stops between two batches when `shutdown` fires. Returns how many
-    /// jobs were deleted and whether it stopped early.
+    /// A round that stops between two batches when `shutdown` fires. Returns what it
+    /// did and whether it stopped early.
     async fn round<F: Future<Output = ()>>(
         &self,
         mut shutdown: Pin<&mut F>,
-    ) -> Result<(u64, bool), StoreError> {
+    ) -> Result<(PruneRound, bool), StoreError> {
         let cutoff = self.cutoff();
         let batch = self.config.batch.max(1);
-        let mut deleted = 0_u64;
+        let mut round = PruneRound::default();
         loop {
+            let began = std::time::Instant::now();
             let n = self.store.prune_completed(cutoff, batch).await?;
-            deleted = deleted.saturating_add(n);
+            round.longest_batch = round.longest_batch.max(began.elapsed());
+            round.batches += 1;
+            round.deleted = round.deleted.saturating_add(n);
             if n < batch {
-                return Ok((deleted, false));
+                return Ok((round, false));
             }
             tokio::select! {
-                () = shutdown.as_mut() => return Ok((deleted, true)),
+                () = shutdown.as_mut() => return Ok((round, true)),
                 () = tokio::time::sleep(self.config.pause) => {}
             }
         }
@@ -118,9 +131,14 @@ impl Pruner {
         tokio::pin!(shutdown);
         loop {
             match self.round(shutdown.as_mut()).await {
-                Ok((deleted, stopped)) => {
-                    if deleted > 0 {
-                        debug!(deleted, "pruned completed jobs");
+                Ok((round, stopped)) => {
+                    if round.deleted > 0 {
+                        debug!(
+                            deleted = round.deleted,
+                            batches = round.batches,
+                            longest_batch_ms = round.longest_batch.as_millis(),
+                            "pruned completed jobs"
+                        );
                     }
                     if stopped {
                         return;
