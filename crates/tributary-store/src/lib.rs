@@ -299,9 +299,10 @@ pub trait Store: Send + Sync + 'static {
     /// Safe to call from many processes at once: on PostgreSQL the batch is locked
     /// `FOR UPDATE SKIP LOCKED`, so concurrent pruners take different rows and never
     /// wait for each other. There, once pruning deleted enough rows (at least
-    /// 10,000, then a fifth of the table), the store also vacuums `jobs` in the
-    /// background when the server's autovacuum is off, so the space of the deleted
-    /// rows is reused instead of the table growing.
+    /// 10,000, then a fifth of the table), the store also vacuums `jobs` and
+    /// `user_integrations` (whose rows every scheduled job updates) in the background
+    /// when the server's autovacuum is off, so the space of deleted rows and old row
+    /// versions is reused instead of the tables growing.
     async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError>;
 }
 

@@ -258,25 +258,28 @@ pub struct PgStore {
     pool: PgPool,
     cipher: Cipher,
     stats: Arc<StatsRefresh>,
-    vacuum: Arc<JobsVacuum>,
+    vacuum: Arc<QueueVacuum>,
     due: Arc<DueGate>,
 }
 
-/// Vacuums `jobs` from here once pruning deleted enough rows, when the server's
-/// autovacuum does not (it may be off, as on the project's own machine).
+/// Vacuums the queue's tables from here once pruning deleted enough rows, when the
+/// server's autovacuum does not (it may be off, as on the project's own machine).
 ///
-/// A deleted row's space is reused only after `VACUUM` has seen it: without one, the
-/// table and its indexes grow by every job ever run even though pruning keeps the row
-/// count flat. So rows deleted by [`Store::prune_completed`] are counted, and once
-/// [`VACUUM_FIRST`] were deleted, then a fifth of the table's rows (autovacuum's own
-/// default share), a `VACUUM` of `jobs` runs in the background. It is the plain kind:
-/// reads and writes go on meanwhile (its lock only excludes other vacuums, `ANALYZE`
-/// and DDL on the table, and it waits for those rather than skip: a vacuum skipped
-/// while the store's own `ANALYZE` ran would leave the next one 10,000 deletions
-/// away), and `TRUNCATE false` keeps it from taking the exclusive lock that
-/// shortening the file needs (the freed pages are reused instead).
+/// A deleted row's space, and that of a row's old versions, is reused only after
+/// `VACUUM` has seen it: without one, `jobs` and its indexes grow by every job ever run
+/// even though pruning keeps the row count flat, and `user_integrations` by every due
+/// time a scheduled job moved (thousands of versions of each account's row a day). So
+/// rows deleted by [`Store::prune_completed`] are counted, and once [`VACUUM_FIRST`]
+/// were deleted, then a fifth of the table's rows (autovacuum's own default share),
+/// `jobs`, `user_integrations` and the fairness tables are vacuumed in the background
+/// (the churn of all of them follows the jobs run). It is the plain kind: reads and
+/// writes go on meanwhile (its lock only excludes other vacuums, `ANALYZE` and DDL on
+/// the table, and it waits for those rather than skip: a vacuum skipped while the
+/// store's own `ANALYZE` ran would leave the next one 10,000 deletions away), and
+/// `TRUNCATE false` keeps it from taking the exclusive lock that shortening a file
+/// needs (the freed pages are reused instead).
 #[derive(Debug, Default)]
-struct JobsVacuum {
+struct QueueVacuum {
     deleted: AtomicU64,
     next: AtomicU64,
     running: AtomicBool,
@@ -286,8 +289,8 @@ struct JobsVacuum {
 /// many apart.
 const VACUUM_FIRST: u64 = 10_000;
 
-/// Whether the server vacuums `jobs` itself: autovacuum on, with the statistics it
-/// decides from, and not disabled for the table.
+/// Whether the server vacuums the tables itself: autovacuum on, with the statistics
+/// it decides from, and not disabled for `jobs`.
 const SQL_AUTOVACUUM_ON: &str = "SELECT current_setting('autovacuum')::boolean \
      AND current_setting('track_counts')::boolean \
      AND COALESCE((SELECT o.option_value::boolean \
@@ -297,10 +300,11 @@ const SQL_AUTOVACUUM_ON: &str = "SELECT current_setting('autovacuum')::boolean \
 
 /// The vacuum itself (`VACUUM` cannot run in a transaction or as a prepared
 /// statement: it is sent as a simple query).
-const SQL_VACUUM_JOBS: &str = "VACUUM (TRUNCATE false) jobs";
+const SQL_VACUUM_QUEUE: &str =
+    "VACUUM (TRUNCATE false) jobs, user_integrations, job_fair_counters, job_fair_frontier";
 
-impl JobsVacuum {
-    /// Counts `rows` pruned; vacuums `jobs` in the background when due.
+impl QueueVacuum {
+    /// Counts `rows` pruned; vacuums in the background when due.
     fn deleted(self: &Arc<Self>, pool: &PgPool, rows: u64) {
         if rows == 0 {
             return;
@@ -321,20 +325,23 @@ impl JobsVacuum {
                         .store(deleted.saturating_add(every), Ordering::Relaxed);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "VACUUM of jobs failed; the next prune tries again");
+                    tracing::debug!(
+                        error = %e,
+                        "VACUUM of the queue's tables failed; tried again 10,000 pruned rows later"
+                    );
                 }
             }
             this.running.store(false, Ordering::Release);
         });
     }
 
-    /// Vacuums `jobs` unless the server does; returns the table's estimated rows.
+    /// Vacuums unless the server does; returns the estimated rows of `jobs`.
     async fn vacuum(&self, pool: &PgPool) -> Result<u64, sqlx::Error> {
         let server_does: bool = sqlx::query_scalar(SQL_AUTOVACUUM_ON)
             .fetch_one(pool)
             .await?;
         if !server_does {
-            sqlx::raw_sql(SQL_VACUUM_JOBS).execute(pool).await?;
+            sqlx::raw_sql(SQL_VACUUM_QUEUE).execute(pool).await?;
         }
         let rows: f64 = sqlx::query_scalar(
             "SELECT reltuples::float8 FROM pg_class WHERE oid = 'jobs'::regclass",
