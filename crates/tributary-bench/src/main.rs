@@ -9,12 +9,15 @@
 //! - `freshness` ([`freshness`]): delivery-to-stored delay of new mail during a backfill.
 //! - `peer` ([`peer`]): no-op jobs per second through Tributary's queue and through
 //!   graphile-worker (installed from npm into a temporary folder) on the same PostgreSQL.
+//! - `prune` ([`prune`]): the jobs table's rows and size over a simulated day of
+//!   scheduled work, the pruner on (and off with `--no-prune`).
 //!
 //! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
 mod freshness;
 mod memory;
 mod peer;
+mod prune;
 mod queue;
 mod scheduler;
 mod sync;
@@ -157,6 +160,40 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// The jobs table's rows and size over a simulated day of scheduled `start` and
+    /// history jobs, the pruner on: a manual clock moves in steps, each a scheduler
+    /// tick, the engine until idle, and a pruning round.
+    Prune {
+        /// Linked synthetic accounts.
+        #[arg(long, default_value_t = 1_000)]
+        accounts: usize,
+        /// Items of the synthetic source the accounts share.
+        #[arg(long, default_value_t = 5)]
+        items: usize,
+        /// Simulated hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        /// Simulated minutes completed jobs are kept.
+        #[arg(long, default_value_t = 120)]
+        keep_minutes: u64,
+        /// Seconds the manual clock moves per step.
+        #[arg(long, default_value_t = 60)]
+        step_seconds: u64,
+        /// Simulated minutes between two rows of the table.
+        #[arg(long, default_value_t = 60)]
+        report_minutes: u64,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Run with the pruner off instead (the contrast).
+        #[arg(long)]
+        no_prune: bool,
+        /// Run with the pruner on, then off.
+        #[arg(long, conflicts_with = "no_prune")]
+        both: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Internal: one sync in this process, for `memory` (prints one JSON line).
     #[command(hide = true)]
     MemoryChild {
@@ -284,6 +321,46 @@ async fn main() -> Result<()> {
                 &graphile_worker,
             )
             .await
+        }
+        Scenario::Prune {
+            accounts,
+            items,
+            hours,
+            keep_minutes,
+            step_seconds,
+            report_minutes,
+            workers,
+            no_prune,
+            both,
+            common,
+        } => {
+            let run = if common.smoke {
+                prune::PruneRun {
+                    accounts: 20,
+                    items: 3,
+                    hours: 3,
+                    keep_minutes: 60,
+                    step_seconds: 120,
+                    report_minutes: 30,
+                    workers,
+                }
+            } else {
+                prune::PruneRun {
+                    accounts,
+                    items,
+                    hours,
+                    keep_minutes,
+                    step_seconds,
+                    report_minutes,
+                    workers,
+                }
+            };
+            let modes: &[bool] = match (both, no_prune) {
+                (true, _) => &[true, false],
+                (false, true) => &[false],
+                (false, false) => &[true],
+            };
+            prune::prune(run, modes, &common.backends(), &common.postgres_url).await
         }
         Scenario::MemoryChild {
             backend,

@@ -8,8 +8,9 @@
 //! 2. Recreates a SQLite database (`tributary-demo.db` unless `--database-url` names
 //!    another `sqlite://` file), creates a demo user and links the fake mailbox,
 //!    validating the credentials as `tributary link` does.
-//! 3. Runs the engine (`--workers`) and the scheduler, whose `start` interval is
-//!    shortened to `--start-every` seconds, from the moment the account is linked.
+//! 3. Runs the engine (`--workers`), the scheduler, whose `start` interval is
+//!    shortened to `--start-every` seconds, from the moment the account is linked, and
+//!    the pruner of completed jobs (`--keep-completed`), as `tributary run` does.
 //! 4. While the backfill runs, delivers a new message every `--deliver-every`
 //!    seconds on average, at random moments (as mail arrives, and so that deliveries
 //!    do not fall in step with the scheduler's ticks). It stops delivering when the
@@ -39,7 +40,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tributary_engine::worker::start_job;
 use tributary_engine::{
-    Engine, EngineConfig, RunUntil, Scheduler, SystemClock, domain_schedules, link_account,
+    Engine, EngineConfig, Pruner, PrunerConfig, RunUntil, Scheduler, SystemClock, domain_schedules,
+    link_account,
 };
 use tributary_sdk::Credentials;
 use tributary_store::{ContentQuery, Store};
@@ -77,6 +79,10 @@ pub struct DemoArgs {
     /// Give up when nothing is stored for this many seconds.
     #[arg(long, default_value_t = 60)]
     pub stall_seconds: u64,
+    /// How long completed jobs are kept (as `tributary run --keep-completed`).
+    #[arg(long, value_name = "DURATION", default_value = "24h",
+          value_parser = crate::commands::run::parse_retention)]
+    pub keep_completed: Duration,
 }
 
 /// A message delivered during the backfill, and when it was stored.
@@ -237,6 +243,18 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         let stopped = stop.stopped();
         tokio::spawn(async move { scheduler.run(Duration::from_millis(250), stopped).await })
     };
+    let pruner_task = {
+        let pruner = Pruner::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            PrunerConfig {
+                keep_completed: args.keep_completed,
+                ..PrunerConfig::default()
+            },
+        );
+        let stopped = stop.stopped();
+        tokio::spawn(async move { pruner.run(stopped).await })
+    };
     say(format!(
         "syncing with {workers} workers; a scheduled `start` every {} s finds new mail; a new message arrives about every {} s during the backfill",
         args.start_every, args.deliver_every
@@ -246,6 +264,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
     stop.stop();
     let engine_result = engine_task.await;
     let _ = scheduler_task.await;
+    let _ = pruner_task.await;
     let (deliveries, delivered_to_spam) = watched?;
     match engine_result {
         Ok(result) => result.context("the engine stopped")?,

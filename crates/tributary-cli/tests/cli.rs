@@ -825,6 +825,56 @@ fn run_logs_progress_and_stops_on_sigterm() {
 }
 
 #[test]
+fn run_prunes_completed_jobs_past_keep_completed() {
+    let env = Env::new();
+    env.usage_error(&["run", "--keep-completed", "3y"], "unknown unit `y`");
+    env.usage_error(&["run", "--keep-completed", "24"], "no unit");
+    let fake = env.fake(20);
+    let id = env.link_fake(&fake);
+    env.ok(&["sync", &id.to_string(), "--until-idle"]);
+    let completed = || {
+        env.json(&["jobs", "--state", "completed", "--limit", "1000"])
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert!(completed() > 0);
+    // Without the scheduler nothing new completes: the pruner's first round, at start,
+    // takes every completed job (`0` keeps nothing older than now).
+    let log = env.dir.join("run.log");
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(&env.dir)
+        .env("DATABASE_URL", &env.url)
+        .env("TRIBUTARY_SECRET_KEY", &env.key)
+        .args([
+            "run",
+            "--no-scheduler",
+            "--progress-seconds",
+            "0",
+            "--keep-completed",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn run");
+    // Bounded wait, not timed.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while completed() > 0 {
+        assert!(Instant::now() < deadline, "run pruned nothing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    terminate(&mut child);
+    assert!(child.wait().expect("run exits").success());
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("completed jobs kept 0"), "{text}");
+    // What was synced is still all there.
+    assert_eq!(
+        env.link_view(id)["items"].as_u64(),
+        Some(syncable(&fake).len() as u64)
+    );
+}
+
+#[test]
 fn demo_stores_the_mailbox_and_fresh_mail_during_the_backfill() {
     let env = Env::new();
     let db = env.dir.join("demo.db");

@@ -12,6 +12,8 @@
 //! - [`retry`]: how an error class becomes a queue action (retry with backoff and
 //!   jitter, wait for `Retry-After`, pause the account, give up).
 //! - [`scheduler`]: [`Scheduler`], one SQL statement per tick for all due accounts.
+//! - [`prune`]: [`Pruner`], deletes completed jobs older than the retention window
+//!   (bounded batches; failed and dead jobs are kept).
 //! - [`limits`]: per-domain rate gates and per-account semaphores.
 //! - [`link`]: validating credentials and linking an account.
 //! - [`clock`]: the time source (a manual clock in tests).
@@ -24,6 +26,7 @@ pub mod config;
 mod gate;
 pub mod limits;
 pub mod link;
+pub mod prune;
 pub mod retry;
 pub mod scheduler;
 pub mod stats;
@@ -32,6 +35,7 @@ pub mod worker;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
 pub use link::{LinkError, link_account, validate_credentials};
+pub use prune::{PruneRound, Pruner, PrunerConfig};
 pub use scheduler::{Scheduler, domain_schedules};
 pub use stats::{EngineStats, StatsSnapshot};
 pub use worker::{Engine, RunUntil};

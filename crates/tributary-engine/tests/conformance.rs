@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Harness, config, source};
-use tributary_engine::{Clock, RunUntil, Scheduler, domain_schedules};
+use tributary_engine::{Clock, Pruner, PrunerConfig, RunUntil, Scheduler, domain_schedules};
 use tributary_sdk::{Task, serde_json::json};
 use tributary_store::{JobState, NewJob, UserIntegrationStatus};
 use tributary_testkit::synthetic::Fault;
@@ -30,6 +30,7 @@ on_both_backends!(
     credentials_refreshed_before_a_failure_are_kept,
     a_panic_fails_only_its_job,
     undecodable_items_are_stored_as_markers,
+    pruner_removes_completed_jobs_past_retention,
 );
 
 /// (a) 10,000 items, 50 per page, sync to exactly 10,000 rows; a second sync with
@@ -701,6 +702,127 @@ async fn undecodable_items_are_stored_as_markers(h: Harness) {
 }
 
 /// Polls `condition` (a database or source query) until it holds; fails after 5 minutes.
+/// The pruner deletes completed jobs once they are older than the retention, keeps the
+/// recent ones, never touches failed or dead jobs, and nothing is fetched again
+/// because the jobs that fetched it are gone.
+async fn pruner_removes_completed_jobs_past_retention(h: Harness) {
+    const HOUR: i64 = 3_600_000;
+    let server = source(30, 14).await;
+    let ui = h.link(&server, "nina").await;
+    let doomed = server.source().ids().remove(0);
+    server.source().fail_item_always(doomed.clone());
+    let now = h.clock.now_ms();
+    h.store
+        .enqueue(
+            &[NewJob {
+                user_integration_id: ui.id,
+                task: Task::new("explode", json!({})),
+                priority: 5,
+                dedupe_key: None,
+                max_attempts: 5,
+                run_at: now,
+            }],
+            now,
+        )
+        .await
+        .expect("enqueue");
+    h.start(ui.id).await;
+    let engine = h.engine(config(2));
+    for _ in 0..7 {
+        h.run_claimable(&engine).await;
+        h.clock.advance_ms(60_000);
+    }
+    assert_eq!(h.content(ui.id, false).await.len(), 29);
+    let old: Vec<i64> = h
+        .jobs(ui.id, JobState::Completed)
+        .await
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert!(old.len() >= 30, "{} completed jobs", old.len());
+    let mut failures = h.jobs(ui.id, JobState::Failed).await;
+    failures.extend(h.jobs(ui.id, JobState::Dead).await);
+    assert_eq!(failures.len(), 2, "one failed job and one dead job");
+    let failures: Vec<(i64, JobState)> = failures.iter().map(|j| (j.id, j.state)).collect();
+    let kept_failures = || async {
+        for &(id, state) in &failures {
+            let job = h
+                .store
+                .get_job(id)
+                .await
+                .expect("a failed or dead job went");
+            assert_eq!(job.state, state);
+        }
+    };
+
+    // An hour later, a start that finds nothing new.
+    h.clock.advance_ms(HOUR);
+    server.source().reset_counters();
+    h.start(ui.id).await;
+    h.run_claimable(&engine).await;
+    let recent: Vec<i64> = h
+        .jobs(ui.id, JobState::Completed)
+        .await
+        .iter()
+        .map(|j| j.id)
+        .filter(|id| !old.contains(id))
+        .collect();
+    assert_eq!(recent.len(), 1, "the second start");
+
+    // Two hours' retention: nothing is old enough yet.
+    let config = PrunerConfig {
+        keep_completed: Duration::from_millis(2 * HOUR as u64),
+        batch: 7,
+        pause: Duration::from_millis(1),
+        every: Duration::from_millis(10),
+    };
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(h.clock.clone());
+    let pruner = Pruner::new(h.store.clone(), clock.clone(), config);
+    assert_eq!(pruner.prune_once().await.expect("prune").deleted, 0);
+    // An hour on, the first jobs are past it (in batches of 7); the second start is not.
+    h.clock.advance_ms(HOUR);
+    let round = pruner.prune_once().await.expect("prune");
+    assert_eq!(round.deleted, old.len() as u64);
+    assert_eq!(round.batches, old.len() as u64 / 7 + 1, "batches of 7");
+    let left: Vec<i64> = h
+        .jobs(ui.id, JobState::Completed)
+        .await
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(left, recent);
+    kept_failures().await;
+
+    // Nothing stored is fetched again: known items are the stored ones, not the jobs
+    // that fetched them. (The item that always fails is not stored: it is asked for
+    // again.)
+    server.source().reset_counters();
+    h.start(ui.id).await;
+    h.run_claimable(&engine).await;
+    let fetched: Vec<String> = server.source().fetch_counts().into_keys().collect();
+    assert!(
+        fetched.iter().all(|id| *id == doomed),
+        "stored items were fetched again: {fetched:?}"
+    );
+
+    // The loop: it prunes the rest once it is past the retention, then stops on
+    // shutdown.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let looping = Pruner::new(h.store.clone(), clock, config);
+    let runner = tokio::spawn(async move {
+        looping
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    h.clock.advance_ms(3 * HOUR);
+    wait_until(|| async { h.jobs(ui.id, JobState::Completed).await.is_empty() }).await;
+    kept_failures().await;
+    let _ = stop.send(());
+    runner.await.expect("the pruner stops on shutdown");
+}
+
 async fn wait_until<F, Fut>(condition: F)
 where
     F: Fn() -> Fut,

@@ -303,8 +303,26 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user_integration_id: Option<i64>,
     ) -> Result<Vec<JobCount>, StoreError>;
-    /// Deletes completed jobs finished before `before`. Returns how many.
-    async fn prune_completed(&self, before: Millis) -> Result<u64, StoreError>;
+    /// Deletes at most `limit` completed jobs that finished before `before`, oldest
+    /// first, in one short statement: it walks the partial index `jobs_completed_idx`
+    /// from its oldest entry, so a call reads about `limit` rows whatever the size of
+    /// the table. Returns how many were deleted; fewer than `limit` means nothing older
+    /// is left. Available, running, failed and dead jobs are never deleted (failed and
+    /// dead jobs stay until retried or removed by the operator).
+    ///
+    /// Nothing depends on a completed job's row: deduplication looks at pending jobs
+    /// only, fairness lives in its own tables, the due times in the accounts' rows, and
+    /// job ids are never reused (a pruned job's id is never handed out again, so a
+    /// stale lease can never match a new job).
+    ///
+    /// Safe to call from many processes at once: on PostgreSQL the batch is locked
+    /// `FOR UPDATE SKIP LOCKED`, so concurrent pruners take different rows and never
+    /// wait for each other. There, once pruning deleted enough rows (at least
+    /// 10,000, then a fifth of the table), the store also vacuums `jobs` and
+    /// `user_integrations` (whose rows every scheduled job updates) in the background
+    /// when the server's autovacuum is off, so the space of deleted rows and old row
+    /// versions is reused instead of the tables growing.
+    async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError>;
 }
 
 /// Opens the store named by `url` (`sqlite://PATH` creates the file when missing;

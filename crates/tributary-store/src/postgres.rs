@@ -239,13 +239,118 @@ const SQL_COUNT_DUE: &str = "SELECT \
       WHERE s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL \
         AND ui.status = 'active' AND ui.next_history_at <= $1)";
 
+/// Deletes the oldest `$2` completed jobs finished before `$1`. The batch is chosen
+/// from the partial index `jobs_completed_idx` in `finished_at` order (an index scan
+/// that stops at the limit) and locked `SKIP LOCKED`, so concurrent pruners take
+/// different rows and never wait for each other; the rows are then deleted by primary
+/// key (`= ANY` of the chosen ids: no join for the planner to get wrong). A locked row
+/// cannot change state before the delete, so the state is not checked twice.
+const SQL_PRUNE: &str = "DELETE FROM jobs \
+     WHERE id = ANY(ARRAY( \
+         SELECT id FROM jobs \
+         WHERE state = 'completed' AND finished_at < $1 \
+         ORDER BY finished_at LIMIT $2 \
+         FOR UPDATE SKIP LOCKED))";
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     cipher: Cipher,
     stats: Arc<StatsRefresh>,
+    vacuum: Arc<QueueVacuum>,
     due: Arc<DueGate>,
+}
+
+/// Vacuums the queue's tables from here once pruning deleted enough rows, when the
+/// server's autovacuum does not (it may be off, as on the project's own machine).
+///
+/// A deleted row's space, and that of a row's old versions, is reused only after
+/// `VACUUM` has seen it: without one, `jobs` and its indexes grow by every job ever run
+/// even though pruning keeps the row count flat, and `user_integrations` by every due
+/// time a scheduled job moved (thousands of versions of each account's row a day). So
+/// rows deleted by [`Store::prune_completed`] are counted, and once [`VACUUM_FIRST`]
+/// were deleted, then a fifth of the table's rows (autovacuum's own default share),
+/// `jobs`, `user_integrations` and the fairness tables are vacuumed in the background
+/// (the churn of all of them follows the jobs run). It is the plain kind: reads and
+/// writes go on meanwhile (its lock only excludes other vacuums, `ANALYZE` and DDL on
+/// the table, and it waits for those rather than skip: a vacuum skipped while the
+/// store's own `ANALYZE` ran would leave the next one 10,000 deletions away), and
+/// `TRUNCATE false` keeps it from taking the exclusive lock that shortening a file
+/// needs (the freed pages are reused instead).
+#[derive(Debug, Default)]
+struct QueueVacuum {
+    deleted: AtomicU64,
+    next: AtomicU64,
+    running: AtomicBool,
+}
+
+/// The first vacuum comes after this many pruned rows, and later ones at least this
+/// many apart.
+const VACUUM_FIRST: u64 = 10_000;
+
+/// Whether the server vacuums the tables itself: autovacuum on, with the statistics
+/// it decides from, and not disabled for `jobs`.
+const SQL_AUTOVACUUM_ON: &str = "SELECT current_setting('autovacuum')::boolean \
+     AND current_setting('track_counts')::boolean \
+     AND COALESCE((SELECT o.option_value::boolean \
+                   FROM pg_class c, pg_options_to_table(c.reloptions) o \
+                   WHERE c.oid = 'jobs'::regclass AND o.option_name = 'autovacuum_enabled'), \
+                  TRUE)";
+
+/// The vacuum itself (`VACUUM` cannot run in a transaction or as a prepared
+/// statement: it is sent as a simple query).
+const SQL_VACUUM_QUEUE: &str =
+    "VACUUM (TRUNCATE false) jobs, user_integrations, job_fair_counters, job_fair_frontier";
+
+impl QueueVacuum {
+    /// Counts `rows` pruned; vacuums in the background when due.
+    fn deleted(self: &Arc<Self>, pool: &PgPool, rows: u64) {
+        if rows == 0 {
+            return;
+        }
+        let deleted = self.deleted.fetch_add(rows, Ordering::Relaxed) + rows;
+        let next = self.next.load(Ordering::Relaxed).max(VACUUM_FIRST);
+        if deleted < next || self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.next
+            .store(deleted.saturating_add(VACUUM_FIRST), Ordering::Relaxed);
+        let (this, pool) = (self.clone(), pool.clone());
+        tokio::spawn(async move {
+            match this.vacuum(&pool).await {
+                Ok(rows) => {
+                    let every = (rows / 5).max(VACUUM_FIRST);
+                    this.next
+                        .store(deleted.saturating_add(every), Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        error = %e,
+                        "VACUUM of the queue's tables failed; tried again 10,000 pruned rows later"
+                    );
+                }
+            }
+            this.running.store(false, Ordering::Release);
+        });
+    }
+
+    /// Vacuums unless the server does; returns the estimated rows of `jobs`.
+    async fn vacuum(&self, pool: &PgPool) -> Result<u64, sqlx::Error> {
+        let server_does: bool = sqlx::query_scalar(SQL_AUTOVACUUM_ON)
+            .fetch_one(pool)
+            .await?;
+        if !server_does {
+            sqlx::raw_sql(SQL_VACUUM_QUEUE).execute(pool).await?;
+        }
+        let rows: f64 = sqlx::query_scalar(
+            "SELECT reltuples::float8 FROM pg_class WHERE oid = 'jobs'::regclass",
+        )
+        .fetch_one(pool)
+        .await?;
+        // `reltuples` is -1 for a table never vacuumed or analyzed.
+        Ok(if rows > 0.0 { rows as u64 } else { 0 })
+    }
 }
 
 /// Keeps the planner's statistics of the growing tables fresh from here, whatever the
@@ -340,6 +445,7 @@ impl PgStore {
             pool,
             cipher,
             stats: Arc::default(),
+            vacuum: Arc::default(),
         })
     }
 
@@ -1607,11 +1713,22 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn prune_completed(&self, before: Millis) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM jobs WHERE state = 'completed' AND finished_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+    async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let deleted = retry_transient!(
+            "prune_completed",
+            sqlx::query(SQL_PRUNE)
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from)
+        )?
+        .rows_affected();
+        self.vacuum.deleted(&self.pool, deleted);
+        Ok(deleted)
     }
 }

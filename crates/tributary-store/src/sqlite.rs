@@ -113,6 +113,16 @@ const SQL_CLAIM: &str = concat!(
     job_columns!()
 );
 
+/// Deletes the oldest `?2` completed jobs finished before `?1`. The index is named
+/// (`INDEXED BY`), as the claim's are: the statement then reads the oldest entries of
+/// the pruning index and nothing else, whatever the planner would guess without
+/// statistics.
+const SQL_PRUNE: &str = "DELETE FROM jobs \
+     WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_completed_idx \
+                  WHERE state = 'completed' AND finished_at < ?1 \
+                  ORDER BY finished_at LIMIT ?2) \
+       AND state = 'completed'";
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -1566,9 +1576,16 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn prune_completed(&self, before: Millis) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM jobs WHERE state = 'completed' AND finished_at < ?1")
+    async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        // One statement, one short write lock: the oldest `limit` entries of the
+        // pruning index, then their rows by primary key. Freed pages go to SQLite's
+        // free list and are reused by the next inserts, so the file stops growing.
+        let done = sqlx::query(SQL_PRUNE)
             .bind(before)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())

@@ -90,6 +90,8 @@ conformance!(
     a_tick_enqueues_at_most_its_limit,
     concurrent_claims_never_share_a_job,
     job_listing_counts_and_prune,
+    pruning_removes_only_old_completed_jobs,
+    pruned_space_is_reused,
     unknown_ids_are_not_found,
 );
 
@@ -2235,8 +2237,9 @@ async fn job_listing_counts_and_prune(ctx: &Ctx) {
         1
     );
 
-    assert_eq!(ctx.store.prune_completed(100).await.unwrap(), 0);
-    assert_eq!(ctx.store.prune_completed(101).await.unwrap(), 1);
+    assert_eq!(ctx.store.prune_completed(100, 10).await.unwrap(), 0);
+    assert_eq!(ctx.store.prune_completed(101, 0).await.unwrap(), 0);
+    assert_eq!(ctx.store.prune_completed(101, 10).await.unwrap(), 1);
     assert!(matches!(
         ctx.store.get_job(one.id).await,
         Err(StoreError::NotFound { what: "job", .. })
@@ -2249,6 +2252,375 @@ async fn job_listing_counts_and_prune(ctx: &Ctx) {
             .len(),
         2
     );
+
+    // A pruned id is never handed out again, even the newest one (a stale lease on it
+    // must never match a new job).
+    let newest = all.iter().map(|j| j.id).max().unwrap();
+    let rest = ctx.store.claim("w", 10, 60_000, 200).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    let done: Vec<JobCompletion> = rest
+        .iter()
+        .map(|j| completion(j, user_id, "gmail", vec![]))
+        .collect();
+    ctx.store.complete_jobs(&done, 300).await.unwrap();
+    assert_eq!(ctx.store.prune_completed(301, 10).await.unwrap(), 2);
+    ctx.store
+        .enqueue(&[new_job(a, "after", 2)], 400)
+        .await
+        .unwrap();
+    let after = ctx.store.list_jobs(&JobFilter::default()).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert!(
+        after[0].id > newest,
+        "id {} was handed out again",
+        after[0].id
+    );
+}
+
+/// What one run of [`prune_script`] saw, as JSON (compared between a store that
+/// pruned and one that did not).
+type Observations = Vec<Value>;
+
+/// Jobs in every state, then (when `prune`) pruning in batches of 2 with a cutoff
+/// that only the five old completed jobs are older than, then the same requests on
+/// both stores: enqueues with pending and pruned dedupe keys, the completion of a job
+/// asked for again while it ran, and claims across three accounts. Returns what the
+/// requests after the pruning saw and the ids of the jobs pruned.
+async fn prune_script(ctx: &Ctx, prune: bool) -> (Observations, Vec<i64>) {
+    let store = &ctx.store;
+    let (ua, a) = account(ctx, "a", "gmail").await;
+    let (ub, b) = account(ctx, "b", "gmail").await;
+    let (_, c) = account(ctx, "c", "gmail").await;
+    let done_at = |job: &Job, at: i64| {
+        let user = if job.user_integration_id == a { ua } else { ub };
+        let c = completion(job, user, "gmail", vec![]);
+        async move { store.complete_jobs(&[c], at).await.unwrap() }
+    };
+    let claim_only = |n: usize, at: i64| async move {
+        let jobs = store.claim("w", n + 1, 600_000, at).await.unwrap();
+        assert_eq!(jobs.len(), n, "the queue must hold only these jobs");
+        jobs
+    };
+
+    // Old completed jobs: A's start (t=10) and four downloads (t=100..300).
+    store
+        .enqueue(&[keyed_job(a, "start", "start")], 0)
+        .await
+        .unwrap();
+    let start = claim_only(1, 0).await.remove(0);
+    done_at(&start, 10).await;
+    let items: Vec<NewJob> = ["a0", "a1", "a2", "a3"]
+        .iter()
+        .map(|i| item_job(a, i, 3))
+        .chain([item_job(b, "b0", 3)])
+        .collect();
+    store.enqueue(&items, 20).await.unwrap();
+    let claimed = claim_only(5, 20).await;
+    let by_item: HashMap<&str, &Job> = claimed
+        .iter()
+        .map(|j| (j.item_id.as_deref().unwrap(), j))
+        .collect();
+    done_at(by_item["a0"], 100).await;
+    done_at(by_item["b0"], 150).await;
+    done_at(by_item["a1"], 200).await;
+    done_at(by_item["a2"], 300).await;
+    // Running, and asked for again while it runs: it is to run once more.
+    let running = by_item["a3"];
+    assert_eq!(store.enqueue(&[item_job(a, "a3", 3)], 30).await.unwrap(), 0);
+
+    // Failed and dead long ago.
+    store
+        .enqueue(&[new_job(a, "bad", 2), new_job(b, "doomed", 2)], 30)
+        .await
+        .unwrap();
+    let failing = claim_only(2, 30).await;
+    for j in &failing {
+        let action = if j.task_type == "bad" {
+            FailureAction::Failed
+        } else {
+            FailureAction::Dead
+        };
+        let failure = JobFailure {
+            lease: j.lease(),
+            user_integration_id: j.user_integration_id,
+            error_class: "permanent".into(),
+            message: format!("{} went wrong", j.task_type),
+            action,
+        };
+        assert!(store.fail_job(&failure, 40).await.unwrap());
+    }
+
+    // Completed recently (after the cutoff).
+    store.enqueue(&[item_job(b, "b1", 3)], 450).await.unwrap();
+    let recent = claim_only(1, 450).await.remove(0);
+    done_at(&recent, 5_000).await;
+    // A's next start: available, with the dedupe key of the completed one.
+    assert_eq!(
+        store
+            .enqueue(&[keyed_job(a, "start", "start")], 500)
+            .await
+            .unwrap(),
+        1
+    );
+    // Waiting: backlogs of A and B, and a job of C that is not due yet.
+    let backlog: Vec<NewJob> = (4..8)
+        .map(|i| item_job(a, &format!("a{i}"), 3))
+        .chain((2..6).map(|i| item_job(b, &format!("b{i}"), 3)))
+        .collect();
+    store.enqueue(&backlog, 700).await.unwrap();
+    let mut later = new_job(c, "later", 2);
+    later.run_at = 10_000;
+    store.enqueue(&[later], 700).await.unwrap();
+
+    let before = store.list_jobs(&JobFilter::default()).await.unwrap();
+    let old_completed: Vec<i64> = [
+        start.id,
+        by_item["a0"].id,
+        by_item["b0"].id,
+        by_item["a1"].id,
+        by_item["a2"].id,
+    ]
+    .to_vec();
+    let mut pruned: Vec<i64> = Vec::new();
+    if prune {
+        // Batches of at most 2, oldest first, until a batch comes back short.
+        let mut batches = Vec::new();
+        loop {
+            let n = store.prune_completed(1_000, 2).await.unwrap();
+            batches.push(n);
+            let mut now_gone = Vec::new();
+            for &id in old_completed.iter().filter(|&id| !pruned.contains(id)) {
+                if matches!(store.get_job(id).await, Err(StoreError::NotFound { .. })) {
+                    now_gone.push(id);
+                }
+            }
+            assert_eq!(now_gone.len() as u64, n, "batch {batches:?}");
+            // Oldest first: what is gone is always a prefix of the finishing order.
+            pruned.extend(now_gone);
+            assert_eq!(pruned[..], old_completed[..pruned.len()], "oldest first");
+            if n < 2 {
+                break;
+            }
+        }
+        assert_eq!(batches, [2, 2, 1]);
+        assert_eq!(store.prune_completed(1_000, 2).await.unwrap(), 0);
+        // Everything else is untouched, field by field.
+        let after = store.list_jobs(&JobFilter::default()).await.unwrap();
+        let kept: Vec<Value> = before
+            .iter()
+            .filter(|j| !old_completed.contains(&j.id))
+            .map(|j| serde_json::to_value(j).unwrap())
+            .collect();
+        let after: Vec<Value> = after
+            .iter()
+            .map(|j| serde_json::to_value(j).unwrap())
+            .collect();
+        assert_eq!(after, kept);
+        let states: HashSet<JobState> = before
+            .iter()
+            .filter(|j| !old_completed.contains(&j.id))
+            .map(|j| j.state)
+            .collect();
+        assert_eq!(
+            states,
+            HashSet::from([
+                JobState::Available,
+                JobState::Running,
+                JobState::Completed,
+                JobState::Failed,
+                JobState::Dead
+            ]),
+            "every state is kept but old completed"
+        );
+    }
+
+    // The same requests on both stores.
+    let mut seen: Observations = Vec::new();
+    // A's start is pending: deduplicated. a0's key is free (its job completed). a3 is
+    // running: asked again, nothing is queued.
+    for job in [
+        keyed_job(a, "start", "start"),
+        item_job(a, "a0", 3),
+        item_job(a, "a3", 3),
+    ] {
+        seen.push(json!(store.enqueue(&[job], 6_000).await.unwrap()));
+    }
+    // The running job asked for again completes into one more run.
+    done_at(running, 6_100).await;
+    let rerun = store.get_job(running.id).await.unwrap();
+    assert_eq!(rerun.state, JobState::Available, "the re-run was lost");
+    seen.push(serde_json::to_value(&rerun).unwrap());
+    // C wakes up with three downloads; then everything due is claimed, 3 at a time.
+    let c_items: Vec<NewJob> = (0..3).map(|i| item_job(c, &format!("c{i}"), 3)).collect();
+    store.enqueue(&c_items, 6_200).await.unwrap();
+    let mut order = Vec::new();
+    loop {
+        let jobs = store.claim("w", 3, 600_000, 7_000).await.unwrap();
+        if jobs.is_empty() {
+            break;
+        }
+        order.extend(jobs.iter().map(|j| {
+            json!([
+                j.id,
+                j.user_integration_id,
+                j.task_type,
+                j.item_id,
+                j.attempts
+            ])
+        }));
+    }
+    let later = store.claim("w", 3, 600_000, 10_000).await.unwrap();
+    order.extend(later.iter().map(|j| json!([j.id, j.task_type])));
+    seen.push(Value::Array(order));
+    seen.push(json!(
+        store
+            .job_counts(None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.state != JobState::Completed)
+            .map(|c| json!([c.state, c.priority, c.count]))
+            .collect::<Vec<_>>()
+    ));
+    (seen, pruned)
+}
+
+async fn pruning_removes_only_old_completed_jobs(ctx: &Ctx) {
+    // The same script on a twin database that never prunes.
+    let (twin, _guards): (Ctx, Box<dyn std::any::Any + Send>) = match ctx.store.backend() {
+        Backend::Sqlite => {
+            let (store, guard) = tributary_store::testing::sqlite_test_store().await;
+            let twin = Ctx {
+                store,
+                url: guard.url(),
+                cipher: guard.cipher(),
+            };
+            (twin, Box::new(guard))
+        }
+        Backend::Postgres => {
+            let db = tributary_store::testing::postgres_test_store()
+                .await
+                .unwrap();
+            let twin = Ctx {
+                store: db.store.clone(),
+                url: db.url.clone(),
+                cipher: db.cipher(),
+            };
+            (twin, Box::new(db))
+        }
+    };
+    let (pruned_saw, pruned) = prune_script(ctx, true).await;
+    let (twin_saw, none) = prune_script(&twin, false).await;
+    assert_eq!(pruned.len(), 5);
+    assert!(none.is_empty());
+    assert_eq!(
+        pruned_saw, twin_saw,
+        "pruning changed what enqueues, completions or claims do"
+    );
+    // And what they did is what the queue promises.
+    assert_eq!(pruned_saw[..3], [json!(0), json!(1), json!(0)]);
+    let order = pruned_saw[4].as_array().unwrap();
+    assert_eq!(order[0][2], "start", "priority 1 first");
+    let accounts: Vec<i64> = order[1..order.len() - 1]
+        .iter()
+        .map(|j| j[1].as_i64().unwrap())
+        .collect();
+    assert_ne!(
+        accounts[..3],
+        [accounts[0]; 3],
+        "accounts interleave: {accounts:?}"
+    );
+    assert_eq!(order.last().unwrap()[1], "later");
+}
+
+async fn pruned_space_is_reused(ctx: &Ctx) {
+    let (user_id, a) = account(ctx, "a", "gmail").await;
+    // 10,000 jobs run and are pruned: enough for PostgreSQL's store to vacuum.
+    let run = |from: usize, at: i64, finish: bool| async move {
+        let jobs: Vec<NewJob> = (from..from + 10_000)
+            .map(|i| item_job(a, &format!("m{i}"), 3))
+            .collect();
+        ctx.store.enqueue(&jobs, at).await.unwrap();
+        if !finish {
+            return;
+        }
+        loop {
+            let claimed = ctx.store.claim("w", 1_000, 600_000, at).await.unwrap();
+            if claimed.is_empty() {
+                break;
+            }
+            let done: Vec<JobCompletion> = claimed
+                .iter()
+                .map(|j| completion(j, user_id, "gmail", vec![]))
+                .collect();
+            ctx.store.complete_jobs(&done, at).await.unwrap();
+        }
+        let mut pruned = 0;
+        loop {
+            let n = ctx.store.prune_completed(at + 1, 1_000).await.unwrap();
+            assert!(n <= 1_000);
+            pruned += n;
+            if n < 1_000 {
+                break;
+            }
+        }
+        assert_eq!(pruned, 10_000);
+    };
+    run(0, 1_000, true).await;
+    match ctx.store.backend() {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+            let free = |pool: sqlx::SqlitePool| async move {
+                sqlx::query_scalar::<_, i64>("PRAGMA freelist_count")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            };
+            let freed = free(pool.clone()).await;
+            assert!(freed > 0, "pruning freed no pages");
+            // The next jobs take their pages from the free list.
+            run(10_000, 2_000, false).await;
+            assert!(
+                free(pool.clone()).await < freed,
+                "the freed pages were not reused"
+            );
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+            let server_vacuums: bool = sqlx::query_scalar(
+                "SELECT current_setting('autovacuum')::boolean
+                        AND current_setting('track_counts')::boolean",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if server_vacuums {
+                println!("the server's autovacuum is on: the store leaves vacuuming to it");
+                return;
+            }
+            // The store's background VACUUM of `jobs` (the wait is bounded; no timing
+            // is asserted).
+            let mut vacuums = 0;
+            for _ in 0..600 {
+                vacuums = sqlx::query_scalar::<_, i64>(
+                    "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'jobs'",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                if vacuums > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            assert!(
+                vacuums > 0,
+                "jobs was not vacuumed after 10,000 pruned rows"
+            );
+            pool.close().await;
+        }
+    }
 }
 
 async fn unknown_ids_are_not_found(ctx: &Ctx) {
