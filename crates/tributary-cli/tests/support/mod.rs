@@ -1,10 +1,15 @@
-//! What the tests that drive the real `tributary` binary as worker processes share:
-//! throw-away databases, spawning and stopping workers, waiting for the queue to
-//! drain, and the end-of-sync checks (every source item stored once, no job left
-//! running, failed or dead).
+//! What the tests that drive the real `tributary` binary as worker processes share
+//! (`processes.rs`, `reliability.rs`): throw-away databases, spawning and stopping
+//! workers, waiting for the queue to drain, and the end-of-sync checks (every source
+//! item stored once, no job left running, failed or dead).
+//!
+//! - [`pg_cluster`]: a private PostgreSQL cluster (`initdb` / `pg_ctl`) a test can stop
+//!   and start again.
 //!
 //! Each test binary uses part of it, hence `dead_code` allowed here.
 #![allow(dead_code)]
+
+pub mod pg_cluster;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
