@@ -7,9 +7,12 @@
 //!   a few seconds and started again. The workers (`tributary run`, and
 //!   `tributary sync --until-idle`) ride it out: the sync ends with every source item
 //!   stored once and every job completed (none lost, failed or dead).
+//! - SQLite disk full: the database lives on a small tmpfs that is filled mid-sync.
+//!   The worker reports `database or disk is full`, keeps running, the database stays
+//!   intact (`PRAGMA integrity_check`), and the sync completes once space returns.
 //!
-//! Without the PostgreSQL server binaries the tests skip with a message; under
-//! `CI=true` they fail instead.
+//! Without the PostgreSQL server binaries, or without root for the tmpfs, the tests
+//! skip with a message; under `CI=true` they fail instead.
 
 mod support;
 
@@ -18,6 +21,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::pg_cluster::PgCluster;
+use support::tmpfs::Tmpfs;
 use support::{
     Db, TempDir, Worker, assert_all_jobs_completed, link, now_ms, stored, stored_count,
     try_pending, wait_for_idle, wait_until, worker_command,
@@ -84,6 +88,24 @@ async fn assert_synced(db: &Db, ui: i64, server: &SourceServer) {
     assert_all_jobs_completed(db.store.as_ref(), ui).await;
 }
 
+/// `PRAGMA integrity_check` of the SQLite file, from a read-only connection of our own.
+async fn integrity_check(path: &Path, immutable: bool) -> String {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .immutable(immutable)
+        .connect()
+        .await
+        .expect("open the database for the integrity check");
+    let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut conn)
+        .await
+        .expect("integrity check");
+    let _ = conn.close().await;
+    rows.join("; ")
+}
+
 // ---- PostgreSQL restart ----
 
 const PG_ITEMS: usize = 4_000;
@@ -142,4 +164,53 @@ async fn postgres_restart_mid_sync_until_idle_loses_nothing() {
     let status = sync.wait(PHASE).await;
     assert!(status.success(), "sync exit: {status}\n{}", sync.output());
     assert_synced(&db, ui, &server).await;
+}
+
+// ---- SQLite disk full ----
+
+/// SQLite's message for SQLITE_FULL, which the worker must log.
+const FULL: &str = "database or disk is full";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_disk_full_mid_sync_then_space_returns() {
+    let Some(fs) = Tmpfs::mount(64) else {
+        return;
+    };
+    let path = fs.path().join("full.db");
+    let db = Db::at(format!("sqlite://{}", path.display()), Box::new(())).await;
+    let (server, ui) = synthetic_account(&db, 10_000, 1).await;
+    let logs = TempDir::new("disk-full-logs");
+    let mut worker = logged_worker(&db, 4, &logs.path().join("worker.log"));
+
+    wait_for_progress(&db, ui, 1_000).await;
+    let filler = fs.fill();
+    let deadline = tokio::time::Instant::now() + PHASE;
+    while !worker.output().contains(FULL) {
+        worker.assert_running("with the disk full");
+        assert!(
+            try_pending(db.store.as_ref()).await.unwrap_or(1) > 0,
+            "the sync finished before the disk filled up; make the source bigger"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker did not report the full disk within {PHASE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Some more rounds on the full disk: claims, commits and lease renewals all fail.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    worker.assert_running("with the disk full");
+    assert_eq!(integrity_check(&path, false).await, "ok");
+
+    std::fs::remove_file(&filler).expect("remove the filler");
+    wait_for_idle(db.store.as_ref(), PHASE).await;
+    worker.assert_running("after space returned");
+    let status = worker.terminate(PHASE).await;
+    assert!(
+        status.success(),
+        "worker exit: {status}\n{}",
+        worker.output()
+    );
+    assert_synced(&db, ui, &server).await;
+    assert_eq!(integrity_check(&path, false).await, "ok");
 }

@@ -5,11 +5,13 @@
 //!
 //! - [`pg_cluster`]: a private PostgreSQL cluster (`initdb` / `pg_ctl`) a test can stop
 //!   and start again.
+//! - [`tmpfs`]: a small tmpfs mounted by the test (disk full, read-only).
 //!
 //! Each test binary uses part of it, hence `dead_code` allowed here.
 #![allow(dead_code)]
 
 pub mod pg_cluster;
+pub mod tmpfs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
