@@ -113,6 +113,26 @@ const SQL_CLAIM: &str = concat!(
     job_columns!()
 );
 
+/// Whether a connection coming back to the pool may be used again: not when it is
+/// still inside a transaction once the rollback a dropped transaction queued has run.
+///
+/// A COMMIT that fails with SQLITE_FULL (disk full) can leave SQLite having rolled the
+/// transaction back by itself while the driver still counts it open; the driver's
+/// ROLLBACK then fails too, and every later `BEGIN` on that connection fails with
+/// "attempted to call begin_with at non-zero transaction depth". Kept in the pool,
+/// such connections stalled the engine for good once the disk had space again.
+async fn keep_connection(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    if conn.is_in_transaction() {
+        // Runs what is queued on the connection (the rollback) first.
+        conn.ping().await?;
+        if conn.is_in_transaction() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -185,6 +205,7 @@ impl SqliteStore {
             options = options.journal_mode(SqliteJournalMode::Wal);
             SqlitePoolOptions::new()
                 .max_connections(8)
+                .after_release(|conn, _| Box::pin(keep_connection(conn)))
                 .connect_with(options)
                 .await?
         };
