@@ -10,6 +10,7 @@
 //! text order is time order; JSON is stored as text.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -204,6 +205,56 @@ fn is_read_only(error: &sqlx::Error) -> bool {
     }
 }
 
+/// The error of a database file that could not be opened; when the reason is that the
+/// file or its directory cannot be written, it says so (SQLite itself only says
+/// "unable to open database file").
+fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
+    match read_only_reason(path) {
+        Some(why) => StoreError::ReadOnly(format!(
+            "{why}; SQLite must write {} and create its -wal and -shm files next to it \
+             ({error})",
+            path.display()
+        )),
+        None => StoreError::Database(error),
+    }
+}
+
+/// Why the database file at `path` cannot be written, if it cannot: the file is not
+/// writable, or no file can be created in its directory (checked with a probe file,
+/// removed at once). Only looked at once opening failed.
+fn read_only_reason(path: &Path) -> Option<String> {
+    use std::io::ErrorKind;
+    let denied = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied
+        )
+    };
+    if path.exists()
+        && let Err(e) = std::fs::OpenOptions::new().write(true).open(path)
+        && denied(&e)
+    {
+        return Some(format!("cannot write {}: {e}", path.display()));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".tributary-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if denied(&e) => Some(format!("cannot create files in {}: {e}", dir.display())),
+        Err(_) => None,
+    }
+}
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -273,6 +324,7 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         } else {
+            let path = options.get_filename().to_owned();
             let read_only = Arc::new(AtomicUsize::new(0));
             options = options.journal_mode(SqliteJournalMode::Wal);
             SqlitePoolOptions::new()
@@ -289,7 +341,8 @@ impl SqliteStore {
                     Box::pin(async move { keep_connection(conn, &read_only).await })
                 })
                 .connect_with(options)
-                .await?
+                .await
+                .map_err(|e| open_error(&path, e))?
         };
         Ok(SqliteStore {
             pool,
