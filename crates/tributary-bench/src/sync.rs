@@ -109,9 +109,9 @@ pub async fn sync(
     );
     println!();
     println!(
-        "| backend | messages | workers | stored | seconds | engine msg/s | ceiling msg/s | engine / ceiling |"
+        "| backend | messages | workers | stored | seconds | engine msg/s | ceiling msg/s | engine / ceiling | token requests |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in messages {
         let fake = start_fake(n).await?;
         let expected = syncable(&fake);
@@ -119,6 +119,8 @@ pub async fn sync(
         for &backend in backends {
             for &w in workers {
                 let label = format!("sync_{n}_{w}");
+                // The token endpoint's grants during the sync (one account, one process).
+                let tokens_before = fake.handle().counters().tokens_issued;
                 let run = async {
                     let db = FreshDb::create(backend, postgres, &label).await?;
                     let run = full_sync(&db, &info, w).await;
@@ -126,11 +128,12 @@ pub async fn sync(
                     run
                 }
                 .await;
+                let tokens = fake.handle().counters().tokens_issued - tokens_before;
                 let run = match run {
                     Ok(run) => run,
                     Err(e) => {
                         println!(
-                            "| {} | {expected} | {w} | n/a ({e:#}) | | | | |",
+                            "| {} | {expected} | {w} | n/a ({e:#}) | | | | | |",
                             backend.name()
                         );
                         continue;
@@ -153,7 +156,7 @@ pub async fn sync(
                     format!("{} (of {expected}: incomplete)", run.stored)
                 };
                 println!(
-                    "| {} | {expected} | {w} | {stored} | {:.1} | {engine_rate:.0} | {ceiling_text} | {ratio_text} |",
+                    "| {} | {expected} | {w} | {stored} | {:.1} | {engine_rate:.0} | {ceiling_text} | {ratio_text} | {tokens} |",
                     backend.name(),
                     run.elapsed.as_secs_f64(),
                 );

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
-use tributary_gmail::GmailTask;
 use tributary_sdk::Task;
 use tributary_store::{Cipher, KeySource, NewJob, Store};
 use tributary_testkit::gmail::{FakeGmail, GmailConfig};
@@ -417,7 +416,11 @@ fn sync_until_idle_stores_every_message_once() {
     // Without --until-idle the sync is only enqueued, for `tributary run`.
     let queued = env.json(&["sync", &id.to_string()]);
     assert_eq!(queued["start_enqueued"], true);
-    assert_eq!(env.link_view(id)["pending_jobs"], json!({"1": 1}));
+    assert_eq!(
+        env.link_view(id)["pending_jobs"],
+        json!({"1": 2}),
+        "start and history check"
+    );
     let text = env.ok(&["sync", &id.to_string()]);
     assert!(text.contains("already pending"), "{text}");
 }
@@ -481,11 +484,7 @@ fn content_ls_excludes_deleted_items_unless_asked() {
     );
     fake.trash(&trashed).expect("trash");
     fake.delete(&deleted).expect("delete");
-    // The history check finds both (what the scheduler runs every two minutes).
-    env.enqueue(
-        id,
-        Task::from_typed(&GmailTask::CheckHistory).expect("task"),
-    );
+    // `sync --until-idle` alone brings both deletions: it runs the history check too.
     let summary = env.json(&["sync", &id_text, "--until-idle"]);
     assert_eq!(summary["deleted"], 2);
 

@@ -14,14 +14,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tributary_engine::{
-    Clock, Engine, EngineConfig, HISTORY_DEDUPE_KEY, ManualClock, RunUntil, Scheduler,
-    domain_schedules, link_account,
+    Clock, Engine, EngineConfig, ManualClock, RunUntil, Scheduler, domain_schedules, link_account,
 };
-use tributary_sdk::{HIGHEST_PRIORITY, Registry, Task};
+use tributary_sdk::Registry;
 use tributary_store::{
-    ContentItem, ContentQuery, Job, JobFilter, JobState, NewJob, Store, UserIntegration,
+    ContentItem, ContentQuery, Job, JobFilter, JobState, Store, UserIntegration,
     UserIntegrationStatus,
 };
 
@@ -225,14 +223,7 @@ impl Harness {
     /// Enqueues a history check for account `ui`, due now.
     pub async fn enqueue_history(&self, ui: i64) {
         let now = self.clock.now_ms();
-        let job = NewJob {
-            user_integration_id: ui,
-            task: Task::new(self.history_task.clone(), Value::Null),
-            priority: HIGHEST_PRIORITY,
-            dedupe_key: Some(HISTORY_DEDUPE_KEY.to_owned()),
-            max_attempts: MAX_ATTEMPTS,
-            run_at: now,
-        };
+        let job = tributary_engine::worker::history_job(ui, &self.history_task, MAX_ATTEMPTS, now);
         self.store
             .enqueue(&[job], now)
             .await

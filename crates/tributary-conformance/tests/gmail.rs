@@ -263,3 +263,67 @@ impl Mail {
         Mail { labels, subject }
     }
 }
+
+/// Every message of the Gmail crate's two MIME corpora (bounces, digests, forwards, a
+/// top-level `message/rfc822` with empty text, repeated address lines, broken
+/// boundaries, deep nesting...) goes through the fake and the whole engine into the
+/// store: each is stored once, nothing fails, the account stays active.
+async fn corpus_syncs_through_the_engine(h: tributary_conformance::Harness) {
+    let subject = GmailSubject::start(0, 5).await;
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../integrations/gmail/tests");
+    let mut inserted = Vec::new();
+    for folder in ["corpus", "mime"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(folder))
+            .expect("corpus folder")
+            .map(|entry| entry.expect("corpus entry").path())
+            .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let raw = std::fs::read(&path).expect("corpus message");
+            let id = subject
+                .fake
+                .insert_raw(&raw, &["INBOX"])
+                .unwrap_or_else(|e| panic!("insert {}: {e}", path.display()));
+            inserted.push(id);
+        }
+    }
+    assert!(inserted.len() >= 80, "{} corpus messages", inserted.len());
+    let ui = h.link(&subject, "corpus-user").await.id;
+    let engine = h.engine(4);
+    h.sync(&engine, ui).await;
+    h.assert_no_failed_jobs(ui).await;
+    let stored = h.content(ui, false).await;
+    for id in &inserted {
+        let item = stored
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} was not stored"));
+        assert!(
+            item.content.get("failed").is_none(),
+            "{id} was stored as a failure: {}",
+            item.content
+        );
+    }
+    let account = h.account(ui).await;
+    assert_eq!(
+        account.status,
+        tributary_store::UserIntegrationStatus::Active
+    );
+}
+
+#[test]
+fn sqlite_corpus_syncs_through_the_engine() {
+    tributary_conformance::run_scenario::<GmailSubject, _, _>(
+        tributary_conformance::Backend::Sqlite,
+        corpus_syncs_through_the_engine,
+    );
+}
+
+#[test]
+fn postgres_corpus_syncs_through_the_engine() {
+    tributary_conformance::run_scenario::<GmailSubject, _, _>(
+        tributary_conformance::Backend::Postgres,
+        corpus_syncs_through_the_engine,
+    );
+}

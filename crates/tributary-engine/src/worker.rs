@@ -885,6 +885,46 @@ impl ContentExists for StoreContentIndex {
     }
 }
 
+/// A history check (`history_task`, the manifest's `schedule.historyTask`) for one
+/// account, due at `now`: deduplicated like the scheduler's, at the highest priority.
+pub fn history_job(
+    user_integration_id: i64,
+    history_task: &str,
+    max_attempts: i32,
+    now: i64,
+) -> NewJob {
+    NewJob {
+        user_integration_id,
+        task: Task::new(history_task, tributary_sdk::serde_json::Value::Null),
+        priority: tributary_sdk::HIGHEST_PRIORITY,
+        dedupe_key: Some(HISTORY_DEDUPE_KEY.to_owned()),
+        max_attempts,
+        run_at: now,
+    }
+}
+
+/// What "sync this account now" enqueues: its `start` (new items) and, when the
+/// integration has one, its history check (edits and deletions, or the full
+/// comparison when the cursor has expired), so the database equals the source when
+/// the jobs are done.
+pub fn sync_now_jobs(
+    user_integration_id: i64,
+    manifest: &tributary_sdk::Manifest,
+    max_attempts: i32,
+    now: i64,
+) -> Vec<NewJob> {
+    let mut jobs = vec![start_job(user_integration_id, max_attempts, now)];
+    if let Some(history_task) = manifest.schedule.history_task.as_deref() {
+        jobs.push(history_job(
+            user_integration_id,
+            history_task,
+            max_attempts,
+            now,
+        ));
+    }
+    jobs
+}
+
 /// A `start` job for one account, due now (`tributary sync`).
 pub fn start_job(user_integration_id: i64, max_attempts: i32, now: i64) -> NewJob {
     NewJob {

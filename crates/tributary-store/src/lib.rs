@@ -66,6 +66,12 @@ pub const DUE_CHECK_EVERY_MS: Millis = 100;
 pub const PROCESS_DIED_ERROR: &str = "the process died while running this job (or stalled \
      past its lease): the lease expired before the worker finished";
 
+/// Jobs whose lease expired come back spread over up to this many milliseconds times
+/// their attempts so far, each at a random moment: the jobs a dead process held come
+/// back one by one instead of all in the same claim, so jobs that merely shared a
+/// process with a job that kills it do not die with it attempt after attempt.
+pub const EXPIRED_SPREAD_MS: i64 = 2_000;
+
 /// The error class recorded with [`PROCESS_DIED_ERROR`].
 pub const PROCESS_DIED_CLASS: &str = "lease_expired";
 
@@ -267,8 +273,10 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<u64, StoreError>;
 
-    /// Returns running jobs whose lease expired to the queue (their worker died); a job
-    /// that has used all its attempts becomes dead. Returns how many were touched.
+    /// Returns running jobs whose lease expired to the queue (their worker died), each
+    /// due at a random moment within [`EXPIRED_SPREAD_MS`] × its attempts; a job that
+    /// has used all its attempts becomes dead with [`PROCESS_DIED_ERROR`]. Returns how
+    /// many were touched.
     async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError>;
 
     /// One scheduler tick. Records `schedules` as the schedules of the registered

@@ -1486,6 +1486,7 @@ impl Store for PgStore {
             "UPDATE jobs SET
                  state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
                  finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
+                 run_at = $1 + floor(random() * $4 * greatest(attempts, 1))::bigint,
                  error_class = $2, last_error = $3,
                  locked_by = NULL, lease_expires_at = NULL
              WHERE state = 'running' AND lease_expires_at < $1",
@@ -1493,6 +1494,7 @@ impl Store for PgStore {
         .bind(now)
         .bind(crate::PROCESS_DIED_CLASS)
         .bind(crate::PROCESS_DIED_ERROR)
+        .bind(crate::EXPIRED_SPREAD_MS)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())

@@ -1115,6 +1115,16 @@ async fn leases_renew_expire_and_die(ctx: &Ctx) {
     assert_eq!(j.state, JobState::Available);
     assert_eq!(j.locked_by, None);
     assert_eq!(j.error_class.as_deref(), Some("lease_expired"));
+    assert_eq!(
+        j.last_error.as_deref(),
+        Some(tributary_store::PROCESS_DIED_ERROR)
+    );
+    // Back at a random moment within the spread, not all at once.
+    assert!(
+        (1_501..1_501 + tributary_store::EXPIRED_SPREAD_MS).contains(&j.run_at),
+        "{}",
+        j.run_at
+    );
     // The old holder learns it lost the lease.
     assert_eq!(
         ctx.store
@@ -1125,16 +1135,20 @@ async fn leases_renew_expire_and_die(ctx: &Ctx) {
     );
 
     // Second (last) attempt also expires: dead.
-    let again = ctx.store.claim("w2", 1, 1_000, 2_000).await.unwrap();
+    let again = ctx.store.claim("w2", 1, 1_000, 3_600).await.unwrap();
     assert_eq!(again[0].attempts, 2);
-    assert_eq!(ctx.store.requeue_expired(3_001).await.unwrap(), 1);
+    assert_eq!(ctx.store.requeue_expired(4_601).await.unwrap(), 1);
     let j = ctx.store.get_job(lease.job_id).await.unwrap();
     assert_eq!(j.state, JobState::Dead);
     assert_eq!(j.error_class.as_deref(), Some("lease_expired"));
-    assert_eq!(j.finished_at, Some(3_001));
+    assert_eq!(
+        j.last_error.as_deref(),
+        Some(tributary_store::PROCESS_DIED_ERROR)
+    );
+    assert_eq!(j.finished_at, Some(4_601));
     assert!(
         ctx.store
-            .claim("w2", 1, 1_000, 4_000)
+            .claim("w2", 1, 1_000, 8_000)
             .await
             .unwrap()
             .is_empty()
@@ -1146,7 +1160,12 @@ async fn stale_attempts_are_fenced(ctx: &Ctx) {
     ctx.store.enqueue(&[new_job(uid, "t", 2)], 0).await.unwrap();
     let first = ctx.store.claim("w1", 1, 100, 0).await.unwrap().remove(0);
     assert_eq!(ctx.store.requeue_expired(200).await.unwrap(), 1);
-    let second = ctx.store.claim("w2", 1, 100, 300).await.unwrap().remove(0);
+    let second = ctx
+        .store
+        .claim("w2", 1, 100, 2_300)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(second.id, first.id);
     assert_eq!(second.attempts, 2);
 
@@ -1160,7 +1179,7 @@ async fn stale_attempts_are_fenced(ctx: &Ctx) {
     stale.sync_state_patch = Some(json!({"cursor": "stale"}).as_object().cloned().unwrap());
     stale.children = vec![new_job(uid, "child", 3)];
     stale.credentials = Some(creds("stale-secret"));
-    let r = ctx.store.complete_jobs(&[stale], 350).await.unwrap();
+    let r = ctx.store.complete_jobs(&[stale], 2_350).await.unwrap();
     assert!(!r[0].applied);
     assert_eq!(r[0].job_id, first.id);
     assert_eq!((r[0].inserted, r[0].enqueued), (0, 0));
@@ -1177,10 +1196,10 @@ async fn stale_attempts_are_fenced(ctx: &Ctx) {
         message: "late".into(),
         action: FailureAction::Dead,
     };
-    assert!(!ctx.store.fail_job(&failure, 360).await.unwrap());
+    assert!(!ctx.store.fail_job(&failure, 2_360).await.unwrap());
     assert_eq!(
         ctx.store
-            .release_jobs("w1", &[first.lease()], 360)
+            .release_jobs("w1", &[first.lease()], 2_360)
             .await
             .unwrap(),
         0
@@ -1199,7 +1218,7 @@ async fn stale_attempts_are_fenced(ctx: &Ctx) {
     );
     let r = ctx
         .store
-        .complete_jobs(&[ok.clone(), ok], 400)
+        .complete_jobs(&[ok.clone(), ok], 2_400)
         .await
         .unwrap();
     assert!(r[0].applied);

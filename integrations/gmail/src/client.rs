@@ -1,7 +1,7 @@
 //! A thin typed client for the five Gmail API v1 methods this integration calls.
 //!
-//! The client follows Google's discovery document (`shared/spec/google/
-//! gmail-v1-discovery.json`) field by field: the paths, the query parameter names and
+//! The client follows Google's discovery document (vendored as `integrations/gmail/
+//! spec/gmail-v1-discovery.json`) field by field: the paths, the query parameter names and
 //! the response structs below carry the discovery names, and the crate's `discovery`
 //! test checks them against the document. It speaks HTTP and OAuth and maps errors;
 //! it knows nothing about tasks or storage.
@@ -140,9 +140,42 @@ impl GmailClient {
 
     /// `users.messages.get` with `format=full`: the parsed MIME tree, labels and
     /// attachment ids in one request. `None` when the message no longer exists.
-    pub async fn get_message(&mut self, id: &str) -> Result<Option<Message>, IntegrationError> {
+    ///
+    /// A MIME tree nested deeper than JSON decoding allows (see [`MAX_JSON_DEPTH`]: a
+    /// hostile or broken message) is fetched again with `format=metadata`, which has the
+    /// headers and labels but no parts; the result says how many parts it left out.
+    pub async fn get_message(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<FetchedMessage>, IntegrationError> {
+        const METHOD: &str = "users.messages.get";
         let url = self.url(&["messages", id], &[("format", "full")]);
-        self.get_json("users.messages.get", url).await
+        let Some(response) = self.get_ok(METHOD, url).await? else {
+            return Ok(None);
+        };
+        if json_depth(&response.body) <= MAX_JSON_DEPTH {
+            let message = response
+                .json()
+                .map_err(|e| e.context(format!("gmail {METHOD}")))?;
+            return Ok(Some(FetchedMessage {
+                message,
+                parts_left_out: 0,
+            }));
+        }
+        let parts = count_parts(&response.body);
+        tracing::warn!(
+            email_id = id,
+            parts,
+            "gmail message nested too deeply to decode; storing its headers"
+        );
+        let url = self.url(&["messages", id], &[("format", "metadata")]);
+        Ok(self
+            .get_json::<Message>(METHOD, url)
+            .await?
+            .map(|message| FetchedMessage {
+                message,
+                parts_left_out: parts,
+            }))
     }
 
     /// `users.history.list`: one page of changes after `start_history_id`. `None` when
@@ -185,16 +218,30 @@ impl GmailClient {
         method: &str,
         url: Url,
     ) -> Result<Option<T>, IntegrationError> {
+        match self.get_ok(method, url).await? {
+            Some(response) => response
+                .json()
+                .map(Some)
+                .map_err(|e| e.context(format!("gmail {method}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// GETs `url`: a 2xx response, `None` on 404, else the classified error.
+    async fn get_ok(
+        &mut self,
+        method: &str,
+        url: Url,
+    ) -> Result<Option<HttpResponse>, IntegrationError> {
         let context = |e: IntegrationError| e.context(format!("gmail {method}"));
         let response = self.get_authorized(&url).await.map_err(context)?;
-        let status = response.status.as_u16();
-        if status == 404 {
+        if response.status.as_u16() == 404 {
             return Ok(None);
         }
         if !response.status.is_success() {
             return Err(context(classify_error(&response)));
         }
-        response.json().map(Some).map_err(context)
+        Ok(Some(response))
     }
 
     /// GETs `url` with the access token, retrying once with a newer token when the
@@ -228,6 +275,64 @@ impl GmailClient {
             .send(self.http.get(url.clone()).bearer_auth(token))
             .await
     }
+}
+
+/// The deepest JSON nesting a response may have to be decoded: serde_json refuses
+/// documents nested deeper than 128 levels (its guard against stack overflows), and
+/// each MIME level of a message takes two (the part object and its `parts` array).
+pub const MAX_JSON_DEPTH: usize = 120;
+
+/// A downloaded message, and how many of its MIME parts were left out because the
+/// tree was too deep to decode (0 for any real message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedMessage {
+    /// The message (with only its headers when parts were left out).
+    pub message: Message,
+    /// Parts left out.
+    pub parts_left_out: usize,
+}
+
+/// The deepest nesting of objects and arrays in a JSON document, by one pass over its
+/// bytes (strings skipped, escapes honoured); malformed input just gives some number.
+pub fn json_depth(body: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// How many MIME parts a `messages.get` body holds: its `"partId"` keys. Inside a
+/// string the quotes would be escaped, and a value `"partId"` is never followed by a
+/// colon, so each match followed by one is a key.
+fn count_parts(body: &[u8]) -> usize {
+    const KEY: &[u8] = b"\"partId\"";
+    (0..body.len().saturating_sub(KEY.len() - 1))
+        .filter(|&at| body[at..].starts_with(KEY))
+        .filter(|&at| {
+            body[at + KEY.len()..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                == Some(&b':')
+        })
+        .count()
 }
 
 /// Parses the `baseUrl` setting: an absolute http(s) URL, read as a directory (a
@@ -476,6 +581,19 @@ mod tests {
         assert_eq!(
             c.url(&["profile"], &[]).as_str(),
             "https://gmail.googleapis.com/gmail/v1/users/me/profile"
+        );
+    }
+
+    #[test]
+    fn json_depth_counts_nesting_outside_strings() {
+        assert_eq!(json_depth(b"{}"), 1);
+        assert_eq!(json_depth(br#"{"a": [1, {"b": "[[[{{{"}], "c": "\"{"}"#), 3);
+        assert_eq!(json_depth(b"not json"), 0);
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        assert_eq!(json_depth(deep.as_bytes()), 500);
+        assert_eq!(
+            count_parts(br#"{"partId": "", "parts": [{"partId": "0", "x": "partId"}]}"#),
+            2
         );
     }
 

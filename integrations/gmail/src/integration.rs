@@ -183,8 +183,8 @@ impl GmailIntegration {
                 tracing::debug!(email_id = id, "gmail message deleted before its download");
                 Output::deleted(id)
             }
-            Some(message) if mapping::is_excluded(&message) => Output::deleted(id),
-            Some(message) => match mapping::message_output(&message) {
+            Some(fetched) if mapping::is_excluded(&fetched.message) => Output::deleted(id),
+            Some(fetched) => match mapping::fetched_output(&fetched) {
                 Ok(output) => output,
                 Err(error) => return Ok(failed_download(id, &error)),
             },

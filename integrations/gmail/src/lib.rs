@@ -22,8 +22,8 @@
 //! # Content
 //! One item per message, keyed by the Gmail message id and timestamped with
 //! `internalDate`; the fields are those of [`mapping::EmailContent`] (`subject`,
-//! `from`, `to`, `cc`, `date`, `body`, `threadId`, `labelIds`, `snippet`,
-//! `hasAttachments`, `attachmentCount`, `attachments`). Messages deleted in Gmail, or
+//! `from`, `to`, `cc`, `date`, `body`, `skippedParts`, `threadId`, `labelIds`,
+//! `snippet`, `hasAttachments`, `attachmentCount`, `attachments`). Messages deleted in Gmail, or
 //! moved to the trash or spam, become deletion markers.
 //!
 //! The crate depends on the SDK only. The binary registers it with one line,

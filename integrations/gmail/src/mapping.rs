@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use tributary_sdk::{IntegrationError, Output};
 
-use crate::client::{Message, MessagePart};
+use crate::client::{FetchedMessage, Message, MessagePart};
 use crate::mime;
 
 /// The subject stored for a message without one (or with an empty one).
@@ -28,14 +28,20 @@ pub struct EmailContent {
     pub subject: String,
     /// The decoded `From` header, `Name <address>` form.
     pub from: String,
-    /// The decoded `To` header, addresses separated by `, `.
+    /// The decoded `To` header, addresses separated by `, `. A message with several
+    /// `To` lines has the addresses of all of them, in order (repeats kept).
     pub to: String,
-    /// The decoded `Cc` header, addresses separated by `, `.
+    /// The decoded `Cc` header, addresses separated by `, `; all `Cc` lines, like `to`.
     pub cc: String,
     /// The `Date` header as written.
     pub date: String,
-    /// The text: `text/plain` preferred, else the HTML part as text.
+    /// The text: `text/plain` preferred, else the HTML part as text, else the text of
+    /// the first attached message (see [`mime::body_text`]).
     pub body: String,
+    /// How many MIME parts are nested deeper than [`mime::MAX_MIME_DEPTH`] levels and
+    /// so were not read: `body` and `attachments` leave them out. 0 for any real
+    /// message; more means the stored content is incomplete.
+    pub skipped_parts: usize,
     /// The Gmail thread id.
     pub thread_id: String,
     /// The Gmail label ids.
@@ -67,7 +73,19 @@ pub struct Attachment {
 /// The content item for a downloaded message, timestamped with `internalDate` (when
 /// Gmail received it), or the `Date` header when that is missing.
 pub fn message_output(message: &Message) -> Result<Output, IntegrationError> {
-    let content = serde_json::to_value(email_content(message)).map_err(|e| {
+    content_output(message, email_content(message))
+}
+
+/// [`message_output`] for a download whose deepest parts were left out (a tree too
+/// deep to decode): they count in `skippedParts` too.
+pub fn fetched_output(fetched: &FetchedMessage) -> Result<Output, IntegrationError> {
+    let mut content = email_content(&fetched.message);
+    content.skipped_parts = content.skipped_parts.saturating_add(fetched.parts_left_out);
+    content_output(&fetched.message, content)
+}
+
+fn content_output(message: &Message, content: EmailContent) -> Result<Output, IntegrationError> {
+    let content = serde_json::to_value(content).map_err(|e| {
         IntegrationError::permanent(format!(
             "failed to serialize gmail message {}: {e}",
             message.id
@@ -84,7 +102,9 @@ pub fn is_excluded(message: &Message) -> bool {
         .any(|label| EXCLUDED_LABELS.contains(&label.as_str()))
 }
 
-/// Decodes a message into its content.
+/// Decodes a message into its content. `Subject`, `From` and `Date` come from the
+/// first header of that name (RFC 5322 allows one of each); `To` and `Cc` from every
+/// line of that name.
 pub fn email_content(message: &Message) -> EmailContent {
     let empty = MessagePart::default();
     let payload = message.payload.as_ref().unwrap_or(&empty);
@@ -108,10 +128,11 @@ pub fn email_content(message: &Message) -> EmailContent {
         from: header("From")
             .map(mime::decode_addresses)
             .unwrap_or_default(),
-        to: header("To").map(mime::decode_addresses).unwrap_or_default(),
-        cc: header("Cc").map(mime::decode_addresses).unwrap_or_default(),
+        to: mime::decode_address_lines(&payload.headers, "To"),
+        cc: mime::decode_address_lines(&payload.headers, "Cc"),
         date: header("Date").map(str::trim).unwrap_or_default().to_owned(),
         body: mime::body_text(payload),
+        skipped_parts: mime::skipped_parts(payload),
         thread_id: message.thread_id.clone(),
         label_ids: message.label_ids.clone(),
         snippet: mime::decode_entities(&message.snippet).into_owned(),
@@ -191,6 +212,7 @@ mod tests {
             serde_json::json!({
                 "subject": "(No Subject)", "from": "a@example.com", "to": "", "cc": "",
                 "date": "Tue, 14 Nov 2023 22:13:20 +0000", "body": "Hi\nthere",
+                "skippedParts": 0,
                 "threadId": "t1", "labelIds": ["INBOX"], "snippet": "It's here",
                 "hasAttachments": false, "attachmentCount": 0, "attachments": []
             })

@@ -29,10 +29,32 @@ use crate::client::{MessagePart, MessagePartHeader};
 
 /// The value of the first header called `name` (case-insensitive), undecoded.
 pub fn header<'a>(headers: &'a [MessagePartHeader], name: &str) -> Option<&'a str> {
+    header_values(headers, name).next()
+}
+
+/// The values of every header called `name` (case-insensitive), in message order,
+/// undecoded. Mailing-list software and old clients write `To:` or `Cc:` several
+/// times; each line is one entry in Gmail's `headers`.
+pub fn header_values<'a>(
+    headers: &'a [MessagePartHeader],
+    name: &str,
+) -> impl Iterator<Item = &'a str> {
     headers
         .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value.as_str())
+}
+
+/// Every address of every header line called `name` (`To`, `Cc`), decoded as by
+/// [`decode_addresses`] and joined with `, ` in message order. Addresses repeated
+/// across lines are kept as written: dropping one would need a notion of "the same
+/// address" (case, display names, groups) that the reader can apply better.
+pub fn decode_address_lines(headers: &[MessagePartHeader], name: &str) -> String {
+    header_values(headers, name)
+        .map(decode_addresses)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Decodes an unstructured header value (a subject): encoded words in any charset,
@@ -122,51 +144,123 @@ fn quote_display_name(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// The message's text: the first non-empty `text/plain` part, else the first
-/// `text/html` part as text, else the text of the first attached message (a
-/// forward-as-attachment with no text of its own). Attachments are never read as the
-/// body.
-pub fn body_text(payload: &MessagePart) -> String {
-    if let Some(text) = first_text(payload, "text/plain") {
-        return normalize_newlines(&text);
-    }
-    if let Some(html) = first_text(payload, "text/html") {
-        return html_to_text(&html);
-    }
-    attachment_parts(payload)
-        .into_iter()
-        .filter(|part| is_message(part))
-        .map(body_text)
-        .find(|text| !text.is_empty())
-        .unwrap_or_default()
+/// How many levels of MIME nesting are read, the root part being level 1.
+///
+/// Every walk of the tree is iterative (an explicit stack), so the cap is not there
+/// for the call stack: it says how much of a tree is read at all. Real mail nests a
+/// few levels (a forward of a forward inside a digest stays under 10), so 32 is far
+/// beyond anything a mail client writes, and still below the 63 part levels that
+/// serde_json's nesting limit (128) lets a `messages.get` response carry, so a tree
+/// deep enough to reach the cap can still arrive and be mapped. Parts below the cap
+/// are neither read for the body nor listed as attachments; [`skipped_parts`] counts
+/// them, and the stored content says so (`skippedParts`).
+pub const MAX_MIME_DEPTH: usize = 32;
+
+/// A depth-first walk, in document order, of the parts under a root (the root
+/// first), each with its level in the whole message (the payload is level 1).
+/// It enters a part's children only when `enter` says so and the children are within
+/// [`MAX_MIME_DEPTH`]. Iterative, so it ends on any tree, however deep or wide.
+struct Walk<'a, F> {
+    stack: Vec<(&'a MessagePart, usize)>,
+    enter: F,
 }
 
-/// Depth-first search, in document order, for a non-empty text part of `mime_type`,
-/// not looking inside attachments or attached messages.
-fn first_text(part: &MessagePart, mime_type: &str) -> Option<String> {
-    if part.mime_type.eq_ignore_ascii_case(mime_type) {
-        return part_text(part).filter(|text| !text.trim().is_empty());
+impl<'a, F: FnMut(&'a MessagePart) -> bool> Walk<'a, F> {
+    fn new(root: &'a MessagePart, level: usize, enter: F) -> Self {
+        Walk {
+            stack: vec![(root, level)],
+            enter,
+        }
     }
-    part.parts
-        .iter()
-        .filter(|child| !is_attachment(child))
-        .find_map(|child| first_text(child, mime_type))
+}
+
+impl<'a, F: FnMut(&'a MessagePart) -> bool> Iterator for Walk<'a, F> {
+    type Item = (&'a MessagePart, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (part, level) = self.stack.pop()?;
+        if level < MAX_MIME_DEPTH && (self.enter)(part) {
+            // Reversed, so that the first child is popped first.
+            self.stack
+                .extend(part.parts.iter().rev().map(|child| (child, level + 1)));
+        }
+        Some((part, level))
+    }
+}
+
+/// The message's text: the first non-empty `text/plain` part, else the first
+/// `text/html` part as text, else the text of the first attached message (a
+/// forward-as-attachment with no text of its own), found the same way, in document
+/// order. Attachments are never read as the body, except that the payload itself is
+/// always read: a message whose top-level part is `message/rfc822` has the text of
+/// the message it encloses, and one whose only part is a named text part has that
+/// text (and lists it as an attachment too). Parts below [`MAX_MIME_DEPTH`] are not
+/// read.
+pub fn body_text(payload: &MessagePart) -> String {
+    // The messages whose own text to try, on a stack: a scope's attached messages are
+    // pushed in reverse, so the first is tried next, and its own attached messages
+    // before its siblings: the same order as a recursive depth-first search.
+    let mut scopes = vec![(payload, 1)];
+    while let Some((scope, level)) = scopes.pop() {
+        if let Some(text) = first_text(scope, level, "text/plain") {
+            return normalize_newlines(&text);
+        }
+        if let Some(html) = first_text(scope, level, "text/html") {
+            let text = html_to_text(&html);
+            if !text.is_empty() {
+                return text;
+            }
+        }
+        let first = scopes.len();
+        scopes.extend(attachments_within(scope, level).filter(|(part, _)| is_message(part)));
+        scopes[first..].reverse();
+    }
+    String::new()
+}
+
+/// The first non-empty text part of `mime_type` in `scope`, not looking inside
+/// attachments or attached messages (other than `scope` itself).
+fn first_text(scope: &MessagePart, level: usize, mime_type: &str) -> Option<String> {
+    let in_scope = |part: &MessagePart| std::ptr::eq(part, scope) || !is_attachment(part);
+    Walk::new(scope, level, in_scope)
+        .filter(|(part, _)| in_scope(part) && part.mime_type.eq_ignore_ascii_case(mime_type))
+        .find_map(|(part, _)| part_text(part).filter(|text| !text.trim().is_empty()))
+}
+
+/// The outermost attachments strictly inside `scope`, with their levels.
+fn attachments_within(
+    scope: &MessagePart,
+    level: usize,
+) -> impl Iterator<Item = (&MessagePart, usize)> {
+    let in_scope = move |part: &MessagePart| std::ptr::eq(part, scope) || !is_attachment(part);
+    Walk::new(scope, level, in_scope).filter(move |(part, _)| !in_scope(part))
 }
 
 /// The parts that are attachments, outermost first: files (a file name or
 /// `Content-Disposition: attachment`) and attached messages. Parts inside an
-/// attachment are part of it and not listed.
+/// attachment are part of it and not listed; nor are parts below [`MAX_MIME_DEPTH`].
+/// A payload that is itself an attachment (a top-level `message/rfc822`, a lone
+/// named file) is the one attachment.
 pub fn attachment_parts(payload: &MessagePart) -> Vec<&MessagePart> {
-    fn walk<'a>(part: &'a MessagePart, found: &mut Vec<&'a MessagePart>) {
-        if is_attachment(part) {
-            found.push(part);
-        } else {
-            part.parts.iter().for_each(|child| walk(child, found));
+    Walk::new(payload, 1, |part| !is_attachment(part))
+        .filter(|(part, _)| is_attachment(part))
+        .map(|(part, _)| part)
+        .collect()
+}
+
+/// How many parts lie below [`MAX_MIME_DEPTH`] levels, and so were not read: 0 for
+/// any real message.
+pub fn skipped_parts(payload: &MessagePart) -> usize {
+    let mut skipped = 0;
+    // Its own stack rather than `Walk`, which stops at the cap.
+    let mut stack = vec![(payload, 1)];
+    while let Some((part, level)) = stack.pop() {
+        if level > MAX_MIME_DEPTH {
+            skipped += 1;
         }
+        stack.extend(part.parts.iter().map(|child| (child, level + 1)));
     }
-    let mut found = Vec::new();
-    walk(payload, &mut found);
-    found
+    skipped
 }
 
 fn is_attachment(part: &MessagePart) -> bool {
@@ -291,17 +385,27 @@ fn tag_name(tag: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// The rest of the document after `</name>`; empty when the element is never closed.
+/// The rest of the document after `</name>` (any case); empty when the element is
+/// never closed. One forward scan, no copy: the whole conversion stays linear however
+/// many elements are skipped.
 fn skip_past_closing_tag<'a>(rest: &'a str, name: &str) -> &'a str {
-    // ASCII lowercasing keeps byte offsets, so positions carry over to `rest`.
-    let lower = rest.to_ascii_lowercase();
-    let Some(start) = lower.find(&format!("</{name}")) else {
-        return "";
-    };
-    match rest[start..].find('>') {
-        Some(end) => &rest[start + end + 1..],
-        None => "",
+    let mut from = 0;
+    while let Some(offset) = rest[from..].find("</") {
+        // `</` is ASCII, so `after` is a character boundary.
+        let after = from + offset + 2;
+        let named = rest
+            .as_bytes()
+            .get(after..after + name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+        if named {
+            return match rest[after..].find('>') {
+                Some(end) => &rest[after + end + 1..],
+                None => "",
+            };
+        }
+        from = after;
     }
+    ""
 }
 
 /// Accumulates text with collapsed whitespace and at most one blank line in a row:
@@ -530,5 +634,185 @@ mod tests {
         assert_eq!(decode_entities(&long), long);
         assert_eq!(decode_entities("a & b"), "a & b");
         assert_eq!(decode_entities("&AElig;&yuml;"), "Æÿ");
+    }
+
+    fn leaf(mime_type: &str, text: &str) -> MessagePart {
+        use base64::engine::general_purpose::URL_SAFE;
+        MessagePart {
+            mime_type: mime_type.into(),
+            body: crate::client::MessagePartBody {
+                size: text.len() as u64,
+                data: Some(URL_SAFE.encode(text)),
+                attachment_id: None,
+            },
+            ..MessagePart::default()
+        }
+    }
+
+    fn container(mime_type: &str, parts: Vec<MessagePart>) -> MessagePart {
+        MessagePart {
+            mime_type: mime_type.into(),
+            parts,
+            ..MessagePart::default()
+        }
+    }
+
+    fn with_header(mut part: MessagePart, name: &str, value: &str) -> MessagePart {
+        part.headers.push(MessagePartHeader {
+            name: name.into(),
+            value: value.into(),
+        });
+        part
+    }
+
+    /// `levels` parts, each the only child of the one before, the innermost `inner`.
+    fn chain(levels: usize, mime_type: &str, inner: MessagePart) -> MessagePart {
+        (1..levels).fold(inner, |part, _| container(mime_type, vec![part]))
+    }
+
+    #[test]
+    fn a_top_level_attached_message_with_empty_text_maps() {
+        let empty = container("message/rfc822", vec![leaf("text/plain", " \r\n")]);
+        assert_eq!(body_text(&empty), "");
+        assert_eq!(attachment_parts(&empty).len(), 1);
+        let bare = container("message/rfc822", Vec::new());
+        assert_eq!(body_text(&bare), "");
+        // Its inner message's text is the body, wherever it sits.
+        let inner = container(
+            "message/rfc822",
+            vec![container(
+                "multipart/mixed",
+                vec![
+                    leaf("text/plain", ""),
+                    container("message/rfc822", vec![leaf("text/plain", "deep text")]),
+                ],
+            )],
+        );
+        assert_eq!(body_text(&inner), "deep text");
+    }
+
+    #[test]
+    fn attached_messages_are_read_in_document_order() {
+        let message = container(
+            "multipart/mixed",
+            vec![
+                leaf("text/plain", "   "),
+                container(
+                    "message/rfc822",
+                    vec![container(
+                        "multipart/mixed",
+                        vec![container(
+                            "message/rfc822",
+                            vec![leaf("text/html", "<p>first</p>")],
+                        )],
+                    )],
+                ),
+                container("message/rfc822", vec![leaf("text/plain", "second")]),
+            ],
+        );
+        assert_eq!(body_text(&message), "first");
+        // The message's own text wins over any attached message's.
+        let mut own = message.clone();
+        own.parts.push(leaf("text/html", "<b>own</b>"));
+        assert_eq!(body_text(&own), "own");
+    }
+
+    #[test]
+    fn file_attachments_are_never_the_body() {
+        let named = MessagePart {
+            filename: "notes.txt".into(),
+            ..leaf("text/plain", "secret notes")
+        };
+        let disposed = with_header(
+            leaf("text/plain", "more notes"),
+            "Content-Disposition",
+            " ATTACHMENT; x=1",
+        );
+        let message = container(
+            "multipart/mixed",
+            vec![named, disposed, leaf("text/html", "<i>shown</i>")],
+        );
+        assert_eq!(body_text(&message), "shown");
+        assert_eq!(attachment_parts(&message).len(), 2);
+    }
+
+    #[test]
+    fn nesting_beyond_the_cap_is_skipped_and_counted() {
+        for mime_type in ["multipart/mixed", "message/rfc822"] {
+            let deep = chain(
+                MAX_MIME_DEPTH + 5,
+                mime_type,
+                leaf("text/plain", "too deep"),
+            );
+            assert_eq!(body_text(&deep), "", "{mime_type}");
+            assert_eq!(skipped_parts(&deep), 5, "{mime_type}");
+            let at_cap = chain(MAX_MIME_DEPTH, mime_type, leaf("text/plain", "just fits"));
+            assert_eq!(body_text(&at_cap), "just fits", "{mime_type}");
+            assert_eq!(skipped_parts(&at_cap), 0, "{mime_type}");
+        }
+        let file = MessagePart {
+            filename: "a.bin".into(),
+            ..leaf("application/octet-stream", "")
+        };
+        let deep_file = chain(MAX_MIME_DEPTH + 1, "multipart/mixed", file.clone());
+        assert!(attachment_parts(&deep_file).is_empty());
+        let file_at_cap = chain(MAX_MIME_DEPTH, "multipart/mixed", file);
+        assert_eq!(attachment_parts(&file_at_cap).len(), 1);
+    }
+
+    #[test]
+    fn very_deep_trees_end_without_exhausting_the_stack() {
+        // Far deeper than any recursion could go on a test thread's stack.
+        let deep = chain(200_000, "message/rfc822", leaf("text/plain", "x"));
+        assert_eq!(body_text(&deep), "");
+        assert_eq!(skipped_parts(&deep), 200_000 - MAX_MIME_DEPTH);
+        assert_eq!(attachment_parts(&deep).len(), 1);
+        // Dropping it recursively would overflow; unlink it level by level.
+        let mut next = Some(deep);
+        while let Some(mut part) = next {
+            next = part.parts.pop();
+        }
+    }
+
+    #[test]
+    fn every_address_line_is_kept() {
+        let headers = with_header(
+            with_header(
+                with_header(
+                    with_header(
+                        MessagePart::default(),
+                        "To",
+                        "a@example.com, B <b@example.com>",
+                    ),
+                    "cc",
+                    "c@example.com",
+                ),
+                "TO",
+                "=?UTF-8?Q?D=C3=A9?= <d@example.com>",
+            ),
+            "To",
+            "a@example.com",
+        )
+        .headers;
+        assert_eq!(
+            decode_address_lines(&headers, "To"),
+            "a@example.com, B <b@example.com>, Dé <d@example.com>, a@example.com"
+        );
+        assert_eq!(decode_address_lines(&headers, "Cc"), "c@example.com");
+        assert_eq!(decode_address_lines(&headers, "Bcc"), "");
+        assert_eq!(
+            header(&headers, "to"),
+            Some("a@example.com, B <b@example.com>")
+        );
+    }
+
+    #[test]
+    fn skipped_elements_close_in_any_case() {
+        assert_eq!(html_to_text("<Style>a</sTyLe>b<script>c</scripT >d"), "bd");
+        assert_eq!(html_to_text("<script>a</b></scriptx>c"), "c");
+        assert_eq!(html_to_text("<style>é</s</style>ok"), "ok");
+        assert_eq!(html_to_text("<title>never closed"), "");
+        let many = "<style>x</style>y".repeat(10_000);
+        assert_eq!(html_to_text(&many), "y".repeat(10_000));
     }
 }

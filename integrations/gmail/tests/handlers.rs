@@ -242,6 +242,48 @@ async fn a_download_stores_the_decoded_message() {
 }
 
 #[tokio::test]
+async fn a_message_too_deep_to_decode_is_stored_with_its_headers() {
+    let stub = Stub::start().await;
+    stub.state().add_message("deep", &["INBOX"]);
+    // 100 nested multiparts: deeper than JSON decoding allows (two levels each).
+    let mut part = json!({"partId": "x", "mimeType": "text/plain", "filename": "",
+        "headers": [], "body": {"size": 4, "data": "ZGVlcA"}});
+    for level in 0..100 {
+        part = json!({"partId": level.to_string(), "mimeType": "multipart/mixed",
+            "filename": "", "headers": [], "body": {"size": 0}, "parts": [part]});
+    }
+    let payload = {
+        let mut state = stub.state();
+        let message = &mut state.messages[0];
+        message["payload"]["parts"] = json!([part]);
+        message["payload"]["mimeType"] = json!("multipart/mixed");
+        message["payload"].clone()
+    };
+    assert!(tributary_gmail::client::json_depth(payload.to_string().as_bytes()) > 200);
+    let result = run(
+        synced(&stub, Known::new(&[])),
+        &task(GmailTask::download("deep")),
+    )
+    .await
+    .unwrap();
+    let content = &result.outputs[0].content;
+    assert_eq!(content["subject"], "Message deep");
+    assert_eq!(content["from"], "Sender <sender@example.com>");
+    assert_eq!(
+        content["skippedParts"], 102,
+        "every part of the full response"
+    );
+    assert_eq!(content["body"], "");
+    let formats: Vec<_> = stub
+        .state()
+        .requests_to("/messages/deep")
+        .iter()
+        .map(|r| r.param("format").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(formats, ["full", "metadata"]);
+}
+
+#[tokio::test]
 async fn a_message_deleted_before_its_download_is_a_deletion() {
     let stub = Stub::start().await;
     let result = run(

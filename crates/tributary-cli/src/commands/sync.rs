@@ -1,16 +1,19 @@
 //! `tributary sync <id> [--until-idle]`: sync one account now.
 //!
-//! It enqueues the account's `start` job due now (deduplicated: at most one pending
-//! start per account). Without `--until-idle` that is all, and a running
-//! `tributary run` picks it up; with it, this process works until the account's queue
-//! is empty, with a progress bar, and prints what it did.
+//! It enqueues the account's `start` job and, when the integration has one, its history
+//! check, both due now (deduplicated: at most one of each pending per account): the
+//! start brings new items, the history check edits and deletions (or, when the cursor
+//! has expired, a full comparison that soft-deletes what vanished). Without
+//! `--until-idle` that is all, and a running `tributary run` picks them up; with it,
+//! this process works until the account's queue is empty, with a progress bar, and
+//! prints what it did: when it returns, the database equals the source.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
-use tributary_engine::worker::start_job;
+use tributary_engine::worker::sync_now_jobs;
 use tributary_engine::{Engine, EngineConfig, RunUntil};
 use tributary_store::{Store, UserIntegrationStatus};
 
@@ -34,7 +37,8 @@ pub struct SyncArgs {
 #[derive(Debug, Serialize)]
 struct SyncSummary {
     user_integration_id: i64,
-    /// Whether a new `start` job was enqueued (false: one was already pending).
+    /// Whether new jobs were enqueued (false: the start and history check were
+    /// already pending).
     start_enqueued: bool,
     /// Whether this process worked until idle.
     until_idle: bool,
@@ -66,15 +70,10 @@ pub async fn run(global: &GlobalArgs, args: SyncArgs) -> Result<()> {
         ..EngineConfig::default()
     };
     let started = Instant::now();
+    let manifest = &registry.get(&account.integration_domain)?.manifest;
+    let now = chrono::Utc::now().timestamp_millis();
     let enqueued = store
-        .enqueue(
-            &[start_job(
-                id,
-                config.max_attempts,
-                chrono::Utc::now().timestamp_millis(),
-            )],
-            chrono::Utc::now().timestamp_millis(),
-        )
+        .enqueue(&sync_now_jobs(id, manifest, config.max_attempts, now), now)
         .await
         .with_context(|| format!("failed to enqueue a sync of user integration {id}"))?;
     if !args.until_idle {

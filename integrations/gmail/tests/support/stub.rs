@@ -179,8 +179,18 @@ impl StubState {
         axum::Json(body).into_response()
     }
 
-    fn get_message(&self, id: &str) -> Response {
+    /// `messages.get`: `format=metadata` keeps the id, labels and the top-level
+    /// headers and drops the parts and bodies (Google's reference for the parameter).
+    fn get_message(&self, id: &str, request: &Request) -> Response {
         match self.messages.iter().find(|m| m["id"] == id) {
+            Some(message) if request.param("format") == Some("metadata") => {
+                let mut metadata = message.clone();
+                if let Some(payload) = metadata.get_mut("payload").and_then(Value::as_object_mut) {
+                    payload.remove("parts");
+                    payload.remove("body");
+                }
+                axum::Json(metadata).into_response()
+            }
             Some(message) => axum::Json(message.clone()).into_response(),
             None => google_error(
                 404,
@@ -309,7 +319,7 @@ async fn handle(
         ]}))
         .into_response(),
         ["gmail", "v1", "users", "me", "messages"] => state.list_messages(&request),
-        ["gmail", "v1", "users", "me", "messages", id] => state.get_message(id),
+        ["gmail", "v1", "users", "me", "messages", id] => state.get_message(id, &request),
         ["gmail", "v1", "users", "me", "history"] => state.list_history(&request),
         _ => google_error(404, "NOT_FOUND", "notFound", "Not Found"),
     }

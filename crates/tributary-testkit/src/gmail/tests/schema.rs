@@ -1,6 +1,10 @@
 //! What the fake answers, checked against Google's published discovery document: only
 //! declared properties, with the declared JSON types (`int64`/`uint64` as strings,
 //! `byte` as base64, `int32`/`uint32` in range, enums respected).
+//!
+//! The document is the copy vendored with the Gmail integration,
+//! `integrations/gmail/spec/gmail-v1-discovery.json` (its README names its origin,
+//! licence and revision), read through a path inside the repository.
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -13,9 +17,9 @@ use super::{SIMPLE, Setup, reply_to_simple, setup};
 fn discovery() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/spec/google/gmail-v1-discovery.json"
+        "/../../integrations/gmail/spec/gmail-v1-discovery.json"
     );
-    let text = std::fs::read_to_string(path).expect("the discovery document is beside the repo");
+    let text = std::fs::read_to_string(path).expect("the vendored discovery document is readable");
     serde_json::from_str(&text).expect("the discovery document is json")
 }
 
