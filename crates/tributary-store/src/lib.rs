@@ -103,6 +103,10 @@ pub enum StoreError {
     /// A stored value did not decode (corrupt JSON, unknown state).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database cannot be written: its file, its directory or its filesystem is
+    /// read-only.
+    #[error("the database is read-only: {0}")]
+    ReadOnly(String),
     /// The database URL is not one we support.
     #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),

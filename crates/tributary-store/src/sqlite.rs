@@ -10,8 +10,10 @@
 //! text order is time order; JSON is stored as text.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +41,10 @@ use crate::{
 
 /// SQLite's default limit on bound parameters is 32766; stay well below it.
 const MAX_BINDS: usize = 10_000;
+/// How long a statement waits for another connection's lock (milliseconds).
+const BUSY_TIMEOUT_MS: u64 = 30_000;
+/// Sets [`BUSY_TIMEOUT_MS`] again.
+const RESTORE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 30000";
 /// The most document bytes one multi-row content insert carries.
 const INSERT_BYTES: usize = 1 << 20;
 
@@ -123,6 +129,142 @@ const SQL_PRUNE: &str = "DELETE FROM jobs \
                   ORDER BY finished_at LIMIT ?2) \
        AND state = 'completed'";
 
+/// Whether a connection coming back to the pool may be used again.
+///
+/// - Not when it is still inside a transaction once the rollback a dropped transaction
+///   queued has run. A COMMIT that fails with SQLITE_FULL (disk full) can leave SQLite
+///   having rolled the transaction back by itself while the driver still counts it
+///   open; the driver's ROLLBACK then fails too, and every later `BEGIN` on that
+///   connection fails with "attempted to call begin_with at non-zero transaction
+///   depth". Kept in the pool, such connections stalled the engine for good once the
+///   disk had space again.
+/// - Not when it was opened read-only (see [`mark_read_only`]); `read_only` counts
+///   such connections, so the check costs nothing while there are none.
+async fn keep_connection(
+    conn: &mut SqliteConnection,
+    read_only: &AtomicUsize,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    if conn.is_in_transaction() {
+        // Runs what is queued on the connection (the rollback) first.
+        conn.ping().await?;
+        if conn.is_in_transaction() {
+            return Ok(false);
+        }
+    }
+    if read_only.load(Ordering::Relaxed) > 0 {
+        let query_only: i64 = sqlx::query_scalar("PRAGMA query_only")
+            .fetch_one(&mut *conn)
+            .await?;
+        if query_only != 0 {
+            let _ =
+                read_only.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Marks a connection SQLite opened read-only (`PRAGMA query_only`, counted in
+/// `read_only`), so that it is closed when it comes back to the pool. SQLite opens a
+/// connection read-only, silently, when the file or its filesystem is not writable
+/// but the -wal and -shm files exist, and such a connection stays read-only for its
+/// whole life: kept in the pool, every write on it failed with "attempt to write a
+/// readonly database" long after the database was writable again. Marked, it serves
+/// its one use (reads work; writes fail with that clear error) and the pool opens a
+/// fresh connection for the next.
+///
+/// The probe writes the header's `user_version` inside a transaction it rolls back (a
+/// read-only connection even begins `BEGIN IMMEDIATE`; only a page write fails), and
+/// does not wait for the write lock: "busy" means another connection is writing, so
+/// this one could too.
+async fn mark_read_only(
+    conn: &mut SqliteConnection,
+    read_only: &AtomicUsize,
+) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("PRAGMA busy_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    let mut probe = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await;
+    if probe.is_ok() {
+        probe = sqlx::raw_sql("PRAGMA user_version = 0")
+            .execute(&mut *conn)
+            .await;
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+    }
+    sqlx::raw_sql(RESTORE_BUSY_TIMEOUT)
+        .execute(&mut *conn)
+        .await?;
+    if probe.as_ref().is_err_and(is_read_only) {
+        sqlx::raw_sql("PRAGMA query_only = 1")
+            .execute(&mut *conn)
+            .await?;
+        read_only.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Whether SQLite answered SQLITE_READONLY (or one of its extended codes).
+fn is_read_only(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 8),
+        _ => false,
+    }
+}
+
+/// The error of a database file that could not be opened; when the reason is that the
+/// file or its directory cannot be written, it says so (SQLite itself only says
+/// "unable to open database file").
+fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
+    match read_only_reason(path) {
+        Some(why) => StoreError::ReadOnly(format!(
+            "{why}; SQLite must write {} and create its -wal and -shm files next to it \
+             ({error})",
+            path.display()
+        )),
+        None => StoreError::Database(error),
+    }
+}
+
+/// Why the database file at `path` cannot be written, if it cannot: the file is not
+/// writable, or no file can be created in its directory (checked with a probe file,
+/// removed at once). Only looked at once opening failed.
+fn read_only_reason(path: &Path) -> Option<String> {
+    use std::io::ErrorKind;
+    let denied = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied
+        )
+    };
+    if path.exists()
+        && let Err(e) = std::fs::OpenOptions::new().write(true).open(path)
+        && denied(&e)
+    {
+        return Some(format!("cannot write {}: {e}", path.display()));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".tributary-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if denied(&e) => Some(format!("cannot create files in {}: {e}", dir.display())),
+        Err(_) => None,
+    }
+}
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -160,7 +302,7 @@ impl SqliteStore {
         let mut options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             .synchronous(SqliteSynchronous::Normal);
         if !in_memory {
             // Create the file's directory too, not only the file.
@@ -192,11 +334,25 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         } else {
+            let path = options.get_filename().to_owned();
+            let read_only = Arc::new(AtomicUsize::new(0));
             options = options.journal_mode(SqliteJournalMode::Wal);
             SqlitePoolOptions::new()
                 .max_connections(8)
+                .after_connect({
+                    let read_only = read_only.clone();
+                    move |conn, _| {
+                        let read_only = read_only.clone();
+                        Box::pin(async move { mark_read_only(conn, &read_only).await })
+                    }
+                })
+                .after_release(move |conn, _| {
+                    let read_only = read_only.clone();
+                    Box::pin(async move { keep_connection(conn, &read_only).await })
+                })
                 .connect_with(options)
-                .await?
+                .await
+                .map_err(|e| open_error(&path, e))?
         };
         Ok(SqliteStore {
             pool,
@@ -1597,6 +1753,66 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use tributary_sdk::Task;
+
+    #[test]
+    fn the_busy_timeout_is_restored_to_its_value() {
+        assert_eq!(
+            RESTORE_BUSY_TIMEOUT,
+            format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        );
+    }
+
+    /// A connection opened read-only is marked and not kept; a writable one is left
+    /// as it was (no transaction, the busy timeout back) and kept.
+    #[tokio::test]
+    async fn read_only_connections_are_marked_and_not_kept() {
+        use sqlx::{ConnectOptions as _, Connection as _};
+        // The store stays open, idle (an idle WAL connection holds no lock): dropping
+        // it would close its connections in the background, and a closing connection
+        // checkpoints, holding the lock the probe does not wait for.
+        let (_store, guard) = crate::testing::sqlite_test_store().await;
+        let options = || SqliteConnectOptions::new().filename(guard.path());
+        let count = AtomicUsize::new(0);
+
+        let mut ro = options().read_only(true).connect().await.unwrap();
+        mark_read_only(&mut ro, &count).await.unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+            .fetch_one(&mut ro)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "reads work on a marked connection");
+        assert!(!keep_connection(&mut ro, &count).await.unwrap());
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        ro.close().await.unwrap();
+
+        let mut rw = options().connect().await.unwrap();
+        mark_read_only(&mut rw, &count).await.unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        assert!(!rw.is_in_transaction());
+        let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut rw)
+            .await
+            .unwrap();
+        assert_eq!(timeout, i64::try_from(BUSY_TIMEOUT_MS).unwrap());
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut rw)
+            .await
+            .unwrap();
+        assert_eq!(version, 0, "the probe's write is rolled back");
+        sqlx::raw_sql("PRAGMA user_version = 7")
+            .execute(&mut rw)
+            .await
+            .unwrap();
+        mark_read_only(&mut rw, &count).await.unwrap();
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut rw)
+            .await
+            .unwrap();
+        assert_eq!(version, 7, "the probe's write is rolled back");
+        assert!(keep_connection(&mut rw, &count).await.unwrap());
+        rw.close().await.unwrap();
+    }
 
     #[tokio::test]
     async fn in_memory_urls_work_with_write_transactions() {
