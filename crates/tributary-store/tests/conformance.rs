@@ -2117,12 +2117,27 @@ async fn concurrent_schedulers_enqueue_exactly_once(ctx: &Ctx) {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let completed = worker.await.unwrap();
-    assert_eq!(starts, 40, "one start per due account");
-    assert_eq!(histories, 20, "one history check per gmail account");
-    assert_eq!(completed, 60);
-    for uid in accounts {
+    // The worker's claims may turn due accounts into jobs too (the claims' share of
+    // the due accounts), so the ticks' own counts are at most the totals; what must
+    // hold is one job of each kind per account, whoever enqueued it.
+    assert!(starts <= 40, "{starts} starts from the ticks");
+    assert!(histories <= 20, "{histories} history checks from the ticks");
+    assert_eq!(
+        completed, 60,
+        "one start per account, one history check per gmail account"
+    );
+    for (i, uid) in accounts.into_iter().enumerate() {
         let jobs = jobs_of(ctx, uid, None).await;
         assert_eq!(jobs.iter().filter(|j| j.task_type == "start").count(), 1);
+        let history = jobs
+            .iter()
+            .filter(|j| j.task_type == "checkHistory")
+            .count();
+        assert_eq!(
+            history,
+            usize::from(i % 2 == 0),
+            "history checks of account {uid}"
+        );
     }
 }
 
