@@ -28,6 +28,25 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON on stdout instead of tables and text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log format on stderr: `text` (coloured only on a terminal, never with NO_COLOR)
+    /// or `json` (one object per line, for log shippers). TRIBUTARY_LOG filters.
+    #[arg(
+        long,
+        env = "TRIBUTARY_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl GlobalArgs {

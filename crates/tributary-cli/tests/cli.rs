@@ -65,7 +65,10 @@ impl Env {
             .env("DATABASE_URL", &self.url)
             .env("TRIBUTARY_SECRET_KEY", &self.key)
             .env_remove("TRIBUTARY_KEY_FILE")
-            .env_remove("TRIBUTARY_LOG");
+            .env_remove("TRIBUTARY_LOG")
+            .env_remove("TRIBUTARY_LOG_FORMAT")
+            .env_remove("TRIBUTARY_TEST_INTEGRATIONS")
+            .env_remove("NO_COLOR");
         cmd
     }
 
@@ -323,7 +326,7 @@ fn every_error_is_one_line_with_a_non_zero_exit() {
     env.write("c.json", "{}");
     env.fails(
         &["link", "gitlab", "--user", "1", "--credentials", "c.json"],
-        "unknown integration `gitlab`; known integrations: gmail, noop, synthetic",
+        "unknown integration `gitlab`; known integrations: gmail",
     );
     env.fails(&["links", "--user", "42"], "user 42 not found");
     env.fails(&["pause", "42"], "user integration 42 not found");
@@ -920,4 +923,165 @@ fn demo_stores_the_mailbox_and_fresh_mail_during_the_backfill() {
         "10000",
     ]);
     assert_eq!(items.as_array().map(Vec::len), Some(20));
+}
+
+#[test]
+fn test_doubles_are_neither_listed_nor_linkable() {
+    let env = Env::new();
+    let listed = env.json(&["integrations"]);
+    let domains: Vec<&str> = listed
+        .as_array()
+        .expect("an array of integrations")
+        .iter()
+        .map(|i| i["domain"].as_str().expect("domain"))
+        .collect();
+    assert_eq!(domains, ["gmail"]);
+    let table = env.ok(&["integrations"]);
+    assert!(
+        !table.contains("synthetic") && !table.contains("noop"),
+        "{table}"
+    );
+    env.ok(&["users", "add", "alice"]);
+    env.write("token.json", r#"{"token": "t"}"#);
+    let stderr = env.fails(
+        &[
+            "link",
+            "synthetic",
+            "--user",
+            "1",
+            "--credentials",
+            "token.json",
+        ],
+        "unknown integration `synthetic`; known integrations: gmail",
+    );
+    assert!(!stderr.contains("noop"), "{stderr}");
+
+    // The tests' switch (tests/processes.rs runs `synthetic` accounts through the
+    // binary with it).
+    let out = env
+        .cmd()
+        .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
+        .args(["--json", "integrations"])
+        .output()
+        .expect("run tributary");
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let domains: Vec<&str> = listed
+        .as_array()
+        .expect("an array of integrations")
+        .iter()
+        .map(|i| i["domain"].as_str().expect("domain"))
+        .collect();
+    assert_eq!(domains, ["gmail", "noop", "synthetic"]);
+}
+
+/// Runs `sync <id> --until-idle` with `TRIBUTARY_LOG=debug` and `extra` options;
+/// returns stderr (the command must succeed and print no secret).
+fn debug_sync_stderr(env: &Env, id: i64, extra: &[&str]) -> String {
+    let out = env
+        .cmd()
+        .env("TRIBUTARY_LOG", "debug")
+        .args(extra)
+        .args(["sync", &id.to_string(), "--until-idle"])
+        .output()
+        .expect("run tributary");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "sync failed: {stderr}");
+    no_secrets(&stderr);
+    assert!(!stderr.contains("ya29.fake-"), "an access token was logged");
+    stderr
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    let env = Env::new();
+    let fake = env.fake(5);
+    let id = env.link_fake(&fake);
+    // Captured stderr is a pipe, not a terminal.
+    let stderr = debug_sync_stderr(&env, id, &[]);
+    assert!(stderr.contains("DEBUG"), "nothing was logged: {stderr}");
+    assert!(stderr.contains("job finished"), "{stderr}");
+    assert!(!stderr.contains("\x1b["), "ANSI codes in: {stderr:?}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_job_fields() {
+    let env = Env::new();
+    let fake = env.fake(5);
+    let id = env.link_fake(&fake);
+    let stderr = debug_sync_stderr(&env, id, &["--log-format", "json"]);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(!lines.is_empty(), "nothing was logged");
+    for line in &lines {
+        assert!(line["timestamp"].is_string(), "{line}");
+        assert!(line["level"].is_string(), "{line}");
+        assert!(line["target"].is_string(), "{line}");
+    }
+    let finished: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "job finished")
+        .collect();
+    assert!(!finished.is_empty(), "no `job finished` event: {stderr}");
+    for line in finished {
+        assert_eq!(line["level"], "DEBUG");
+        let span = &line["span"];
+        assert_eq!(span["name"], "job", "{line}");
+        assert!(span["job_id"].is_i64(), "{line}");
+        assert_eq!(span["domain"], "gmail", "{line}");
+        assert_eq!(span["user_integration_id"], id, "{line}");
+        assert!(span["task_type"].is_string(), "{line}");
+        assert!(line["outputs"].is_u64(), "{line}");
+    }
+
+    // The error that ends a command is a JSON line too.
+    let out = env
+        .cmd()
+        .env("TRIBUTARY_LOG_FORMAT", "json")
+        .args(["sync", "42", "--until-idle"])
+        .output()
+        .expect("run tributary");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let error: Value = serde_json::from_str(lines[0]).expect("a JSON error line");
+    assert_eq!(error["level"], "ERROR");
+    assert_eq!(error["message"], "error: user integration 42 not found");
+}
+
+#[test]
+fn a_full_stderr_does_not_stall_a_command() {
+    let full = Path::new("/dev/full");
+    assert!(full.exists(), "this test needs /dev/full (Linux)");
+    let env = Env::new();
+    let stderr = std::fs::OpenOptions::new()
+        .write(true)
+        .open(full)
+        .expect("open /dev/full");
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(&env.dir)
+        .env("DATABASE_URL", &env.url)
+        .env("TRIBUTARY_SECRET_KEY", &env.key)
+        .env("TRIBUTARY_LOG", "debug")
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn tributary");
+    // Not a timing assertion: a generous bound on a hang, which used to be forever.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`tributary migrate` hung with stderr unwritable");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }

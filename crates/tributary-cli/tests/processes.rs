@@ -93,6 +93,8 @@ fn spawn_worker(db: &Db, workers: usize, lease_seconds: u64) -> Child {
         ])
         .env("DATABASE_URL", &db.url)
         .env("TRIBUTARY_SECRET_KEY", &db.key)
+        // The accounts are `synthetic`, a test double the binary knows only with this.
+        .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
         .env("TRIBUTARY_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
