@@ -195,7 +195,7 @@ async fn run(cli: Cli, database_url_given: bool) -> Result<()> {
     let global = &cli.global;
     match cli.command {
         Command::Migrate => {
-            app::open(global).await?;
+            app::open_without_credentials(global).await?;
             println!(
                 "migrations applied to {}",
                 app::redact_url(global.database_url())

@@ -1085,3 +1085,117 @@ fn a_full_stderr_does_not_stall_a_command() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_missing_key_file_with_stored_credentials_is_an_error_not_a_new_key() {
+    let env = Env::new();
+    let fake = env.fake(5);
+    let key_file = env.dir.join("keys").join("secret.key");
+    // The binary with a key file instead of TRIBUTARY_SECRET_KEY.
+    let cmd = |key: Option<&str>| {
+        let mut cmd = env.cmd();
+        cmd.env_remove("TRIBUTARY_SECRET_KEY")
+            .env("TRIBUTARY_KEY_FILE", &key_file);
+        if let Some(key) = key {
+            cmd.env("TRIBUTARY_SECRET_KEY", key);
+        }
+        cmd
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = cmd(None).args(args).output().expect("run tributary");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "tributary {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let credentials = env.write(
+        "creds.json",
+        &fake.standalone_info()["credentials"].to_string(),
+    );
+    let link_args = |user: &str| -> Vec<String> {
+        [
+            "link",
+            "gmail",
+            "--user",
+            user,
+            "--credentials",
+            credentials.to_str().expect("utf-8 path"),
+            "--setting",
+            &format!("baseUrl={}", fake.base_url()),
+            "--setting",
+            &format!("tokenUrl={}", fake.token_url()),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+
+    // Commands that never use credentials create no key.
+    let user = ok(&["users", "add", "alice"]);
+    assert!(!key_file.exists(), "users add created a key file");
+    // Linking the first account creates it.
+    let args = link_args(user.trim());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let id: i64 = ok(&args).trim().parse().expect("link prints the id");
+    assert!(key_file.exists());
+    let id_text = id.to_string();
+    ok(&["sync", &id_text, "--until-idle"]);
+
+    // The key file is lost: an error naming it and the ways out, and no new key.
+    std::fs::remove_file(&key_file).expect("delete the key file");
+    let path = key_file.display().to_string();
+    for args in [
+        vec!["sync", &id_text, "--until-idle"],
+        vec!["links"],
+        vec!["run"],
+    ] {
+        let stderr = env.fails_cmd(
+            cmd(None).args(&args),
+            &format!("the key file {path} does not exist, but the database holds the encrypted credentials of 1 linked account (user integration {id})"),
+        );
+        assert!(stderr.contains("TRIBUTARY_SECRET_KEY"), "{stderr}");
+        assert!(stderr.contains("put the old key file back"), "{stderr}");
+        assert!(stderr.contains("unlink"), "{stderr}");
+        assert!(
+            !key_file.exists(),
+            "tributary {args:?} created a new key file"
+        );
+    }
+    // Commands that never read credentials still work, and create no key either.
+    let items = ok(&["--json", "content", "ls", &id_text]);
+    assert!(!items.trim().is_empty() && items.contains(&format!("\"user_integration_id\": {id}")));
+    ok(&["jobs", "--user-integration", &id_text]);
+    assert!(!key_file.exists());
+
+    // A wrong key is one clear error at start-up, naming where it came from.
+    let wrong = tributary_store::crypto::generate_base64_key();
+    let stderr = env.fails_cmd(
+        cmd(Some(&wrong)).args(["sync", &id_text, "--until-idle"]),
+        "the credentials key from TRIBUTARY_SECRET_KEY does not decrypt the stored credentials of 1 linked account",
+    );
+    assert!(!stderr.contains(&wrong), "the key was printed");
+
+    // The way out when the key is lost: unlink (no key needed), then link again,
+    // which creates a new key file; both accounts are listed.
+    let out = ok(&["unlink", &id_text]);
+    assert!(out.contains("unlinked"), "{out}");
+    assert!(!key_file.exists());
+    let relinked: i64 = ok(&args).trim().parse().expect("link prints the id");
+    assert!(key_file.exists());
+    let links: Value = serde_json::from_str(&ok(&["--json", "links"])).expect("links prints JSON");
+    let statuses: Vec<(i64, &str)> = links
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_i64().expect("id"),
+                l["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, [(id, "unlinked"), (relinked, "active")]);
+    ok(&["sync", &relinked.to_string(), "--until-idle"]);
+}
