@@ -7,6 +7,7 @@
 //! - `memory` ([`memory`]): peak resident memory of a full sync (child processes).
 //! - `scheduler` ([`scheduler`]): one scheduler tick over many due accounts.
 //! - `freshness` ([`freshness`]): delivery-to-stored delay of new mail during a backfill.
+//! - `disk` ([`disk`]): database, WAL, table and index sizes during and after a backfill.
 //! - `peer` ([`peer`]): no-op jobs per second through Tributary's queue and through
 //!   graphile-worker (installed from npm into a temporary folder) on the same PostgreSQL.
 //! - `prune` ([`prune`]): the jobs table's rows and size over a simulated day of
@@ -14,6 +15,7 @@
 //!
 //! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
+mod disk;
 mod freshness;
 mod memory;
 mod peer;
@@ -114,6 +116,22 @@ enum Scenario {
         /// Mailbox sizes.
         #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
         messages: Vec<usize>,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Disk used during and after a backfill: on SQLite the database and its WAL, on
+    /// PostgreSQL the content and jobs tables with their indexes.
+    Disk {
+        /// Backfill sizes (messages in all, over the accounts).
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+        messages: Vec<usize>,
+        /// Accounts the messages are spread over (each linked to a mailbox of
+        /// messages / accounts).
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 200])]
+        accounts: Vec<usize>,
         /// Workers.
         #[arg(long, default_value_t = 4)]
         workers: usize,
@@ -273,6 +291,26 @@ async fn main() -> Result<()> {
         } => {
             let messages = if common.smoke { vec![300] } else { messages };
             memory::memory(&messages, workers, &common.backends(), &common.postgres_url).await
+        }
+        Scenario::Disk {
+            messages,
+            accounts,
+            workers,
+            common,
+        } => {
+            let (messages, accounts) = if common.smoke {
+                (vec![300], vec![1, 3])
+            } else {
+                (messages, accounts)
+            };
+            disk::disk(
+                &messages,
+                &accounts,
+                workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
         }
         Scenario::Scheduler { accounts, common } => {
             let accounts = if common.smoke { 1_000 } else { accounts };

@@ -189,7 +189,12 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         args.latency_ms
     ));
 
-    let store = crate::app::open_store(&url, global.key_file.as_ref()).await?;
+    let store = crate::app::open_store(
+        &url,
+        global.key_file.as_ref(),
+        crate::app::KeyUse::Credentials,
+    )
+    .await?;
     let registry = crate::app::registry()?;
     let user = store
         .create_user("demo-user")

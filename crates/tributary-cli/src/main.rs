@@ -10,8 +10,8 @@
 //! - [`progress`]: progress bars and the periodic progress log.
 //! - [`registry`]: the one list of built-in integrations.
 //!
-//! Every error ends the process with one line on stderr (`error: ...`) and exit
-//! status 1; usage errors exit with status 2.
+//! Every error ends the process with one line on stderr (`error: ...`, or one JSON
+//! object with `--log-format json`) and exit status 1; usage errors exit with status 2.
 
 mod app;
 mod commands;
@@ -23,7 +23,7 @@ mod registry;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::app::GlobalArgs;
+use crate::app::{GlobalArgs, LogFormat};
 use crate::commands::links::StatusChange;
 
 /// Keeps each user's content from the services they use fresh in your database.
@@ -94,13 +94,9 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    registry::init_from_env();
+    let log_format = cli.global.log_format;
+    init_logging(log_format);
     tributary_sdk::http::install_crypto_provider();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -112,10 +108,68 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli, database_url_given)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            report_error(log_format, &one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The log filter when `TRIBUTARY_LOG` is unset or does not parse.
+const DEFAULT_LOG_FILTER: &str = "warn";
+
+/// Installs the stderr logger: `TRIBUTARY_LOG` filters (default `warn`); `text` logs
+/// are coloured only when stderr is a terminal and `NO_COLOR` is unset or empty;
+/// `json` logs are one object per line (timestamp, level, target, message and the
+/// other event fields at the top level, the current span's fields under `span`, every
+/// enclosing span under `spans`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // A failed write (stderr closed or full) is dropped: reporting it with
+        // `eprintln!` would panic the thread that logged, and a dead SQLite worker
+        // thread left the command waiting forever.
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(colour_stderr()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+/// Whether text logs on stderr may carry ANSI colours: stderr is a terminal and
+/// `NO_COLOR` (<https://no-color.org>) is not set to a non-empty value.
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
+/// Prints the error that ends the process: `error: ...` on one line, or with
+/// `--log-format json` one JSON object like the logs' (level `ERROR`), so that a log
+/// shipper reading stderr parses every line.
+fn report_error(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("error: {message}"),
+        LogFormat::Json => eprintln!("{}", error_json(message, chrono::Utc::now())),
+    }
+}
+
+/// The JSON line of [`report_error`].
+fn error_json(message: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    serde_json::json!({
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": "ERROR",
+        "target": "tributary",
+        "message": format!("error: {message}"),
+    })
+    .to_string()
 }
 
 /// The error and its causes on one line, joined with `: `, leaving out a cause whose
@@ -141,7 +195,7 @@ async fn run(cli: Cli, database_url_given: bool) -> Result<()> {
     let global = &cli.global;
     match cli.command {
         Command::Migrate => {
-            app::open(global).await?;
+            app::open_without_credentials(global).await?;
             println!(
                 "migrations applied to {}",
                 app::redact_url(global.database_url())
@@ -202,5 +256,16 @@ mod tests {
         );
         let e = anyhow::anyhow!("two\nlines").context("outer");
         assert_eq!(one_line(&e), "outer: two lines");
+    }
+
+    #[test]
+    fn json_errors_are_one_parseable_line() {
+        let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let line = error_json("a \"quoted\"\nthing", now);
+        assert!(!line.contains('\n'), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["level"], "ERROR");
+        assert_eq!(value["message"], "error: a \"quoted\"\nthing");
+        assert_eq!(value["timestamp"], "2023-11-14T22:13:20.123000Z");
     }
 }

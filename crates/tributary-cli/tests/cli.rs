@@ -64,7 +64,10 @@ impl Env {
             .env("DATABASE_URL", &self.url)
             .env("TRIBUTARY_SECRET_KEY", &self.key)
             .env_remove("TRIBUTARY_KEY_FILE")
-            .env_remove("TRIBUTARY_LOG");
+            .env_remove("TRIBUTARY_LOG")
+            .env_remove("TRIBUTARY_LOG_FORMAT")
+            .env_remove("TRIBUTARY_TEST_INTEGRATIONS")
+            .env_remove("NO_COLOR");
         cmd
     }
 
@@ -322,7 +325,7 @@ fn every_error_is_one_line_with_a_non_zero_exit() {
     env.write("c.json", "{}");
     env.fails(
         &["link", "gitlab", "--user", "1", "--credentials", "c.json"],
-        "unknown integration `gitlab`; known integrations: gmail, noop, synthetic",
+        "unknown integration `gitlab`; known integrations: gmail",
     );
     env.fails(&["links", "--user", "42"], "user 42 not found");
     env.fails(&["pause", "42"], "user integration 42 not found");
@@ -969,4 +972,279 @@ fn demo_stores_the_mailbox_and_fresh_mail_during_the_backfill() {
         "10000",
     ]);
     assert_eq!(items.as_array().map(Vec::len), Some(20));
+}
+
+#[test]
+fn test_doubles_are_neither_listed_nor_linkable() {
+    let env = Env::new();
+    let listed = env.json(&["integrations"]);
+    let domains: Vec<&str> = listed
+        .as_array()
+        .expect("an array of integrations")
+        .iter()
+        .map(|i| i["domain"].as_str().expect("domain"))
+        .collect();
+    assert_eq!(domains, ["gmail"]);
+    let table = env.ok(&["integrations"]);
+    assert!(
+        !table.contains("synthetic") && !table.contains("noop"),
+        "{table}"
+    );
+    env.ok(&["users", "add", "alice"]);
+    env.write("token.json", r#"{"token": "t"}"#);
+    let stderr = env.fails(
+        &[
+            "link",
+            "synthetic",
+            "--user",
+            "1",
+            "--credentials",
+            "token.json",
+        ],
+        "unknown integration `synthetic`; known integrations: gmail",
+    );
+    assert!(!stderr.contains("noop"), "{stderr}");
+
+    // The tests' switch (tests/processes.rs runs `synthetic` accounts through the
+    // binary with it).
+    let out = env
+        .cmd()
+        .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
+        .args(["--json", "integrations"])
+        .output()
+        .expect("run tributary");
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let domains: Vec<&str> = listed
+        .as_array()
+        .expect("an array of integrations")
+        .iter()
+        .map(|i| i["domain"].as_str().expect("domain"))
+        .collect();
+    assert_eq!(domains, ["gmail", "noop", "synthetic"]);
+}
+
+/// Runs `sync <id> --until-idle` with `TRIBUTARY_LOG=debug` and `extra` options;
+/// returns stderr (the command must succeed and print no secret).
+fn debug_sync_stderr(env: &Env, id: i64, extra: &[&str]) -> String {
+    let out = env
+        .cmd()
+        .env("TRIBUTARY_LOG", "debug")
+        .args(extra)
+        .args(["sync", &id.to_string(), "--until-idle"])
+        .output()
+        .expect("run tributary");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "sync failed: {stderr}");
+    no_secrets(&stderr);
+    assert!(!stderr.contains("ya29.fake-"), "an access token was logged");
+    stderr
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    let env = Env::new();
+    let fake = env.fake(5);
+    let id = env.link_fake(&fake);
+    // Captured stderr is a pipe, not a terminal.
+    let stderr = debug_sync_stderr(&env, id, &[]);
+    assert!(stderr.contains("DEBUG"), "nothing was logged: {stderr}");
+    assert!(stderr.contains("job finished"), "{stderr}");
+    assert!(!stderr.contains("\x1b["), "ANSI codes in: {stderr:?}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_job_fields() {
+    let env = Env::new();
+    let fake = env.fake(5);
+    let id = env.link_fake(&fake);
+    let stderr = debug_sync_stderr(&env, id, &["--log-format", "json"]);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(!lines.is_empty(), "nothing was logged");
+    for line in &lines {
+        assert!(line["timestamp"].is_string(), "{line}");
+        assert!(line["level"].is_string(), "{line}");
+        assert!(line["target"].is_string(), "{line}");
+    }
+    let finished: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "job finished")
+        .collect();
+    assert!(!finished.is_empty(), "no `job finished` event: {stderr}");
+    for line in finished {
+        assert_eq!(line["level"], "DEBUG");
+        let span = &line["span"];
+        assert_eq!(span["name"], "job", "{line}");
+        assert!(span["job_id"].is_i64(), "{line}");
+        assert_eq!(span["domain"], "gmail", "{line}");
+        assert_eq!(span["user_integration_id"], id, "{line}");
+        assert!(span["task_type"].is_string(), "{line}");
+        assert!(line["outputs"].is_u64(), "{line}");
+    }
+
+    // The error that ends a command is a JSON line too.
+    let out = env
+        .cmd()
+        .env("TRIBUTARY_LOG_FORMAT", "json")
+        .args(["sync", "42", "--until-idle"])
+        .output()
+        .expect("run tributary");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let error: Value = serde_json::from_str(lines[0]).expect("a JSON error line");
+    assert_eq!(error["level"], "ERROR");
+    assert_eq!(error["message"], "error: user integration 42 not found");
+}
+
+#[test]
+fn a_full_stderr_does_not_stall_a_command() {
+    let full = Path::new("/dev/full");
+    assert!(full.exists(), "this test needs /dev/full (Linux)");
+    let env = Env::new();
+    let stderr = std::fs::OpenOptions::new()
+        .write(true)
+        .open(full)
+        .expect("open /dev/full");
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(&env.dir)
+        .env("DATABASE_URL", &env.url)
+        .env("TRIBUTARY_SECRET_KEY", &env.key)
+        .env("TRIBUTARY_LOG", "debug")
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn tributary");
+    // Not a timing assertion: a generous bound on a hang, which used to be forever.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`tributary migrate` hung with stderr unwritable");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_missing_key_file_with_stored_credentials_is_an_error_not_a_new_key() {
+    let env = Env::new();
+    let fake = env.fake(5);
+    let key_file = env.dir.join("keys").join("secret.key");
+    // The binary with a key file instead of TRIBUTARY_SECRET_KEY.
+    let cmd = |key: Option<&str>| {
+        let mut cmd = env.cmd();
+        cmd.env_remove("TRIBUTARY_SECRET_KEY")
+            .env("TRIBUTARY_KEY_FILE", &key_file);
+        if let Some(key) = key {
+            cmd.env("TRIBUTARY_SECRET_KEY", key);
+        }
+        cmd
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = cmd(None).args(args).output().expect("run tributary");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "tributary {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let credentials = env.write(
+        "creds.json",
+        &fake.standalone_info()["credentials"].to_string(),
+    );
+    let link_args = |user: &str| -> Vec<String> {
+        [
+            "link",
+            "gmail",
+            "--user",
+            user,
+            "--credentials",
+            credentials.to_str().expect("utf-8 path"),
+            "--setting",
+            &format!("baseUrl={}", fake.base_url()),
+            "--setting",
+            &format!("tokenUrl={}", fake.token_url()),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+
+    // Commands that never use credentials create no key.
+    let user = ok(&["users", "add", "alice"]);
+    assert!(!key_file.exists(), "users add created a key file");
+    // Linking the first account creates it.
+    let args = link_args(user.trim());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let id: i64 = ok(&args).trim().parse().expect("link prints the id");
+    assert!(key_file.exists());
+    let id_text = id.to_string();
+    ok(&["sync", &id_text, "--until-idle"]);
+
+    // The key file is lost: an error naming it and the ways out, and no new key.
+    std::fs::remove_file(&key_file).expect("delete the key file");
+    let path = key_file.display().to_string();
+    for args in [
+        vec!["sync", &id_text, "--until-idle"],
+        vec!["links"],
+        vec!["run"],
+    ] {
+        let stderr = env.fails_cmd(
+            cmd(None).args(&args),
+            &format!("the key file {path} does not exist, but the database holds the encrypted credentials of 1 linked account (user integration {id})"),
+        );
+        assert!(stderr.contains("TRIBUTARY_SECRET_KEY"), "{stderr}");
+        assert!(stderr.contains("put the old key file back"), "{stderr}");
+        assert!(stderr.contains("unlink"), "{stderr}");
+        assert!(
+            !key_file.exists(),
+            "tributary {args:?} created a new key file"
+        );
+    }
+    // Commands that never read credentials still work, and create no key either.
+    let items = ok(&["--json", "content", "ls", &id_text]);
+    assert!(!items.trim().is_empty() && items.contains(&format!("\"user_integration_id\": {id}")));
+    ok(&["jobs", "--user-integration", &id_text]);
+    assert!(!key_file.exists());
+
+    // A wrong key is one clear error at start-up, naming where it came from.
+    let wrong = tributary_store::crypto::generate_base64_key();
+    let stderr = env.fails_cmd(
+        cmd(Some(&wrong)).args(["sync", &id_text, "--until-idle"]),
+        "the credentials key from TRIBUTARY_SECRET_KEY does not decrypt the stored credentials of 1 linked account",
+    );
+    assert!(!stderr.contains(&wrong), "the key was printed");
+
+    // The way out when the key is lost: unlink (no key needed), then link again,
+    // which creates a new key file; both accounts are listed.
+    let out = ok(&["unlink", &id_text]);
+    assert!(out.contains("unlinked"), "{out}");
+    assert!(!key_file.exists());
+    let relinked: i64 = ok(&args).trim().parse().expect("link prints the id");
+    assert!(key_file.exists());
+    let links: Value = serde_json::from_str(&ok(&["--json", "links"])).expect("links prints JSON");
+    let statuses: Vec<(i64, &str)> = links
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_i64().expect("id"),
+                l["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, [(id, "unlinked"), (relinked, "active")]);
+    ok(&["sync", &relinked.to_string(), "--until-idle"]);
 }

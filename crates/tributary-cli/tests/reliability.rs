@@ -161,6 +161,7 @@ async fn postgres_restart_mid_sync_until_idle_loses_nothing() {
         .args(["sync", &ui.to_string(), "--until-idle", "--workers", "4"])
         .env("DATABASE_URL", &db.url)
         .env("TRIBUTARY_SECRET_KEY", &db.key)
+        .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
         .env("TRIBUTARY_LOG", "warn");
     let mut sync = Worker::spawn(command, &logs.path().join("sync.log"));
 

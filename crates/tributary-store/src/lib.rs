@@ -44,7 +44,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tributary_sdk::Credentials;
 
-pub use crypto::{Cipher, KeySource};
+pub use crypto::{Cipher, CreatedKey, KeyCheck, KeySource, LoadedKey, NewKeyFile};
 pub use model::*;
 
 /// Epoch milliseconds.
@@ -176,6 +176,10 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         credentials: &Credentials,
     ) -> Result<(), StoreError>;
+    /// Tries this store's key on the stored credentials of the `sample` newest
+    /// accounts that are not unlinked, and counts those accounts (start-up check: a
+    /// missing or wrong key is then one clear error, not one failure per job).
+    async fn check_key(&self, sample: usize) -> Result<KeyCheck, StoreError>;
 
     // ---- content ----
 

@@ -462,9 +462,21 @@ impl PgStore {
             id,
             user_id: row.try_get("user_id")?,
             integration_domain: row.try_get("integration_domain")?,
-            credentials: self.cipher.decrypt_credentials(&credentials).map_err(|e| {
-                StoreError::Crypto(format!("user integration {id}: {}", crypto_message(&e)))
-            })?,
+            credentials: match self.cipher.decrypt_credentials(&credentials) {
+                Ok(credentials) => credentials,
+                // An unlinked account's credentials are never used again: when they
+                // do not decrypt (their key was lost and replaced), the account still
+                // reads, with none.
+                Err(_) if status == UserIntegrationStatus::Unlinked.as_str() => {
+                    Credentials::default()
+                }
+                Err(e) => {
+                    return Err(StoreError::Crypto(format!(
+                        "user integration {id}: {}",
+                        crypto_message(&e)
+                    )));
+                }
+            },
             settings: object_from_value(row.try_get("settings")?, "settings")?,
             status: UserIntegrationStatus::parse(&status).ok_or_else(|| {
                 StoreError::Corrupt(format!(
@@ -1284,6 +1296,25 @@ impl Store for PgStore {
             });
         }
         Ok(())
+    }
+
+    async fn check_key(&self, sample: usize) -> Result<crate::KeyCheck, StoreError> {
+        let accounts: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM user_integrations WHERE status <> 'unlinked'")
+                .fetch_one(&self.pool)
+                .await?;
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, credentials FROM user_integrations WHERE status <> 'unlinked' \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::try_from(sample).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(crate::KeyCheck::run(
+            &self.cipher,
+            u64::try_from(accounts).unwrap_or(0),
+            &rows,
+        ))
     }
 
     // ---- content ----

@@ -63,14 +63,14 @@ fn title(content: &Value) -> String {
 
 /// Runs a `content` subcommand.
 pub async fn run(global: &GlobalArgs, command: ContentCommand) -> Result<()> {
-    let store = crate::app::open(global).await?;
+    let store = crate::app::open_without_credentials(global).await?;
     match command {
         ContentCommand::Ls(args) => {
             if args.limit < 1 {
                 anyhow::bail!("--limit must be at least 1");
             }
             let id = args.user_integration_id;
-            super::links::load(store.as_ref(), id).await?;
+            super::links::ensure_exists(store.as_ref(), id).await?;
             let items = store
                 .list_content(&ContentQuery {
                     user_integration_id: Some(id),

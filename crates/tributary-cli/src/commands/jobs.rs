@@ -45,7 +45,7 @@ fn parse_state(text: &str) -> Result<JobState, String> {
 
 /// Lists jobs or retries one.
 pub async fn run(global: &GlobalArgs, args: JobsArgs) -> Result<()> {
-    let store = crate::app::open(global).await?;
+    let store = crate::app::open_without_credentials(global).await?;
     if let Some(JobsCommand::Retry { id }) = args.command {
         let job = store
             .get_job(id)
@@ -79,7 +79,7 @@ pub async fn run(global: &GlobalArgs, args: JobsArgs) -> Result<()> {
         bail!("--limit must be at least 1");
     }
     if let Some(id) = args.user_integration {
-        super::links::load(store.as_ref(), id).await?;
+        super::links::ensure_exists(store.as_ref(), id).await?;
     }
     let jobs = store
         .list_jobs(&JobFilter {

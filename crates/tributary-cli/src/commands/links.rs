@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tributary_engine::{LinkError, link_account};
 use tributary_sdk::{Credentials, Manifest};
-use tributary_store::{JobState, Store, UserIntegration, UserIntegrationStatus};
+use tributary_store::{JobState, Store, StoreError, UserIntegration, UserIntegrationStatus};
 
 use crate::app::{GlobalArgs, not_found_or};
 use crate::output::{Table, opt_time, print_json, short};
@@ -150,6 +150,17 @@ pub async fn load(store: &dyn Store, id: i64) -> Result<UserIntegration> {
         .map_err(|e| not_found_or(e, || format!("failed to load user integration {id}")))
 }
 
+/// Fails unless the account exists. Its credentials need not be readable (a command
+/// that never uses them runs with a missing or wrong key).
+pub async fn ensure_exists(store: &dyn Store, id: i64) -> Result<()> {
+    match store.get_user_integration(id).await {
+        Ok(_) | Err(StoreError::Crypto(_)) => Ok(()),
+        Err(e) => Err(not_found_or(e, || {
+            format!("failed to load user integration {id}")
+        })),
+    }
+}
+
 /// What `pause`, `resume` and `unlink` do.
 #[derive(Debug, Clone, Copy)]
 pub enum StatusChange {
@@ -164,9 +175,25 @@ pub enum StatusChange {
 /// Changes an account's status.
 pub async fn change_status(global: &GlobalArgs, id: i64, change: StatusChange) -> Result<()> {
     use UserIntegrationStatus as S;
-    let store = crate::app::open(global).await?;
-    let account = load(store.as_ref(), id).await?;
-    let current = account.status;
+    let unlink = matches!(change, StatusChange::Unlink);
+    let store = if unlink {
+        // Unlinking reads no credentials: it is how accounts sealed with a lost key
+        // are retired (see `crate::app::open_store`).
+        crate::app::open_without_credentials(global).await?
+    } else {
+        crate::app::open(global).await?
+    };
+    let current = match store.get_user_integration(id).await {
+        Ok(account) => account.status,
+        // The row exists but this key cannot read its credentials. An unlinked
+        // account reads without them, so this one is not unlinked yet: unlink it.
+        Err(StoreError::Crypto(_)) if unlink => S::Error,
+        Err(e) => {
+            return Err(not_found_or(e, || {
+                format!("failed to load user integration {id}")
+            }));
+        }
+    };
     let target = match (change, current) {
         (StatusChange::Unlink, S::Unlinked) => None,
         (StatusChange::Unlink, _) => Some(S::Unlinked),

@@ -21,7 +21,7 @@ pub enum UsersCommand {
 
 /// Runs a `users` subcommand.
 pub async fn run(global: &GlobalArgs, command: UsersCommand) -> Result<()> {
-    let store = crate::app::open(global).await?;
+    let store = crate::app::open_without_credentials(global).await?;
     match command {
         UsersCommand::Add { external_ref } => {
             if external_ref.trim().is_empty() {

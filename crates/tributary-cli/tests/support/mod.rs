@@ -159,6 +159,8 @@ pub fn worker_command(url: &str, key: &str, workers: usize, lease_seconds: u64) 
         ])
         .env("DATABASE_URL", url)
         .env("TRIBUTARY_SECRET_KEY", key)
+        // The accounts are `synthetic`, a test double the binary knows only with this.
+        .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
         .env("TRIBUTARY_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
