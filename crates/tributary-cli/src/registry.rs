@@ -38,7 +38,10 @@ pub fn builtin_integrations() -> Result<Registry, ManifestError> {
 
 /// The real integrations, and the test doubles if `test_doubles`.
 fn integrations(test_doubles: bool) -> Result<Registry, ManifestError> {
-    let mut all: Vec<Result<Registration, ManifestError>> = vec![tributary_gmail::registration()];
+    let mut all: Vec<Result<Registration, ManifestError>> = vec![
+        tributary_gmail::registration(),
+        // One line per integration.
+    ];
     if test_doubles {
         all.push(tributary_testkit::synthetic::registration());
         all.push(tributary_testkit::noop::registration());
