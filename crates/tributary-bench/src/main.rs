@@ -203,6 +203,9 @@ enum Scenario {
         /// Workers.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Jobs per pruning statement (the pruner's default unless given).
+        #[arg(long, default_value_t = tributary_engine::PrunerConfig::default().batch)]
+        prune_batch: u64,
         /// Run with the pruner off instead (the contrast).
         #[arg(long)]
         no_prune: bool,
@@ -368,6 +371,7 @@ async fn main() -> Result<()> {
             step_seconds,
             report_minutes,
             workers,
+            prune_batch,
             no_prune,
             both,
             common,
@@ -381,6 +385,7 @@ async fn main() -> Result<()> {
                     step_seconds: 120,
                     report_minutes: 30,
                     workers,
+                    batch: prune_batch,
                 }
             } else {
                 prune::PruneRun {
@@ -391,6 +396,7 @@ async fn main() -> Result<()> {
                     step_seconds,
                     report_minutes,
                     workers,
+                    batch: prune_batch,
                 }
             };
             let modes: &[bool] = match (both, no_prune) {

@@ -49,6 +49,8 @@ pub struct PruneRun {
     pub report_minutes: u64,
     /// Workers of the engine.
     pub workers: usize,
+    /// Jobs per pruning statement.
+    pub batch: u64,
 }
 
 /// Runs the `prune` scenario on each backend, pruning on and, when asked, off.
@@ -62,8 +64,14 @@ pub async fn prune(
     println!(
         "prune benchmark: {} synthetic accounts ({} items each), {} simulated hours in steps of {} s \
          (about {per_day} scheduled jobs a simulated day), completed jobs kept {} simulated minutes, \
-         {} workers",
-        run.accounts, run.items, run.hours, run.step_seconds, run.keep_minutes, run.workers
+         pruned {} per statement, {} workers",
+        run.accounts,
+        run.items,
+        run.hours,
+        run.step_seconds,
+        run.keep_minutes,
+        run.batch,
+        run.workers
     );
     println!();
     println!(
@@ -136,6 +144,7 @@ async fn simulate(db: &FreshDb, backend: Backend, pruning: bool, run: PruneRun) 
         shared,
         PrunerConfig {
             keep_completed: Duration::from_secs(run.keep_minutes * 60),
+            batch: run.batch,
             ..PrunerConfig::default()
         },
     );
