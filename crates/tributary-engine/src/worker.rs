@@ -93,7 +93,7 @@ struct Inner {
 
 /// What the committer reports of one committed batch.
 struct Committed {
-    ids: Vec<i64>,
+    runs: Vec<Run>,
     /// Some job of the batch queued children.
     queued_work: bool,
 }
@@ -105,6 +105,17 @@ enum Finished {
         item_errors: u64,
     },
     Failed(JobFailure),
+}
+
+/// One run of a job in this process: the job's id and the dispatch's sequence number.
+///
+/// A job id alone does not name a run: a job committed as "run again" or retried at
+/// once can be claimed again (same id) before the loop hears that its previous run
+/// committed, and forgetting that previous run must not forget the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Run {
+    job_id: i64,
+    seq: u64,
 }
 
 /// A job claimed by this process and not yet committed.
@@ -178,12 +189,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let inner = &self.inner;
         let config = &inner.config;
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, Finished)>();
-        let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Vec<(i64, Finished)>>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Run, Finished)>();
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Vec<(Run, Finished)>>();
         let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Committed>();
         let committer = tokio::spawn(self.clone().committer(commit_rx, committed_tx));
-        let mut held: HashMap<i64, Held> = HashMap::new();
-        let mut finished: HashSet<i64> = HashSet::new();
+        let mut held: HashMap<Run, Held> = HashMap::new();
+        let mut finished: HashSet<Run> = HashSet::new();
         // Jobs claimed and not yet finished: at most the workers plus one claim batch, so
         // a newly queued priority-1 job waits at most one batch's run time, and a batch
         // is about `claim_window` of work (crate::batch). Finished jobs waiting for their
@@ -211,7 +222,7 @@ impl Engine {
             sizer.finished(n, std::time::Instant::now());
             while let Ok(done) = committed_rx.try_recv() {
                 new_work |= done.queued_work;
-                forget(&done.ids, &mut held, &mut finished);
+                forget(&done.runs, &mut held, &mut finished);
             }
             if stopping {
                 break;
@@ -307,7 +318,7 @@ impl Engine {
                 done = committed_rx.recv() => {
                     if let Some(done) = done {
                         new_work |= done.queued_work;
-                        forget(&done.ids, &mut held, &mut finished);
+                        forget(&done.runs, &mut held, &mut finished);
                     }
                 }
                 () = tokio::time::sleep(wait) => {}
@@ -317,7 +328,7 @@ impl Engine {
         // Graceful end: let running jobs finish for the grace period, have everything
         // finished committed, release the rest.
         let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-        while held.keys().any(|id| !finished.contains(id)) {
+        while held.keys().any(|run| !finished.contains(run)) {
             match tokio::time::timeout_at(deadline, done_rx.recv()).await {
                 Ok(Some(item)) => {
                     forward_finished(&mut done_rx, Some(item), &commit_tx, &mut finished);
@@ -327,7 +338,7 @@ impl Engine {
         }
         drop(commit_tx);
         while let Some(done) = committed_rx.recv().await {
-            forget(&done.ids, &mut held, &mut finished);
+            forget(&done.runs, &mut held, &mut finished);
         }
         let _ = committer.await;
         self.release(&mut held).await;
@@ -335,7 +346,7 @@ impl Engine {
     }
 
     /// Releases every held job (aborting its task), so another worker can take it now.
-    async fn release(&self, held: &mut HashMap<i64, Held>) {
+    async fn release(&self, held: &mut HashMap<Run, Held>) {
         if held.is_empty() {
             return;
         }
@@ -361,7 +372,7 @@ impl Engine {
     /// and whether its jobs queued new work (children), so the loop claims it soon.
     async fn committer(
         self,
-        mut rx: mpsc::UnboundedReceiver<Vec<(i64, Finished)>>,
+        mut rx: mpsc::UnboundedReceiver<Vec<(Run, Finished)>>,
         committed: mpsc::UnboundedSender<Committed>,
     ) {
         let limit = self.inner.config.commit_batch.max(1);
@@ -372,7 +383,7 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let mut ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+            let mut runs: Vec<Run> = batch.iter().map(|(run, _)| *run).collect();
             let mut completions = Vec::with_capacity(batch.len());
             let mut failures = Vec::new();
             let mut item_errors = 0;
@@ -398,11 +409,16 @@ impl Engine {
                     .partition(|c| !c.children.is_empty());
                 if let Ok(queued_work) = self.commit_batch(&parents, 0, &[]).await {
                     // Parents are few (list pages, starts): a linear lookup is fine.
-                    let parent_ids: Vec<i64> = parents.iter().map(|c| c.lease.job_id).collect();
-                    ids.retain(|id| !parent_ids.contains(id));
+                    // A batch holds one run per job: the next run of a job is claimed
+                    // only after this one's commit.
+                    let parent_ids: HashSet<i64> = parents.iter().map(|c| c.lease.job_id).collect();
+                    let (parent_runs, rest_runs) = runs
+                        .into_iter()
+                        .partition(|run| parent_ids.contains(&run.job_id));
+                    runs = rest_runs;
                     if committed
                         .send(Committed {
-                            ids: parent_ids,
+                            runs: parent_runs,
                             queued_work,
                         })
                         .is_err()
@@ -428,7 +444,7 @@ impl Engine {
                         // down, give up after a few tries; the leases expire and the
                         // jobs run again.
                         attempt += 1;
-                        warn!(error = %e, jobs = ids.len(), attempt, "failed to commit finished jobs; will retry");
+                        warn!(error = %e, jobs = runs.len(), attempt, "failed to commit finished jobs; will retry");
                         if rx.is_closed() && attempt >= 5 {
                             break false;
                         }
@@ -437,7 +453,7 @@ impl Engine {
                     }
                 }
             };
-            if committed.send(Committed { ids, queued_work }).is_err() {
+            if committed.send(Committed { runs, queued_work }).is_err() {
                 return;
             }
         }
@@ -499,7 +515,7 @@ impl Engine {
             .sum())
     }
 
-    async fn renew(&self, held: &HashMap<i64, Held>) {
+    async fn renew(&self, held: &HashMap<Run, Held>) {
         let inner = &self.inner;
         let leases: Vec<JobLease> = held.values().map(|h| h.lease).collect();
         let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
@@ -525,8 +541,8 @@ impl Engine {
     async fn dispatch(
         &self,
         jobs: Vec<Job>,
-        done_tx: &mpsc::UnboundedSender<(i64, Finished)>,
-        held: &mut HashMap<i64, Held>,
+        done_tx: &mpsc::UnboundedSender<(Run, Finished)>,
+        held: &mut HashMap<Run, Held>,
     ) {
         if jobs.is_empty() {
             return;
@@ -561,7 +577,6 @@ impl Engine {
             let account = accounts.get(&job.user_integration_id).cloned();
             let engine = self.clone();
             let tx = done_tx.clone();
-            let job_id = job.id;
             let order = RunOrder {
                 priority: job.priority,
                 downloads: job.item_id.is_some(),
@@ -570,13 +585,17 @@ impl Engine {
                     .claimed_seq
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             };
+            let run = Run {
+                job_id: job.id,
+                seq: order.seq,
+            };
             let handle = tokio::spawn(async move {
                 let finished = engine.execute(job, account, order).await;
                 // The loop may have stopped listening during shutdown; then the lease
                 // is released or expires, and the job runs again.
-                let _ = tx.send((job_id, finished));
+                let _ = tx.send((run, finished));
             });
-            held.insert(job_id, Held { lease, handle });
+            held.insert(run, Held { lease, handle });
         }
     }
 
@@ -783,12 +802,12 @@ impl Engine {
 
 /// Sends `first` and whatever else already finished to the committer as one batch.
 fn forward_finished(
-    done_rx: &mut mpsc::UnboundedReceiver<(i64, Finished)>,
-    first: Option<(i64, Finished)>,
-    commit_tx: &mpsc::UnboundedSender<Vec<(i64, Finished)>>,
-    finished: &mut HashSet<i64>,
+    done_rx: &mut mpsc::UnboundedReceiver<(Run, Finished)>,
+    first: Option<(Run, Finished)>,
+    commit_tx: &mpsc::UnboundedSender<Vec<(Run, Finished)>>,
+    finished: &mut HashSet<Run>,
 ) -> usize {
-    let mut batch: Vec<(i64, Finished)> = first.into_iter().collect();
+    let mut batch: Vec<(Run, Finished)> = first.into_iter().collect();
     while let Ok(item) = done_rx.try_recv() {
         batch.push(item);
     }
@@ -796,17 +815,17 @@ fn forward_finished(
     if n == 0 {
         return 0;
     }
-    finished.extend(batch.iter().map(|(id, _)| *id));
+    finished.extend(batch.iter().map(|(run, _)| *run));
     // The committer outlives the loop, so this cannot fail while the loop runs.
     let _ = commit_tx.send(batch);
     n
 }
 
 /// Forgets committed jobs: their slots are free again.
-fn forget(ids: &[i64], held: &mut HashMap<i64, Held>, finished: &mut HashSet<i64>) {
-    for id in ids {
-        held.remove(id);
-        finished.remove(id);
+fn forget(runs: &[Run], held: &mut HashMap<Run, Held>, finished: &mut HashSet<Run>) {
+    for run in runs {
+        held.remove(run);
+        finished.remove(run);
     }
 }
 

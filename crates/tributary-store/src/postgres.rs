@@ -522,7 +522,8 @@ impl PgStore {
                  state = CASE WHEN jobs.rerun THEN 'available' ELSE 'completed' END,
                  finished_at = CASE WHEN jobs.rerun THEN NULL ELSE $1 END,
                  run_at = CASE WHEN jobs.rerun THEN $1 ELSE jobs.run_at END,
-                 attempts = CASE WHEN jobs.rerun THEN 0 ELSE jobs.attempts END,
+                 max_attempts = CASE WHEN jobs.rerun THEN jobs.max_attempts + jobs.attempts
+                                ELSE jobs.max_attempts END,
                  rerun = FALSE, locked_by = NULL, lease_expires_at = NULL
              FROM UNNEST($2::bigint[], $3::int[]) AS l(id, attempt)
              WHERE jobs.id = l.id AND jobs.attempts = l.attempt AND jobs.state = 'running'

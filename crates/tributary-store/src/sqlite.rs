@@ -1537,7 +1537,8 @@ impl Store for SqliteStore {
                  state = CASE WHEN rerun THEN 'available' ELSE 'completed' END,
                  finished_at = CASE WHEN rerun THEN NULL ELSE ?1 END,
                  run_at = CASE WHEN rerun THEN ?1 ELSE run_at END,
-                 attempts = CASE WHEN rerun THEN 0 ELSE attempts END,
+                 max_attempts = CASE WHEN rerun THEN max_attempts + attempts
+                                ELSE max_attempts END,
                  rerun = 0, locked_by = NULL, lease_expires_at = NULL
              WHERE id IN (SELECT value FROM json_each(?2))
                AND (id << 32) + attempts IN (SELECT value FROM json_each(?3))

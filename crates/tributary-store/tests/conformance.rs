@@ -1646,10 +1646,18 @@ async fn asking_again_during_a_run_reruns_once(ctx: &Ctx) {
         .await
         .unwrap();
     assert!(reports.iter().all(|r| r.applied));
+    // The attempt count goes on (a lease is never handed out twice) and the re-run
+    // gets a whole budget of attempts of its own.
     let again = ctx.store.get_job(mine.id).await.unwrap();
     assert_eq!(
-        (again.state, again.attempts, again.run_at, again.finished_at),
-        (JobState::Available, 0, 10, None)
+        (
+            again.state,
+            again.attempts,
+            again.max_attempts,
+            again.run_at,
+            again.finished_at
+        ),
+        (JobState::Available, 1, 4, 10, None)
     );
     let untouched = ctx.store.get_job(theirs.id).await.unwrap();
     assert_eq!(
@@ -1665,6 +1673,26 @@ async fn asking_again_during_a_run_reruns_once(ctx: &Ctx) {
         vec![mine.id]
     );
     let rerun = &claimed[0];
+    assert_eq!(rerun.attempts, 2);
+    // A late commit of the first run (its worker thought it still held the job) is
+    // fenced off: it read the source before the change that asked for the re-run.
+    let late = ctx
+        .store
+        .complete_jobs(
+            &[completion(
+                mine,
+                user_id,
+                "gmail",
+                vec![Output::item("m1", None, json!({"v": "stale"}))],
+            )],
+            25,
+        )
+        .await
+        .unwrap();
+    assert!(
+        late.iter().all(|r| !r.applied),
+        "the first run committed twice"
+    );
     ctx.store
         .complete_jobs(&[completion(rerun, user_id, "gmail", Vec::new())], 30)
         .await
