@@ -26,12 +26,12 @@ use tributary_testkit::gmail::{FakeGmail, GmailConfig, GmailMethod};
 
 use crate::util::{Backend, FreshDb, gmail_registry, link_gmail, stored_items};
 
-/// The Gmail integration's default size of a listing's first page (no `pageSize`
-/// setting).
-pub const PAGE_SIZE: u32 = tributary_gmail::integration::DEFAULT_PAGE_SIZE;
-/// The Gmail integration's default size of a listing's later pages (no
-/// `backfillPageSize` setting).
-pub const BACKFILL_PAGE_SIZE: u32 = tributary_gmail::integration::DEFAULT_BACKFILL_PAGE_SIZE;
+/// The Gmail integration's default size of a listing's first page (the manifest's
+/// `pageSize` default; a test checks they agree).
+pub const PAGE_SIZE: u32 = 50;
+/// The Gmail integration's default size of a listing's later pages (the manifest's
+/// `backfillPageSize` default; a test checks they agree).
+pub const BACKFILL_PAGE_SIZE: u32 = 500;
 
 /// Starts the fake with `messages` generated messages (off the async workers).
 pub async fn start_fake(messages: usize) -> Result<FakeGmail> {
@@ -622,4 +622,25 @@ async fn starts_during_backfill(
     .await;
     db.remove().await?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sizes_are_the_manifest_defaults() {
+        let manifest = tributary_gmail::registration().unwrap().manifest;
+        let default = |name: &str| {
+            manifest
+                .setting(name)
+                .and_then(|f| f.default.as_ref())
+                .and_then(|v| v.as_u64())
+        };
+        assert_eq!(default("pageSize"), Some(u64::from(PAGE_SIZE)));
+        assert_eq!(
+            default("backfillPageSize"),
+            Some(u64::from(BACKFILL_PAGE_SIZE))
+        );
+    }
 }

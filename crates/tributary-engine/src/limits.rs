@@ -23,7 +23,7 @@ impl std::fmt::Debug for DomainGate {
 
 #[tributary_sdk::async_trait]
 impl RequestGate for DomainGate {
-    async fn acquire(&self) {
+    async fn acquire(&self, _class: &str) {
         self.0.until_ready().await;
     }
 }

@@ -29,9 +29,10 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::oauth::TokenCache;
+use tributary_sdk::serde_json::{self, json};
 use tributary_sdk::{
-    ContentExists, IntegrationContext, IntegrationError, LOWEST_PRIORITY, Registration, Registry,
-    Task, TaskResult,
+    ContentExists, IntegrationContext, IntegrationError, LOWEST_PRIORITY, Output, Registration,
+    Registry, Task, TaskResult,
 };
 use tributary_store::{
     FailureAction, Job, JobCompletion, JobFailure, JobLease, JobState, NewJob, Store, StoreError,
@@ -775,14 +776,7 @@ impl Engine {
         let outputs = result
             .outputs
             .into_iter()
-            .map(|output| {
-                if output.is_success() {
-                    cap_content(output, limit)
-                } else {
-                    failed += 1;
-                    failure_marker(output, limit)
-                }
-            })
+            .map(|output| stored_output(output, limit, &mut failed))
             .collect();
         Ok((
             JobCompletion {
@@ -829,39 +823,35 @@ fn forget(runs: &[Run], held: &mut HashMap<Run, Held>, finished: &mut HashSet<Ru
     }
 }
 
-/// The stored form of an item the integration could not fetch or decode (a non-2xx
-/// [`Output`](tributary_sdk::Output)): a marker with the code and what the integration
-/// said, so the item is known (a listing does not queue it again and again), a reader
-/// sees why it has no content, and the rest of the page is stored as usual.
-fn failure_marker(output: tributary_sdk::Output, limit: usize) -> tributary_sdk::Output {
-    warn!(external_id = %output.id, code = output.code, "item failed; storing a failure marker");
-    let marker = tributary_sdk::serde_json::json!({
-        "failed": true,
-        "code": output.code,
-        "error": output.content,
-    });
-    cap_content(
-        tributary_sdk::Output::item(output.id, output.timestamp, marker),
-        limit,
-    )
-}
-
-/// Replaces content larger than `limit` bytes (as JSON) by a marker saying so.
-fn cap_content(mut output: tributary_sdk::Output, limit: usize) -> tributary_sdk::Output {
-    if output.is_delete() {
-        return output;
-    }
+/// What the store gets for one output: failures become marker items (the integration
+/// could not fetch or decode the item: the marker keeps the code and what it said, so
+/// the item is known, a listing does not queue it again and again, and a reader sees
+/// why it has no content), and content larger than `limit` bytes (as JSON) becomes a
+/// marker saying so. Counts the failures in `failed`.
+fn stored_output(output: Output, limit: usize, failed: &mut u64) -> Output {
+    let (id, timestamp, content) = match output {
+        Output::Deleted { .. } => return output,
+        Output::Failed { id, code, error } => {
+            warn!(external_id = %id, code, "item failed; storing a failure marker");
+            *failed += 1;
+            let marker = json!({ "failed": true, "code": code, "error": { "error": error } });
+            (id, None, marker)
+        }
+        Output::Item {
+            id,
+            timestamp,
+            content,
+        } => (id, timestamp, content),
+    };
     // Serializing to count is cheap next to fetching the content over the network.
-    let size = tributary_sdk::serde_json::to_vec(&output.content).map_or(0, |v| v.len());
-    if size > limit {
-        warn!(external_id = %output.id, size, limit, "content over the limit; storing a marker");
-        output.content = tributary_sdk::serde_json::json!({
-            "oversized": true,
-            "contentSize": size,
-            "limit": limit,
-        });
-    }
-    output
+    let size = serde_json::to_vec(&content).map_or(0, |v| v.len());
+    let content = if size > limit {
+        warn!(external_id = %id, size, limit, "content over the limit; storing a marker");
+        json!({ "oversized": true, "contentSize": size, "limit": limit })
+    } else {
+        content
+    };
+    Output::item(id, timestamp, content)
 }
 
 /// The dedupe key of a task: one pending job per item, per account's `start`, per
@@ -959,19 +949,36 @@ pub fn start_job(user_integration_id: i64, max_attempts: i32, now: i64) -> NewJo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tributary_sdk::Output;
-    use tributary_sdk::serde_json::json;
 
     #[test]
     fn oversized_content_becomes_a_marker() {
+        let mut failed = 0;
         let big = Output::item("a", None, json!({"body": "x".repeat(2000)}));
-        let capped = cap_content(big, 1000);
-        assert_eq!(capped.content["oversized"], json!(true));
-        assert_eq!(capped.content["limit"], json!(1000));
-        assert!(capped.content["contentSize"].as_u64().unwrap_or(0) > 2000);
+        let capped = stored_output(big, 1000, &mut failed);
+        let content = capped.content();
+        assert_eq!(content["oversized"], json!(true));
+        assert_eq!(content["limit"], json!(1000));
+        assert!(content["contentSize"].as_u64().unwrap_or(0) > 2000);
         let small = Output::item("b", None, json!({"body": "short"}));
-        assert_eq!(cap_content(small.clone(), 1000), small);
-        assert_eq!(cap_content(Output::deleted("c"), 1), Output::deleted("c"));
+        assert_eq!(stored_output(small.clone(), 1000, &mut failed), small);
+        let gone = Output::deleted("c");
+        assert_eq!(stored_output(gone.clone(), 1, &mut failed), gone);
+        assert_eq!(failed, 0);
+    }
+
+    #[test]
+    fn failures_become_counted_markers() {
+        let mut failed = 0;
+        let marker = stored_output(Output::failed("a", 502, "bad body"), 1000, &mut failed);
+        assert_eq!(failed, 1);
+        assert_eq!(
+            marker,
+            Output::item(
+                "a",
+                None,
+                json!({"failed": true, "code": 502, "error": {"error": "bad body"}})
+            )
+        );
     }
 
     #[test]

@@ -25,13 +25,16 @@ use crate::IntegrationError;
 /// than exhausting memory).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// Waits until one more request to a service may be sent (the engine's per-domain
-/// rate limit).
+/// Waits until one more request to a service may be sent (the engine's rate limits).
 #[async_trait::async_trait]
 pub trait RequestGate: Send + Sync {
-    /// Returns when the next request may go.
-    async fn acquire(&self);
+    /// Returns when the next request of kind `class` (a method name such as
+    /// `users.messages.get`, or [`DEFAULT_CLASS`]) may go.
+    async fn acquire(&self, class: &str);
 }
+
+/// The class of a request sent without one ([`HttpClient::send`]).
+pub const DEFAULT_CLASS: &str = "request";
 
 /// Installs the process-wide TLS crypto provider (ring). Idempotent; called by
 /// [`HttpClient::new`], and by the binary at start-up.
@@ -109,12 +112,28 @@ impl HttpClient {
         self.inner.post(url)
     }
 
+    /// Waits for the rate limits' permission to make one call of kind `class`: what
+    /// every request sent through this client does first, and what an integration
+    /// speaking another protocol (IMAP, FTP, SFTP) calls before each command.
+    pub async fn permit(&self, class: &str) {
+        if let Some(gate) = &self.gate {
+            gate.acquire(class).await;
+        }
+    }
+
     /// Sends a request after the rate-limit gate and reads the whole (bounded) body.
     /// Any status is returned as is; a network failure or timeout is transient.
     pub async fn send(&self, request: RequestBuilder) -> Result<HttpResponse, IntegrationError> {
-        if let Some(gate) = &self.gate {
-            gate.acquire().await;
-        }
+        self.send_as(DEFAULT_CLASS, request).await
+    }
+
+    /// [`HttpClient::send`] for a request of kind `class` (see [`HttpClient::permit`]).
+    pub async fn send_as(
+        &self,
+        class: &str,
+        request: RequestBuilder,
+    ) -> Result<HttpResponse, IntegrationError> {
+        self.permit(class).await;
         let mut response = request.send().await.map_err(network_error)?;
         let status = response.status();
         let headers = response.headers().clone();

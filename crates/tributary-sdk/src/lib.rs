@@ -8,14 +8,16 @@
 //! Module map:
 //! - [`integration`]: the [`Integration`] trait and the per-job [`IntegrationContext`].
 //! - [`task`]: [`Task`], the stored `{type, payload}` form, and [`TaskType`], the typed form.
-//! - [`output`]: [`Output`], one content item (or a deletion marker).
+//! - [`output`]: [`Output`], an item, a deletion or a failure.
 //! - [`result`]: [`TaskResult`], everything one task run produces.
 //! - [`error`]: [`IntegrationError`], whose variant tells the engine what to do next.
 //! - [`credentials`]: [`Credentials`], a secret-redacting map of credential fields.
 //! - [`manifest`]: `manifest.json` parsing and validation.
 //! - [`registry`]: [`Registration`] and [`Registry`], the list of known integrations.
 //! - [`http`]: a thin HTTP client that maps status codes to error classes.
-//! - [`oauth`]: the OAuth2 refresh-token grant.
+//! - [`oauth`]: the OAuth2 refresh-token grant and the access tokens jobs share.
+//! - [`kit`]: typed integrations: settings, credentials, OAuth, listings, deltas,
+//!   registration checked against the manifest.
 //!
 //! Integrations depend on this crate only, never on the store, the engine or the CLI.
 
@@ -23,6 +25,7 @@ pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod integration;
+pub mod kit;
 pub mod manifest;
 pub mod oauth;
 pub mod output;
@@ -34,6 +37,7 @@ pub use async_trait::async_trait;
 pub use credentials::Credentials;
 pub use error::{ErrorClass, IntegrationError};
 pub use integration::{ContentExists, Integration, IntegrationContext};
+pub use kit::{Job, TypedIntegration};
 pub use manifest::{Limits, Manifest, ManifestError};
 pub use output::Output;
 pub use registry::{Registration, Registry, UnknownDomain};

@@ -13,8 +13,15 @@
 //!     {"name": "refreshToken", "secret": true}
 //!   ],
 //!   "schedule": {"startEverySeconds": 60, "historyTask": "checkHistory", "historyEverySeconds": 120},
-//!   "limits": {"requestsPerSecond": 200, "concurrentJobsPerAccount": 8},
-//!   "controlFlow": {}
+//!   "settings": [
+//!     {"name": "pageSize", "type": "integer", "default": 50, "minimum": 1, "maximum": 500}
+//!   ],
+//!   "oauth": {
+//!     "authorizationUrl": "https://accounts.google.com/o/oauth2/v2/auth",
+//!     "tokenUrl": "https://oauth2.googleapis.com/token",
+//!     "scopes": ["https://www.googleapis.com/auth/gmail.readonly"]
+//!   },
+//!   "limits": {"requestsPerSecond": 200, "concurrentJobsPerAccount": 8}
 //! }
 //! ```
 //!
@@ -48,15 +55,19 @@ pub struct Manifest {
     /// The credential fields a user provides when linking an account.
     #[serde(default)]
     pub credentials: Vec<CredentialField>,
+    /// The non-secret settings an account may be linked with, with their types and
+    /// defaults (the one place a default is written; see [`crate::kit::settings`]).
+    #[serde(default)]
+    pub settings: Vec<SettingField>,
+    /// How a user grants access, when the service uses OAuth 2.0.
+    #[serde(default)]
+    pub oauth: Option<OAuthEndpoints>,
     /// Scheduling hints.
     #[serde(default)]
     pub schedule: Schedule,
     /// Limits that keep one process within the service's quotas.
     #[serde(default)]
     pub limits: Limits,
-    /// Reserved for a future set-up UI.
-    #[serde(default)]
-    pub control_flow: Value,
 }
 
 /// One credential field.
@@ -78,6 +89,119 @@ pub struct CredentialField {
 
 fn yes() -> bool {
     true
+}
+
+/// One setting field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingField {
+    /// The field's key in the settings object.
+    pub name: String,
+    /// The JSON type of its value.
+    #[serde(rename = "type")]
+    pub kind: SettingKind,
+    /// The value when the account was linked without it; `None` for a setting that is
+    /// optional with no value, or required (see `required`).
+    #[serde(default)]
+    pub default: Option<Value>,
+    /// Whether linking fails without it (default false: settings have defaults).
+    #[serde(default)]
+    pub required: bool,
+    /// The smallest value, for an integer.
+    #[serde(default)]
+    pub minimum: Option<i64>,
+    /// The largest value, for an integer.
+    #[serde(default)]
+    pub maximum: Option<i64>,
+    /// What the field is.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The type of a setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SettingKind {
+    /// A JSON string.
+    String,
+    /// An absolute `http` or `https` URL, as a JSON string.
+    Url,
+    /// A JSON integer, within `minimum`..=`maximum` when given.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+}
+
+impl SettingField {
+    /// Why `value` is not a valid value of this field, if it is not.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        match self.kind {
+            SettingKind::String if value.is_string() => Ok(()),
+            SettingKind::Boolean if value.is_boolean() => Ok(()),
+            SettingKind::Url => match value.as_str().map(url::Url::parse) {
+                Some(Ok(url)) if matches!(url.scheme(), "http" | "https") => Ok(()),
+                _ => Err(format!("expected an absolute http(s) url, found {value}")),
+            },
+            SettingKind::Integer => {
+                let n = value
+                    .as_i64()
+                    .ok_or_else(|| format!("expected an integer, found {value}"))?;
+                let low = self.minimum.unwrap_or(i64::MIN);
+                let high = self.maximum.unwrap_or(i64::MAX);
+                if (low..=high).contains(&n) {
+                    Ok(())
+                } else {
+                    Err(format!("must be from {low} to {high}, found {n}"))
+                }
+            }
+            SettingKind::String => Err(format!("expected a string, found {value}")),
+            SettingKind::Boolean => Err(format!("expected true or false, found {value}")),
+        }
+    }
+}
+
+/// The OAuth 2.0 authorization-code flow of a service (RFC 6749 §4.1, with PKCE):
+/// enough for `tributary auth <domain>` to obtain a refresh token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OAuthEndpoints {
+    /// Where the user's browser is sent to grant access.
+    pub authorization_url: String,
+    /// The token endpoint: the code is exchanged here, and refresh tokens are used
+    /// here (unless a `tokenUrl` setting overrides it).
+    pub token_url: String,
+    /// The scopes to ask for.
+    pub scopes: Vec<String>,
+    /// Extra query parameters of the authorization request (Google needs
+    /// `access_type=offline` and `prompt=consent` to return a refresh token).
+    #[serde(default)]
+    pub authorization_params: std::collections::BTreeMap<String, String>,
+    /// The credential field names the flow fills in (defaults: `clientId`,
+    /// `clientSecret`, `refreshToken`).
+    #[serde(default)]
+    pub credential_fields: OAuthCredentialFields,
+}
+
+/// Which credential fields hold what the OAuth flow produces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OAuthCredentialFields {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret.
+    pub client_secret: String,
+    /// The refresh token.
+    pub refresh_token: String,
+}
+
+impl Default for OAuthCredentialFields {
+    fn default() -> Self {
+        OAuthCredentialFields {
+            client_id: "clientId".into(),
+            client_secret: "clientSecret".into(),
+            refresh_token: "refreshToken".into(),
+        }
+    }
 }
 
 /// Scheduling hints of an integration.
@@ -208,6 +332,62 @@ impl Manifest {
             if c.name.trim().is_empty() {
                 return Err((format!("credentials[{i}].name"), "must not be empty".into()));
             }
+            if self.credentials[..i].iter().any(|o| o.name == c.name) {
+                return Err((
+                    format!("credentials[{i}].name"),
+                    format!("`{}` is listed twice", c.name),
+                ));
+            }
+        }
+        for (i, f) in self.settings.iter().enumerate() {
+            if f.name.trim().is_empty() {
+                return Err((format!("settings[{i}].name"), "must not be empty".into()));
+            }
+            if self.settings[..i].iter().any(|o| o.name == f.name) {
+                return Err((
+                    format!("settings[{i}].name"),
+                    format!("`{}` is listed twice", f.name),
+                ));
+            }
+            if let Some(default) = &f.default {
+                f.check(default)
+                    .map_err(|problem| (format!("settings[{i}].default"), problem))?;
+                if f.required {
+                    return Err((
+                        format!("settings[{i}].required"),
+                        "a setting with a default is not required".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(oauth) = &self.oauth {
+            for (field, url) in [
+                ("oauth.authorizationUrl", &oauth.authorization_url),
+                ("oauth.tokenUrl", &oauth.token_url),
+            ] {
+                match url::Url::parse(url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => {
+                        return Err((
+                            field.into(),
+                            format!("`{url}` is not an absolute http(s) url"),
+                        ));
+                    }
+                }
+            }
+            let fields = &oauth.credential_fields;
+            for name in [
+                &fields.client_id,
+                &fields.client_secret,
+                &fields.refresh_token,
+            ] {
+                if !self.credentials.iter().any(|c| &c.name == name) {
+                    return Err((
+                        "oauth.credentialFields".into(),
+                        format!("`{name}` is not one of the credential fields"),
+                    ));
+                }
+            }
         }
         if self.limits.requests_per_second == Some(0) {
             return Err((
@@ -266,6 +446,11 @@ impl Manifest {
     /// Whether `task_type` is one of the declared task types.
     pub fn has_task_type(&self, task_type: &str) -> bool {
         self.task_types.iter().any(|t| t == task_type)
+    }
+
+    /// The setting field `name`, if declared.
+    pub fn setting(&self, name: &str) -> Option<&SettingField> {
+        self.settings.iter().find(|f| f.name == name)
     }
 
     /// The names of the secret credential fields.

@@ -1,71 +1,109 @@
-//! Outputs: the content items a task produces, in the `{code, id, timestamp, content}`
-//! shape of the specification.
+//! Outputs: what a task says about one item, keyed by the item's id in the external
+//! system.
+//!
+//! An output is one of three distinct cases: content to store, a deletion, or a failure
+//! to fetch the item for good. They are separate variants, so no content can be taken
+//! for a deletion: a Slack message or a Graph resource whose JSON has a top-level
+//! `"action": "delete"` field is content like any other.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// One content item (or a deletion marker) produced by a task.
+/// What one task produced about one item.
 ///
-/// `id` is the item's id in the external system: the store keys content by
+/// The id is the item's id in the external system: the store keys content by
 /// `(user integration, id)`, so the same item produced twice is stored once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Output {
-    /// HTTP-style status: 2xx is content to store; anything else reports a failure for
-    /// this item, which the engine logs, counts (`item_errors`) and stores as a marker
-    /// `{"failed": true, "code": <code>, "error": <content>}` in place of the content, so
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Content to store (insert, or update when it changed).
+    Item {
+        /// The item's unique id in the external system.
+        id: String,
+        /// When the item was created in the external system, if known.
+        timestamp: Option<DateTime<Utc>>,
+        /// The integration-defined content.
+        content: Value,
+    },
+    /// The item was deleted in the external system (or left the synced set): the
+    /// stored row is soft-deleted.
+    Deleted {
+        /// The item's unique id in the external system.
+        id: String,
+    },
+    /// The item could not be fetched or decoded, for good (the guide's non-2xx output):
+    /// the engine logs it, counts it (`item_errors`) and stores the marker
+    /// `{"failed": true, "code": <code>, "error": <error>}` in place of the content, so
     /// the item is known (not fetched again by every listing) and a reader sees why.
-    pub code: u16,
-    /// The item's unique id in the external system.
-    pub id: String,
-    /// When the item was created in the external system, if known.
-    pub timestamp: Option<DateTime<Utc>>,
-    /// The integration-defined content; `{"action": "delete"}` marks a deletion.
-    pub content: Value,
+    Failed {
+        /// The item's unique id in the external system.
+        id: String,
+        /// An HTTP-style status saying what went wrong (for example 502: the service
+        /// answered with something that is not the documented format).
+        code: u16,
+        /// What went wrong.
+        error: String,
+    },
 }
 
 impl Output {
     /// A successfully fetched item.
     pub fn item(id: impl Into<String>, timestamp: Option<DateTime<Utc>>, content: Value) -> Self {
-        Output {
-            code: 200,
+        Output::Item {
             id: id.into(),
             timestamp,
             content,
         }
     }
 
-    /// A marker saying the item `id` was deleted in the external system.
+    /// A deletion of the item `id` in the external system.
     pub fn deleted(id: impl Into<String>) -> Self {
-        Output {
-            code: 200,
-            id: id.into(),
-            timestamp: None,
-            content: serde_json::json!({ "action": "delete" }),
-        }
+        Output::Deleted { id: id.into() }
     }
 
-    /// A failure to fetch or decode the item `id` (the guide's `code: 500` output): the
-    /// page it belongs to goes on, and the item is stored as a failure marker. Use it for
-    /// what retrying cannot fix (content that does not decode, an item the service
-    /// refuses to serve); return an error from the task for what a retry may fix.
+    /// A failure to fetch or decode the item `id`: the page it belongs to goes on, and
+    /// the item is stored as a failure marker. Use it for what retrying cannot fix
+    /// (content that does not decode, an item the service refuses to serve); return an
+    /// error from the task for what a retry may fix.
     pub fn failed(id: impl Into<String>, code: u16, message: impl Into<String>) -> Self {
-        Output {
-            code,
+        Output::Failed {
             id: id.into(),
-            timestamp: None,
-            content: serde_json::json!({ "error": message.into() }),
+            code,
+            error: message.into(),
         }
     }
 
-    /// Whether this output marks a deletion.
-    pub fn is_delete(&self) -> bool {
-        self.content.get("action").and_then(Value::as_str) == Some("delete")
+    /// The item's id in the external system.
+    pub fn id(&self) -> &str {
+        match self {
+            Output::Item { id, .. } | Output::Deleted { id } | Output::Failed { id, .. } => id,
+        }
     }
 
-    /// Whether this output carries content to store (a 2xx code).
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.code)
+    /// Whether this output is a deletion.
+    pub fn is_delete(&self) -> bool {
+        matches!(self, Output::Deleted { .. })
+    }
+
+    /// Whether this output reports a failure.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Output::Failed { .. })
+    }
+
+    /// The content to store, for an item; `null` for a deletion or a failure.
+    pub fn content(&self) -> &Value {
+        static NULL: Value = Value::Null;
+        match self {
+            Output::Item { content, .. } => content,
+            _ => &NULL,
+        }
+    }
+
+    /// The item's creation time, for an item that has one.
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Output::Item { timestamp, .. } => *timestamp,
+            _ => None,
+        }
     }
 }
 
@@ -74,10 +112,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delete_marker_is_recognised() {
+    fn the_three_cases_are_distinct() {
         assert!(Output::deleted("a").is_delete());
-        assert!(Output::deleted("a").is_success());
-        assert!(!Output::item("a", None, serde_json::json!({"action": "keep"})).is_delete());
-        assert!(!Output::failed("a", 500, "boom").is_success());
+        assert!(!Output::deleted("a").is_failure());
+        assert!(Output::failed("a", 500, "boom").is_failure());
+        assert_eq!(Output::failed("a", 500, "boom").id(), "a");
+        // Content that looks like the old deletion marker is content.
+        let item = Output::item("a", None, serde_json::json!({"action": "delete"}));
+        assert!(!item.is_delete());
+        assert_eq!(item.content(), &serde_json::json!({"action": "delete"}));
+        assert!(Output::deleted("a").content().is_null());
     }
 }

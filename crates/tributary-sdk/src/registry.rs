@@ -5,11 +5,13 @@
 //! one line per integration. The registry validates every manifest when it is built.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::{Integration, IntegrationContext, IntegrationError, Manifest, ManifestError};
 
 /// Builds an integration instance for one job.
-pub type Constructor = fn(IntegrationContext) -> Result<Box<dyn Integration>, IntegrationError>;
+pub type Constructor =
+    Arc<dyn Fn(IntegrationContext) -> Result<Box<dyn Integration>, IntegrationError> + Send + Sync>;
 
 /// An integration's manifest and constructor.
 #[derive(Clone)]
@@ -32,21 +34,17 @@ impl Registration {
     /// Parses and validates `manifest_text` (read from `manifest_file`, named in errors)
     /// and pairs it with the constructor.
     ///
-    /// Typical use in an integration crate:
-    /// ```text
-    /// pub fn registration() -> Result<Registration, ManifestError> {
-    ///     Registration::new("integrations/gmail/manifest.json",
-    ///         include_str!("../manifest.json"), GmailIntegration::construct)
-    /// }
-    /// ```
+    /// Integrations written with the kit register with
+    /// [`crate::kit::registration`] instead, which also checks the manifest against
+    /// their task enum and settings type.
     pub fn new(
         manifest_file: &str,
         manifest_text: &str,
-        construct: Constructor,
+        construct: fn(IntegrationContext) -> Result<Box<dyn Integration>, IntegrationError>,
     ) -> Result<Registration, ManifestError> {
         Ok(Registration {
             manifest: Manifest::parse(manifest_file, manifest_text)?,
-            construct,
+            construct: Arc::new(construct),
         })
     }
 }

@@ -272,24 +272,29 @@ pub(crate) struct PreparedOutputs<'a> {
     pub deletes: Vec<String>,
 }
 
-/// Keeps the 2xx outputs, the last one per id wins, sorted by id.
+/// Keeps the items and deletions (the engine turns failures into marker items before
+/// they reach the store), the last one per id wins, sorted by id.
 pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs<'_> {
     let mut last: HashMap<String, &Output> = HashMap::new();
-    for o in outputs.iter().filter(|o| o.is_success()) {
-        last.insert(clean_text(&o.id).into_owned(), o);
+    for o in outputs.iter().filter(|o| !o.is_failure()) {
+        last.insert(clean_text(o.id()).into_owned(), o);
     }
     let mut prepared = PreparedOutputs::default();
     for (id, o) in last {
-        if o.is_delete() {
-            prepared.deletes.push(id);
-        } else {
-            let content = clean_json(&o.content);
-            prepared.items.push(PreparedItem {
-                external_id: id,
-                timestamp: o.timestamp.map(truncate_ms),
-                text: content.to_string(),
-                content,
-            });
+        match o {
+            Output::Deleted { .. } => prepared.deletes.push(id),
+            Output::Item {
+                timestamp, content, ..
+            } => {
+                let content = clean_json(content);
+                prepared.items.push(PreparedItem {
+                    external_id: id,
+                    timestamp: timestamp.map(truncate_ms),
+                    text: content.to_string(),
+                    content,
+                });
+            }
+            Output::Failed { .. } => {}
         }
     }
     prepared

@@ -294,8 +294,8 @@ pub struct JobCompletion {
     pub user_id: i64,
     /// The account's integration domain (stored with content).
     pub integration_domain: String,
-    /// Outputs to apply: 2xx content is upserted, delete markers soft-delete; others
-    /// are ignored (the engine reports them).
+    /// Outputs to apply: items are upserted, deletions soft-delete; failures (which
+    /// the engine turns into marker items first) are skipped.
     pub outputs: Vec<Output>,
     /// Children to enqueue (with deduplication as in [`crate::Store::enqueue`]).
     pub children: Vec<NewJob>,

@@ -62,34 +62,36 @@ impl MemoryContent {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Applies one output as the engine would: a 2xx item is upserted (restoring a
-    /// deleted one), a delete marker soft-deletes, anything else is ignored.
+    /// Applies one output as the engine would: an item is upserted (restoring a deleted
+    /// one), a deletion soft-deletes, a failure is ignored.
     pub fn apply(&self, output: &Output) {
-        if !output.is_success() {
-            return;
-        }
         let mut state = self.lock();
-        if output.is_delete() {
-            if let Some(item) = state.items.get_mut(&output.id)
-                && !item.deleted
-            {
-                item.deleted = true;
-                item.writes += 1;
+        let (id, timestamp, content) = match output {
+            Output::Failed { .. } => return,
+            Output::Deleted { id } => {
+                if let Some(item) = state.items.get_mut(id)
+                    && !item.deleted
+                {
+                    item.deleted = true;
+                    item.writes += 1;
+                }
+                return;
             }
-            return;
-        }
-        let item = state
-            .items
-            .entry(output.id.clone())
-            .or_insert_with(|| StoredItem {
-                content: Value::Null,
-                timestamp: None,
-                deleted: true,
-                writes: 0,
-            });
-        if item.deleted || item.content != output.content || item.timestamp != output.timestamp {
-            item.content = output.content.clone();
-            item.timestamp = output.timestamp;
+            Output::Item {
+                id,
+                timestamp,
+                content,
+            } => (id, *timestamp, content),
+        };
+        let item = state.items.entry(id.clone()).or_insert_with(|| StoredItem {
+            content: Value::Null,
+            timestamp: None,
+            deleted: true,
+            writes: 0,
+        });
+        if item.deleted || item.content != *content || item.timestamp != timestamp {
+            item.content = content.clone();
+            item.timestamp = timestamp;
             item.deleted = false;
             item.writes += 1;
         }
@@ -323,8 +325,8 @@ impl Driver {
 
     fn apply(&mut self, result: &TaskResult) {
         for output in &result.outputs {
-            if output.is_success() && !output.is_delete() {
-                *self.produced.entry(output.id.clone()).or_default() += 1;
+            if let Output::Item { id, .. } = output {
+                *self.produced.entry(id.clone()).or_default() += 1;
             }
             self.content.apply(output);
         }

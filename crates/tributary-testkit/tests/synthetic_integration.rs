@@ -68,7 +68,7 @@ fn deleted_ids(result: &TaskResult) -> BTreeSet<String> {
         .outputs
         .iter()
         .filter(|o| o.is_delete())
-        .map(|o| o.id.clone())
+        .map(|o| o.id().to_owned())
         .collect()
 }
 

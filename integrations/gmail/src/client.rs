@@ -7,15 +7,9 @@
 //! it knows nothing about tasks or storage.
 //!
 //! # Access tokens
-//! Requests carry a bearer access token from a [`BearerSession`]: the token the
-//! account's jobs in this process share while it is valid, else the stored one, else a
-//! fresh one from the refresh-token grant (one job asks; the others wait for it). When
-//! the API refuses a token with 401, the client retries the request once with a newer
-//! token (another job's, or its own refresh). It refreshes at most once per instance
-//! (one job): a token that is refused right after being issued means the grant itself
-//! is no longer good, so the 401 becomes an auth error rather than a loop. A refreshed
-//! token is kept ([`GmailClient::refreshed_token`]) so that the integration persists
-//! it, and a rotated refresh token, with the task's result.
+//! Requests go through the kit's [`BearerClient`]: it sends the account's shared access
+//! token, refreshes it when needed, retries once on 401, and reports what it refreshed
+//! for the kit to persist.
 //!
 //! # Errors
 //! Google explains a failure in its body, `{"error": {"code", "message", "errors":
@@ -35,15 +29,9 @@
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use tributary_sdk::IntegrationError;
-use tributary_sdk::http::{HttpClient, HttpResponse, classify_status};
-use tributary_sdk::oauth::{AccessToken, BearerSession};
+use tributary_sdk::http::{HttpResponse, classify_status};
+use tributary_sdk::kit::bearer::BearerClient;
 use url::Url;
-
-/// Where the Gmail API lives, unless the `baseUrl` setting says otherwise.
-pub const DEFAULT_BASE_URL: &str = "https://gmail.googleapis.com/";
-
-/// Google's OAuth 2.0 token endpoint, unless the `tokenUrl` setting says otherwise.
-pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 
 /// The largest page `messages.list` and `history.list` accept (`maxResults`).
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -67,36 +55,19 @@ const RATE_LIMIT_REASONS: [&str; 4] = [
 /// A Gmail API client for the authenticated user (`userId=me`), living for one job.
 #[derive(Debug)]
 pub struct GmailClient {
-    http: HttpClient,
+    api: BearerClient,
     /// `{baseUrl}gmail/v1/users/me/`, the prefix of every method's path.
     users_me: Url,
-    session: BearerSession,
 }
 
 impl GmailClient {
     /// A client for the API at `base_url` (`https://gmail.googleapis.com/` in
-    /// production, a loopback fake in tests), authorized by `session`.
-    pub fn new(
-        http: HttpClient,
-        base_url: &str,
-        session: BearerSession,
-    ) -> Result<GmailClient, IntegrationError> {
-        let users_me = parse_base_url(base_url)?
-            .join("gmail/v1/users/me/")
-            .map_err(|e| {
-                IntegrationError::permanent(format!("invalid gmail base url `{base_url}`: {e}"))
-            })?;
+    /// production, a loopback fake in tests), authorized by `api`.
+    pub fn new(api: BearerClient, base_url: &str) -> Result<GmailClient, IntegrationError> {
         Ok(GmailClient {
-            http,
-            users_me,
-            session,
+            api: api.with_error_hook(classify_error),
+            users_me: users_me(base_url)?,
         })
-    }
-
-    /// The token this instance obtained by refreshing, if it refreshed: credentials to
-    /// persist.
-    pub fn refreshed_token(&self) -> Option<&AccessToken> {
-        self.session.refreshed()
     }
 
     /// `users.getProfile`: the mailbox's current history id.
@@ -201,15 +172,7 @@ impl GmailClient {
 
     /// The URL of a method under `users/me/`, with path segments escaped.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
-        let mut url = self.users_me.clone();
-        // `parse_base_url` accepts only http(s) URLs, which always have path segments.
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(segments);
-        }
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        url
+        method_url(&self.users_me, segments, query)
     }
 
     /// GETs `url` and decodes a 2xx JSON body; `None` on 404.
@@ -233,47 +196,14 @@ impl GmailClient {
         method: &str,
         url: Url,
     ) -> Result<Option<HttpResponse>, IntegrationError> {
-        let context = |e: IntegrationError| e.context(format!("gmail {method}"));
-        let response = self.get_authorized(&url).await.map_err(context)?;
+        let response = self.api.send(method, |http| http.get(url.clone())).await?;
         if response.status.as_u16() == 404 {
             return Ok(None);
         }
         if !response.status.is_success() {
-            return Err(context(classify_error(&response)));
+            return Err(self.api.error(method, &response));
         }
         Ok(Some(response))
-    }
-
-    /// GETs `url` with the access token, retrying once with a newer token when the
-    /// API refuses it.
-    async fn get_authorized(&mut self, url: &Url) -> Result<HttpResponse, IntegrationError> {
-        let refresh_failed =
-            |e: IntegrationError| e.context("failed to refresh the gmail access token");
-        let token = self
-            .session
-            .access_token(&self.http)
-            .await
-            .map_err(refresh_failed)?;
-        let response = self.send_get(url, &token).await?;
-        if response.status.as_u16() != 401 {
-            return Ok(response);
-        }
-        tracing::debug!("gmail refused the access token; retrying with a newer one");
-        match self
-            .session
-            .token_rejected(&self.http, &token)
-            .await
-            .map_err(refresh_failed)?
-        {
-            Some(newer) => self.send_get(url, &newer).await,
-            None => Ok(response),
-        }
-    }
-
-    async fn send_get(&self, url: &Url, token: &str) -> Result<HttpResponse, IntegrationError> {
-        self.http
-            .send(self.http.get(url.clone()).bearer_auth(token))
-            .await
     }
 }
 
@@ -333,6 +263,28 @@ fn count_parts(body: &[u8]) -> usize {
                 == Some(&b':')
         })
         .count()
+}
+
+/// `{baseUrl}gmail/v1/users/me/`, the prefix of every method's path.
+fn users_me(base_url: &str) -> Result<Url, IntegrationError> {
+    parse_base_url(base_url)?
+        .join("gmail/v1/users/me/")
+        .map_err(|e| {
+            IntegrationError::permanent(format!("invalid gmail base url `{base_url}`: {e}"))
+        })
+}
+
+/// The URL of a method under `users_me`, with path segments escaped.
+fn method_url(users_me: &Url, segments: &[&str], query: &[(&str, &str)]) -> Url {
+    let mut url = users_me.clone();
+    // `parse_base_url` accepts only http(s) URLs, which always have path segments.
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url
 }
 
 /// Parses the `baseUrl` setting: an absolute http(s) URL, read as a directory (a
@@ -550,36 +502,22 @@ pub struct HistoryMessage {
 mod tests {
     use super::*;
 
-    use tributary_sdk::oauth::{RefreshTokenGrant, StoredToken, TokenCache};
-
-    fn session(access_token: Option<&str>) -> BearerSession {
-        let grant = RefreshTokenGrant {
-            token_url: DEFAULT_TOKEN_URL.into(),
-            client_id: "id".into(),
-            client_secret: "secret".into(),
-            refresh_token: "refresh".into(),
-        };
-        let stored = access_token.map(|t| StoredToken {
-            access_token: t.into(),
-            expires_at: None,
-        });
-        BearerSession::new(&TokenCache::new(), grant, stored)
-    }
-
-    fn client(base_url: &str) -> Result<GmailClient, IntegrationError> {
-        GmailClient::new(HttpClient::new()?, base_url, session(None))
+    fn url(base_url: &str, segments: &[&str], query: &[(&str, &str)]) -> String {
+        method_url(&users_me(base_url).unwrap(), segments, query).to_string()
     }
 
     #[test]
     fn base_url_is_a_directory_and_keeps_its_prefix() {
-        let c = client("http://127.0.0.1:9000/fake/gmail-api").unwrap();
         assert_eq!(
-            c.url(&["messages", "m 1"], &[("format", "full")]).as_str(),
+            url(
+                "http://127.0.0.1:9000/fake/gmail-api",
+                &["messages", "m 1"],
+                &[("format", "full")]
+            ),
             "http://127.0.0.1:9000/fake/gmail-api/gmail/v1/users/me/messages/m%201?format=full"
         );
-        let c = client(DEFAULT_BASE_URL).unwrap();
         assert_eq!(
-            c.url(&["profile"], &[]).as_str(),
+            url("https://gmail.googleapis.com/", &["profile"], &[]),
             "https://gmail.googleapis.com/gmail/v1/users/me/profile"
         );
     }
@@ -605,23 +543,8 @@ mod tests {
             "mailto:me@example.com",
             "ftp://host/",
         ] {
-            let error = client(bad).unwrap_err();
+            let error = users_me(bad).unwrap_err();
             assert_eq!(error.class(), tributary_sdk::ErrorClass::Permanent, "{bad}");
         }
-    }
-
-    #[test]
-    fn debug_shows_no_secrets() {
-        let c = GmailClient::new(
-            HttpClient::new().unwrap(),
-            DEFAULT_BASE_URL,
-            session(Some("access-secret")),
-        )
-        .unwrap();
-        let printed = format!("{c:?}");
-        assert!(
-            !printed.contains("secret") && !printed.contains("refresh\""),
-            "{printed}"
-        );
     }
 }

@@ -22,98 +22,99 @@
 //! every id Gmail lists against every id stored, deleting what vanished and
 //! downloading what is unknown, then stores a fresh cursor.
 //!
-//! # Tokens
-//! The account's jobs in one process share an access token through the SDK's
-//! [`BearerSession`]: it is refreshed when there is none, shortly before it expires, or
-//! when Gmail refuses it with 401, by one job while the others wait. The job that
-//! refreshed returns the updated credentials (the new access token and its expiry, and
-//! the new refresh token if Google rotated it) for the engine to persist, also when it
-//! fails afterwards.
+//! # Tokens and settings
+//! The kit does both: requests carry the account's shared access token through its
+//! bearer client (refreshed when needed, persisted with the commit, also after a
+//! failure), and the settings arrive decoded into [`GmailSettings`], defaults from the
+//! manifest.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
-use tributary_sdk::oauth::{BearerSession, RefreshTokenGrant, StoredToken};
+use serde::Deserialize;
+use serde_json::Value;
+use tributary_sdk::kit::bearer::OAuthCredentials;
+use tributary_sdk::kit::delta::FullComparison;
+use tributary_sdk::kit::listing;
 use tributary_sdk::{
-    Credentials, ErrorClass, Integration, IntegrationContext, IntegrationError, MAX_EMPTY_PAGES,
-    Output, Task, TaskResult,
+    ErrorClass, IntegrationContext, IntegrationError, Job, Output, TaskResult, TypedIntegration,
 };
 
-use crate::client::{DEFAULT_BASE_URL, DEFAULT_TOKEN_URL, GmailClient, History, MAX_PAGE_SIZE};
+use crate::client::{GmailClient, History, MAX_PAGE_SIZE};
 use crate::mapping;
 use crate::task::GmailTask;
-
-/// The credential field holding the current access token.
-pub const ACCESS_TOKEN: &str = "accessToken";
-
-/// The credential field holding when [`ACCESS_TOKEN`] expires (RFC 3339), so a process
-/// that starts after it does not send it only to be refused.
-pub const ACCESS_TOKEN_EXPIRES_AT: &str = "accessTokenExpiresAt";
 
 /// The sync-state key of the Gmail history cursor.
 pub const LAST_HISTORY_ID: &str = "lastHistoryId";
 
-/// Messages on the first list page of a `start` unless the `pageSize` setting says
-/// otherwise: small, so a start that finds nothing new is cheap.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-
-/// Messages on the later pages of a listing unless the `backfillPageSize` setting says
-/// otherwise: Gmail's largest page, so a backfill makes one list call (5 quota units)
-/// per 500 messages and each page queues enough downloads to keep the workers busy
-/// while the next page is listed.
-pub const DEFAULT_BACKFILL_PAGE_SIZE: u32 = MAX_PAGE_SIZE;
+/// The account's settings; their defaults and ranges are in the manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GmailSettings {
+    /// Where the Gmail API lives.
+    pub base_url: String,
+    /// The OAuth token endpoint, when not the manifest's.
+    pub token_url: Option<String>,
+    /// Messages on the first list page of a `start`: small, so a start that finds
+    /// nothing new is cheap.
+    pub page_size: u32,
+    /// Messages on the later pages of a listing: large, so a backfill makes one list
+    /// call per 500 messages and each page queues enough downloads to keep the workers
+    /// busy while the next page is listed.
+    pub backfill_page_size: u32,
+}
 
 /// The Gmail integration instance of one job.
 #[derive(Debug)]
 pub struct GmailIntegration {
     ctx: IntegrationContext,
     client: GmailClient,
-    page_size: u32,
-    backfill_page_size: u32,
+    settings: GmailSettings,
 }
 
-impl GmailIntegration {
-    /// Builds the instance from the account's credentials (`clientId`, `clientSecret`,
-    /// `refreshToken`, optional `accessToken`) and settings (`baseUrl`, `tokenUrl`,
-    /// `pageSize`, `backfillPageSize`). Missing credentials or invalid settings are
-    /// permanent errors.
-    pub fn new(ctx: IntegrationContext) -> Result<GmailIntegration, IntegrationError> {
-        let credentials = &ctx.credentials;
-        let grant = RefreshTokenGrant {
-            token_url: token_url(ctx.setting("tokenUrl").unwrap_or(DEFAULT_TOKEN_URL))?,
-            client_id: credentials.require("clientId")?.to_owned(),
-            client_secret: credentials.require("clientSecret")?.to_owned(),
-            refresh_token: credentials.require("refreshToken")?.to_owned(),
-        };
-        let stored = credentials.get(ACCESS_TOKEN).map(|token| StoredToken {
-            access_token: token.to_owned(),
-            // An unreadable expiry is treated as unknown: the token is tried, and a 401
-            // refreshes it.
-            expires_at: credentials
-                .get(ACCESS_TOKEN_EXPIRES_AT)
-                .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-                .map(|at| at.with_timezone(&Utc)),
-        });
-        let client = GmailClient::new(
-            ctx.http.clone(),
-            ctx.setting("baseUrl").unwrap_or(DEFAULT_BASE_URL),
-            BearerSession::new(&ctx.tokens, grant, stored),
-        )?;
-        let first_page = page_size(&ctx.settings, "pageSize", DEFAULT_PAGE_SIZE)?;
-        let backfill_page = page_size(
-            &ctx.settings,
-            "backfillPageSize",
-            DEFAULT_BACKFILL_PAGE_SIZE,
-        )?;
+#[async_trait::async_trait]
+impl TypedIntegration for GmailIntegration {
+    type Task = GmailTask;
+    type Settings = GmailSettings;
+    type Credentials = OAuthCredentials;
+
+    fn new(job: Job<GmailSettings, OAuthCredentials>) -> Result<Self, IntegrationError> {
+        let token_url = job
+            .settings
+            .token_url
+            .as_deref()
+            .or(job.oauth_token_url())
+            .ok_or_else(|| IntegrationError::permanent("the gmail manifest has no token url"))?
+            .to_owned();
+        let api = job.bearer_client(&token_url, &job.credentials);
+        let client = GmailClient::new(api, &job.settings.base_url)?;
         Ok(GmailIntegration {
-            ctx,
+            ctx: job.ctx,
             client,
-            page_size: first_page,
-            backfill_page_size: backfill_page,
+            settings: job.settings,
         })
     }
 
+    async fn validate_authentication(&mut self) -> Result<(), IntegrationError> {
+        self.client.list_labels().await
+    }
+
+    async fn run(&mut self, task: GmailTask) -> Result<TaskResult, IntegrationError> {
+        match task {
+            GmailTask::Start => self.start().await,
+            GmailTask::GetEmailList {
+                page_token,
+                consecutive_empty_pages,
+            } => {
+                self.list_page(page_token.as_deref(), consecutive_empty_pages)
+                    .await
+            }
+            GmailTask::DownloadEmail { email_id } => self.download(&email_id).await,
+            GmailTask::CheckHistory => self.check_history().await,
+        }
+    }
+}
+
+impl GmailIntegration {
     /// `start`: record a history cursor if there is none, then list the newest page.
     async fn start(&mut self) -> Result<TaskResult, IntegrationError> {
         let mut result = TaskResult::new();
@@ -135,30 +136,22 @@ impl GmailIntegration {
         // The first page is small (a start that finds nothing new stops early and
         // cheaply); the pages after it are a backfill's, and large.
         let size = match page_token {
-            None => self.page_size,
-            Some(_) => self.backfill_page_size,
+            None => self.settings.page_size,
+            Some(_) => self.settings.backfill_page_size,
         };
         let page = self.client.list_messages(size, page_token).await?;
         let listed = page.messages.into_iter().map(|m| m.id).collect();
-        let new_ids = self.ctx.new_ids(listed).await?;
+        let step =
+            listing::page(&self.ctx, listed, page.next_page_token, empty_pages_before).await?;
         let mut result = TaskResult::new();
-        for id in &new_ids {
+        for id in &step.new_ids {
             result.push_task(&GmailTask::download(id))?;
         }
-        let empty_pages = if new_ids.is_empty() {
-            empty_pages_before.saturating_add(1)
-        } else {
-            0
-        };
-        match page.next_page_token {
-            Some(token) if empty_pages < MAX_EMPTY_PAGES => {
-                result.push_task(&GmailTask::GetEmailList {
-                    page_token: Some(token),
-                    consecutive_empty_pages: empty_pages,
-                })?;
-            }
-            Some(_) => tracing::debug!(empty_pages, "gmail listing stopped: nothing new"),
-            None => {}
+        if let Some(next) = step.next {
+            result.push_task(&GmailTask::GetEmailList {
+                page_token: Some(next.token),
+                consecutive_empty_pages: next.consecutive_empty_pages,
+            })?;
         }
         Ok(result)
     }
@@ -232,15 +225,11 @@ impl GmailIntegration {
     }
 
     /// The fallback for an expired cursor: delete what Gmail no longer lists, download
-    /// what it lists and we do not know, and start a new cursor.
+    /// what it lists and we do not know, and start a new cursor (in the order the kit's
+    /// [`FullComparison`] explains).
     async fn full_comparison(&mut self) -> Result<TaskResult, IntegrationError> {
-        // Order matters. The new cursor comes first, so a change made while we list is
-        // either seen by the listing or found in the history after the cursor. The
-        // stored ids are read before listing, so a message stored meanwhile by another
-        // job is not mistaken for one that vanished.
         let profile = self.client.get_profile().await?;
-        let stored = self.ctx.content_exists.stored_ids().await?;
-        let mut listed = HashSet::new();
+        let mut comparison = FullComparison::begin(&self.ctx).await?;
         let mut result = TaskResult::new();
         let mut page_token: Option<String> = None;
         loop {
@@ -248,9 +237,8 @@ impl GmailIntegration {
                 .client
                 .list_messages(MAX_PAGE_SIZE, page_token.as_deref())
                 .await?;
-            let ids: Vec<String> = page.messages.into_iter().map(|m| m.id).collect();
-            listed.extend(ids.iter().cloned());
-            for id in self.ctx.new_ids(ids).await? {
+            let ids = page.messages.into_iter().map(|m| m.id).collect();
+            for id in comparison.listed(&self.ctx, ids).await? {
                 result.push_task(&GmailTask::download(id))?;
             }
             match page.next_page_token {
@@ -258,60 +246,12 @@ impl GmailIntegration {
                 None => break,
             }
         }
-        for id in stored.into_iter().filter(|id| !listed.contains(id)) {
-            result.push_output(Output::deleted(id));
-        }
-        tracing::info!(
-            listed = listed.len(),
-            deleted = result.outputs.len(),
-            downloads = result.tasks.len(),
-            "gmail full comparison done"
+        comparison.finish(
+            &mut result,
+            LAST_HISTORY_ID,
+            Value::String(profile.history_id),
         );
-        result.set_sync_state(LAST_HISTORY_ID, Value::String(profile.history_id));
         Ok(result)
-    }
-
-    /// The credentials to persist when this job refreshed the access token.
-    fn refreshed_credentials(&self) -> Option<Credentials> {
-        let token = self.client.refreshed_token()?;
-        let mut credentials = self.ctx.credentials.clone();
-        credentials.set(ACCESS_TOKEN, token.access_token.clone());
-        match token.expires_at {
-            Some(at) => credentials.set(ACCESS_TOKEN_EXPIRES_AT, at.to_rfc3339()),
-            None => credentials.remove(ACCESS_TOKEN_EXPIRES_AT),
-        }
-        if let Some(rotated) = &token.rotated_refresh_token {
-            credentials.set("refreshToken", rotated.clone());
-        }
-        Some(credentials)
-    }
-}
-
-#[async_trait::async_trait]
-impl Integration for GmailIntegration {
-    async fn validate_authentication(&mut self) -> Result<(), IntegrationError> {
-        self.client.list_labels().await
-    }
-
-    async fn run_task(&mut self, task: &Task) -> Result<TaskResult, IntegrationError> {
-        let mut result = match task.decode::<GmailTask>()? {
-            GmailTask::Start => self.start().await?,
-            GmailTask::GetEmailList {
-                page_token,
-                consecutive_empty_pages,
-            } => {
-                self.list_page(page_token.as_deref(), consecutive_empty_pages)
-                    .await?
-            }
-            GmailTask::DownloadEmail { email_id } => self.download(&email_id).await?,
-            GmailTask::CheckHistory => self.check_history().await?,
-        };
-        result.credentials = self.refreshed_credentials();
-        Ok(result)
-    }
-
-    fn credentials_after_failure(&self) -> Option<Credentials> {
-        self.refreshed_credentials()
     }
 }
 
@@ -368,37 +308,6 @@ impl MailboxChanges {
     }
 }
 
-/// Validates the `tokenUrl` setting, so a typo fails the job once instead of being
-/// retried as a network error.
-fn token_url(url: &str) -> Result<String, IntegrationError> {
-    match url::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(url.to_owned()),
-        _ => Err(IntegrationError::permanent(format!(
-            "invalid gmail token url `{url}`: expected an absolute http(s) url"
-        ))),
-    }
-}
-
-/// A page-size setting (`name`): an integer from 1 to 500, `default` when absent.
-fn page_size(
-    settings: &Map<String, Value>,
-    name: &str,
-    default: u32,
-) -> Result<u32, IntegrationError> {
-    match settings.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(value) => value
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| {
-                IntegrationError::permanent(format!(
-                    "setting `{name}` must be an integer from 1 to {MAX_PAGE_SIZE}, found {value}"
-                ))
-            }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,33 +349,5 @@ mod tests {
         assert_eq!(changes.with(Change::Added), ["new"]);
         assert_eq!(changes.with(Change::Relabelled), ["old", "relabelled-new"]);
         assert_eq!(changes.with(Change::Deleted), ["gone", "old-gone"]);
-    }
-
-    #[test]
-    fn page_size_settings_are_validated() {
-        for name in ["pageSize", "backfillPageSize"] {
-            let settings = |v: Value| Map::from_iter([(name.to_owned(), v)]);
-            assert_eq!(page_size(&Map::new(), name, 7).unwrap(), 7);
-            assert_eq!(
-                page_size(&settings(Value::from(500)), name, 7).unwrap(),
-                500
-            );
-            for bad in [
-                Value::from(0),
-                Value::from(501),
-                Value::from("50"),
-                Value::from(-1),
-            ] {
-                let e = page_size(&settings(bad), name, 7).unwrap_err();
-                assert!(e.to_string().contains(name), "{e}");
-            }
-        }
-    }
-
-    #[test]
-    fn token_url_must_be_http() {
-        assert!(token_url(DEFAULT_TOKEN_URL).is_ok());
-        assert!(token_url("oauth2.googleapis.com/token").is_err());
-        assert!(token_url("file:///etc/passwd").is_err());
     }
 }

@@ -202,13 +202,13 @@ mod tests {
             )),
         };
         let output = message_output(&message).unwrap();
-        assert_eq!(output.id, "m1");
+        assert_eq!(output.id(), "m1");
         assert_eq!(
-            output.timestamp.unwrap().timestamp_millis(),
+            output.timestamp().unwrap().timestamp_millis(),
             1_700_000_000_123
         );
         assert_eq!(
-            output.content,
+            *output.content(),
             serde_json::json!({
                 "subject": "(No Subject)", "from": "a@example.com", "to": "", "cc": "",
                 "date": "Tue, 14 Nov 2023 22:13:20 +0000", "body": "Hi\nthere",

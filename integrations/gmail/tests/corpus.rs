@@ -168,8 +168,8 @@ fn compare(case: &Case) -> Vec<String> {
         (_, None, Some(text)) => problems.extend(same("body", &content.body, text)),
         _ => problems.push("the expected body is malformed".into()),
     }
-    let timestamp =
-        message_output(&case.message).map(|output| output.timestamp.map(|t| t.timestamp_millis()));
+    let timestamp = message_output(&case.message)
+        .map(|output| output.timestamp().map(|t| t.timestamp_millis()));
     problems.extend(same(
         "timestamp",
         &timestamp.ok().flatten(),

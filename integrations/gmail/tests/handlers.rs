@@ -225,17 +225,17 @@ async fn a_download_stores_the_decoded_message() {
     let [output] = result.outputs.as_slice() else {
         panic!("expected one output, got {:?}", result.outputs)
     };
-    assert_eq!(output.code, 200);
-    assert_eq!(output.id, "m1");
+    assert!(matches!(output, Output::Item { .. }), "{output:?}");
+    assert_eq!(output.id(), "m1");
     assert_eq!(
-        output.timestamp.unwrap().timestamp_millis(),
+        output.timestamp().unwrap().timestamp_millis(),
         1_700_000_000_000
     );
-    assert_eq!(output.content["subject"], "Message m1");
-    assert_eq!(output.content["from"], "Sender <sender@example.com>");
-    assert_eq!(output.content["body"], "Body of m1.");
-    assert_eq!(output.content["threadId"], "thread-m1");
-    assert_eq!(output.content["labelIds"], json!(["INBOX"]));
+    assert_eq!(output.content()["subject"], "Message m1");
+    assert_eq!(output.content()["from"], "Sender <sender@example.com>");
+    assert_eq!(output.content()["body"], "Body of m1.");
+    assert_eq!(output.content()["threadId"], "thread-m1");
+    assert_eq!(output.content()["labelIds"], json!(["INBOX"]));
     let request = &stub.state().requests[0];
     assert_eq!(request.path, "/gmail/v1/users/me/messages/m1");
     assert_eq!(request.param("format"), Some("full"));
@@ -266,7 +266,7 @@ async fn a_message_too_deep_to_decode_is_stored_with_its_headers() {
     )
     .await
     .unwrap();
-    let content = &result.outputs[0].content;
+    let content = result.outputs[0].content();
     assert_eq!(content["subject"], "Message deep");
     assert_eq!(content["from"], "Sender <sender@example.com>");
     assert_eq!(
@@ -518,7 +518,7 @@ async fn a_refused_access_token_is_refreshed_once_and_the_call_retried() {
 
     let result = run(ctx, &task(GmailTask::download("m1"))).await.unwrap();
 
-    assert_eq!(result.outputs[0].content["subject"], "Message m1");
+    assert_eq!(result.outputs[0].content()["subject"], "Message m1");
     assert_eq!(stub.state().requests.len(), 2);
     assert_eq!(stub.state().token_requests, 1);
     assert_eq!(result.credentials.unwrap().get("accessToken"), Some("at-1"));
