@@ -15,8 +15,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Method, RequestBuilder, StatusCode};
+pub use reqwest::StatusCode;
+pub use reqwest::header::HeaderMap;
+use reqwest::header::RETRY_AFTER;
+use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 
 use crate::IntegrationError;
@@ -268,9 +270,51 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The deepest JSON nesting a response may have to be decoded: serde_json refuses
+/// documents nested deeper than 128 levels (its guard against stack overflows), and
+/// a hostile document nested deeper (a MIME tree hundreds of levels deep) is
+/// better refused or fetched in a flatter form than failed on.
+pub const MAX_JSON_DEPTH: usize = 120;
+
+/// The deepest nesting of objects and arrays in a JSON document, by one pass over its
+/// bytes (strings skipped, escapes honoured); malformed input just gives some number.
+pub fn json_depth(body: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_depth_counts_nesting_outside_strings() {
+        assert_eq!(json_depth(b"{}"), 1);
+        assert_eq!(json_depth(br#"{"a": [1, {"b": "[[[{{{"}], "c": "\"{"}"#), 3);
+        assert_eq!(json_depth(b"not json"), 0);
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        assert_eq!(json_depth(deep.as_bytes()), 500);
+    }
     use crate::ErrorClass;
 
     #[test]

@@ -12,15 +12,7 @@
 //! for the kit to persist.
 //!
 //! # Errors
-//! Google explains a failure in its body, `{"error": {"code", "message", "errors":
-//! [{"reason", ...}], "status"}}`, and the reason matters more than the status:
-//!
-//! | response | class |
-//! |---|---|
-//! | 429, or a 403 whose reason is `rateLimitExceeded`, `userRateLimitExceeded`, `dailyLimitExceeded` or `quotaExceeded` | rate limited, after `Retry-After` when given |
-//! | 401 (after the one refresh), any other 403 (missing scope, domain policy) | auth: the user must grant access again |
-//! | 408, 5xx | transient |
-//! | other 4xx | permanent |
+//! Failures are classified by Google's error body ([`tributary_google::classify_error`]).
 //!
 //! A 404 is an answer, not a failure, for two calls, which therefore return `Option`:
 //! [`GmailClient::get_message`] (the message was deleted after it was listed) and
@@ -29,7 +21,7 @@
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use tributary_sdk::IntegrationError;
-use tributary_sdk::http::{HttpResponse, classify_status};
+use tributary_sdk::http::{HttpResponse, MAX_JSON_DEPTH, json_depth};
 use tributary_sdk::kit::bearer::BearerClient;
 use url::Url;
 
@@ -42,14 +34,6 @@ const HISTORY_TYPES: [&str; 4] = [
     "messageDeleted",
     "labelAdded",
     "labelRemoved",
-];
-
-/// The 403 reasons that mean "slow down" rather than "forbidden".
-const RATE_LIMIT_REASONS: [&str; 4] = [
-    "rateLimitExceeded",
-    "userRateLimitExceeded",
-    "dailyLimitExceeded",
-    "quotaExceeded",
 ];
 
 /// A Gmail API client for the authenticated user (`userId=me`), living for one job.
@@ -65,8 +49,8 @@ impl GmailClient {
     /// production, a loopback fake in tests), authorized by `api`.
     pub fn new(api: BearerClient, base_url: &str) -> Result<GmailClient, IntegrationError> {
         Ok(GmailClient {
-            api: api.with_error_hook(classify_error),
-            users_me: users_me(base_url)?,
+            api: api.with_error_hook(tributary_google::classify_error),
+            users_me: tributary_google::api_base("gmail", base_url, "gmail/v1/users/me/")?,
         })
     }
 
@@ -172,7 +156,7 @@ impl GmailClient {
 
     /// The URL of a method under `users/me/`, with path segments escaped.
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
-        method_url(&self.users_me, segments, query)
+        tributary_google::method_url(&self.users_me, segments, query)
     }
 
     /// GETs `url` and decodes a 2xx JSON body; `None` on 404.
@@ -207,11 +191,6 @@ impl GmailClient {
     }
 }
 
-/// The deepest JSON nesting a response may have to be decoded: serde_json refuses
-/// documents nested deeper than 128 levels (its guard against stack overflows), and
-/// each MIME level of a message takes two (the part object and its `parts` array).
-pub const MAX_JSON_DEPTH: usize = 120;
-
 /// A downloaded message, and how many of its MIME parts were left out because the
 /// tree was too deep to decode (0 for any real message).
 #[derive(Debug, Clone, PartialEq)]
@@ -220,33 +199,6 @@ pub struct FetchedMessage {
     pub message: Message,
     /// Parts left out.
     pub parts_left_out: usize,
-}
-
-/// The deepest nesting of objects and arrays in a JSON document, by one pass over its
-/// bytes (strings skipped, escapes honoured); malformed input just gives some number.
-pub fn json_depth(body: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &byte in body {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
 }
 
 /// How many MIME parts a `messages.get` body holds: its `"partId"` keys. Inside a
@@ -265,99 +217,8 @@ fn count_parts(body: &[u8]) -> usize {
         .count()
 }
 
-/// `{baseUrl}gmail/v1/users/me/`, the prefix of every method's path.
-fn users_me(base_url: &str) -> Result<Url, IntegrationError> {
-    parse_base_url(base_url)?
-        .join("gmail/v1/users/me/")
-        .map_err(|e| {
-            IntegrationError::permanent(format!("invalid gmail base url `{base_url}`: {e}"))
-        })
-}
-
-/// The URL of a method under `users_me`, with path segments escaped.
-fn method_url(users_me: &Url, segments: &[&str], query: &[(&str, &str)]) -> Url {
-    let mut url = users_me.clone();
-    // `parse_base_url` accepts only http(s) URLs, which always have path segments.
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
-    if !query.is_empty() {
-        url.query_pairs_mut().extend_pairs(query);
-    }
-    url
-}
-
-/// Parses the `baseUrl` setting: an absolute http(s) URL, read as a directory (a
-/// missing trailing slash is added, so `http://host/prefix` keeps its prefix).
-fn parse_base_url(base_url: &str) -> Result<Url, IntegrationError> {
-    let invalid = |why: String| {
-        IntegrationError::permanent(format!("invalid gmail base url `{base_url}`: {why}"))
-    };
-    let mut url = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("the scheme must be http or https".into()));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
-}
-
 fn not_found(method: &str) -> IntegrationError {
     IntegrationError::permanent(format!("gmail {method}: http 404: not found"))
-}
-
-/// Google's error body.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    errors: Vec<ErrorReason>,
-    #[serde(default)]
-    status: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorReason {
-    #[serde(default)]
-    reason: String,
-}
-
-/// Classifies a non-2xx response by Google's error body (see the module table),
-/// falling back to the status alone when the body is not Google's.
-fn classify_error(response: &HttpResponse) -> IntegrationError {
-    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(&response.body) else {
-        return response.error_for_status();
-    };
-    let status = response.status.as_u16();
-    let reasons: Vec<&str> = error
-        .errors
-        .iter()
-        .map(|e| e.reason.as_str())
-        .filter(|r| !r.is_empty())
-        .collect();
-    let message = if reasons.is_empty() {
-        format!("http {status}: {}", error.message)
-    } else {
-        format!("http {status} ({}): {}", reasons.join(", "), error.message)
-    };
-    let rate_limited = status == 429
-        || error.status == "RESOURCE_EXHAUSTED"
-        || reasons.iter().any(|r| RATE_LIMIT_REASONS.contains(r));
-    if rate_limited {
-        return IntegrationError::rate_limited(message, response.retry_after());
-    }
-    match status {
-        401 | 403 => IntegrationError::auth(message),
-        _ => classify_status(response.status, response.retry_after(), message),
-    }
 }
 
 // Response schemas: each struct names its discovery schema and holds only the fields
@@ -502,49 +363,11 @@ pub struct HistoryMessage {
 mod tests {
     use super::*;
 
-    fn url(base_url: &str, segments: &[&str], query: &[(&str, &str)]) -> String {
-        method_url(&users_me(base_url).unwrap(), segments, query).to_string()
-    }
-
     #[test]
-    fn base_url_is_a_directory_and_keeps_its_prefix() {
-        assert_eq!(
-            url(
-                "http://127.0.0.1:9000/fake/gmail-api",
-                &["messages", "m 1"],
-                &[("format", "full")]
-            ),
-            "http://127.0.0.1:9000/fake/gmail-api/gmail/v1/users/me/messages/m%201?format=full"
-        );
-        assert_eq!(
-            url("https://gmail.googleapis.com/", &["profile"], &[]),
-            "https://gmail.googleapis.com/gmail/v1/users/me/profile"
-        );
-    }
-
-    #[test]
-    fn json_depth_counts_nesting_outside_strings() {
-        assert_eq!(json_depth(b"{}"), 1);
-        assert_eq!(json_depth(br#"{"a": [1, {"b": "[[[{{{"}], "c": "\"{"}"#), 3);
-        assert_eq!(json_depth(b"not json"), 0);
-        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
-        assert_eq!(json_depth(deep.as_bytes()), 500);
+    fn parts_are_counted_by_their_keys() {
         assert_eq!(
             count_parts(br#"{"partId": "", "parts": [{"partId": "0", "x": "partId"}]}"#),
             2
         );
-    }
-
-    #[test]
-    fn bad_base_urls_are_permanent_errors() {
-        for bad in [
-            "",
-            "gmail.googleapis.com",
-            "mailto:me@example.com",
-            "ftp://host/",
-        ] {
-            let error = users_me(bad).unwrap_err();
-            assert_eq!(error.class(), tributary_sdk::ErrorClass::Permanent, "{bad}");
-        }
     }
 }

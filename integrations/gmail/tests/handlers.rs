@@ -259,7 +259,7 @@ async fn a_message_too_deep_to_decode_is_stored_with_its_headers() {
         message["payload"]["mimeType"] = json!("multipart/mixed");
         message["payload"].clone()
     };
-    assert!(tributary_gmail::client::json_depth(payload.to_string().as_bytes()) > 200);
+    assert!(tributary_sdk::http::json_depth(payload.to_string().as_bytes()) > 200);
     let result = run(
         synced(&stub, Known::new(&[])),
         &task(GmailTask::download("deep")),
