@@ -67,9 +67,8 @@ enum Command {
     },
     /// Lists linked accounts: status, last sync, items, pending jobs, last error.
     Links(commands::links::LinksArgs),
-    /// Obtains credentials with a service's OAuth flow.
-    #[command(subcommand)]
-    Auth(commands::auth::AuthCommand),
+    /// Obtains credentials with an integration's OAuth flow (from its manifest).
+    Auth(commands::auth::AuthArgs),
     /// Syncs one account now.
     Sync(commands::sync::SyncArgs),
     /// Runs the scheduler and the workers until SIGINT or SIGTERM.
@@ -215,7 +214,7 @@ async fn run(cli: Cli, database_url_given: bool) -> Result<()> {
             commands::links::change_status(global, id, StatusChange::Resume).await
         }
         Command::Links(args) => commands::links::list(global, args).await,
-        Command::Auth(command) => commands::auth::run(global, command).await,
+        Command::Auth(args) => commands::auth::run(global, args).await,
         Command::Sync(args) => commands::sync::run(global, args).await,
         Command::Run(args) => commands::run::run(global, args).await,
         Command::Content(command) => commands::content::run(global, command).await,

@@ -689,6 +689,23 @@ fn auth_gmail_reports_a_declined_consent() {
     assert!(!out_file.exists());
 }
 
+#[test]
+fn auth_needs_an_oauth_integration() {
+    let env = Env::new();
+    let args = ["--client-id", "id", "--client-secret", "s"];
+    let mut unknown = vec!["auth", "nowhere"];
+    unknown.extend(args);
+    env.fails(&unknown, "unknown integration `nowhere`; known integrations: gmail");
+    // An integration without an OAuth section in its manifest (the test doubles').
+    env.fails_cmd(
+        env.cmd()
+            .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
+            .args(["auth", "synthetic"])
+            .args(args),
+        "does not use OAuth; give its credentials (token) to `tributary link synthetic`",
+    );
+}
+
 fn auth_process(env: &Env, fake: &FakeGmail, out_file: &Path) -> Child {
     let info = fake.standalone_info();
     std::process::Command::new(BIN)

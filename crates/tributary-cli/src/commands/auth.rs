@@ -1,5 +1,6 @@
-//! `tributary auth gmail`: the OAuth 2.0 flow for installed apps (RFC 8252), producing
-//! a credentials file for `tributary link gmail`.
+//! `tributary auth <domain>`: the OAuth 2.0 flow for installed apps (RFC 8252) of any
+//! integration whose manifest declares one (`oauth`: endpoints, scopes, extra
+//! parameters), producing a credentials file for `tributary link <domain>`.
 //!
 //! 1. Listen on `127.0.0.1` at a free port: the loopback redirect URI.
 //! 2. Print the consent URL, with a PKCE `S256` challenge (RFC 7636) and a random
@@ -7,8 +8,9 @@
 //! 3. The browser comes back to the listener with `code` and `state`; a `state` that
 //!    does not match ends the flow (it is not our request).
 //! 4. Exchange the code and the PKCE verifier at the token endpoint.
-//! 5. Write `{clientId, clientSecret, refreshToken, accessToken}` to a file created
-//!    with mode 0600. No token is ever printed.
+//! 5. Write the client id, client secret and refresh token (and the access token, when
+//!    the manifest has a field for it) under the manifest's credential field names, to
+//!    a file created with mode 0600. No token is ever printed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,60 +18,83 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use clap::{Args, Subcommand};
+use clap::Args;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tributary_sdk::Manifest;
+use tributary_sdk::kit::bearer::ACCESS_TOKEN;
+use tributary_sdk::manifest::OAuthEndpoints;
 
 use crate::app::GlobalArgs;
 
-/// Google's authorization endpoint.
-pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
-/// Google's token endpoint.
-pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
-/// Read-only access to a Gmail mailbox.
-pub const GMAIL_READONLY_SCOPE: &str = "https://www.googleapis.com/auth/gmail.readonly";
-
-/// `tributary auth ...`
-#[derive(Debug, Subcommand)]
-pub enum AuthCommand {
-    /// Authorizes Tributary to read a Gmail mailbox and writes a credentials file.
-    Gmail(AuthGmailArgs),
-}
-
-/// `tributary auth gmail`
+/// `tributary auth <domain>`
 #[derive(Debug, Args)]
-pub struct AuthGmailArgs {
-    /// OAuth client id of your Google Cloud project (a "Desktop app" client).
-    #[arg(long, env = "GOOGLE_CLIENT_ID")]
+pub struct AuthArgs {
+    /// The integration to authorize (see `tributary integrations`); its manifest
+    /// gives the endpoints and scopes.
+    pub domain: String,
+    /// OAuth client id of your app registered with the service (for Google, a
+    /// "Desktop app" client of your Google Cloud project).
+    #[arg(long, env = "TRIBUTARY_OAUTH_CLIENT_ID")]
     pub client_id: String,
     /// OAuth client secret of that client.
-    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(long, env = "TRIBUTARY_OAUTH_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: String,
-    /// The authorization endpoint.
-    #[arg(long, default_value = GOOGLE_AUTH_URL)]
-    pub auth_url: String,
-    /// The token endpoint.
-    #[arg(long, default_value = GOOGLE_TOKEN_URL)]
-    pub token_url: String,
-    /// The scope asked for.
-    #[arg(long, default_value = GMAIL_READONLY_SCOPE)]
-    pub scope: String,
-    /// Where to write the credentials (created with mode 0600, replaced if present).
-    #[arg(long, default_value = "gmail-credentials.json")]
-    pub out: PathBuf,
+    /// The authorization endpoint (default: the manifest's).
+    #[arg(long)]
+    pub auth_url: Option<String>,
+    /// The token endpoint (default: the manifest's).
+    #[arg(long)]
+    pub token_url: Option<String>,
+    /// A scope to ask for, instead of the manifest's (repeat for several).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Where to write the credentials (created with mode 0600, replaced if present;
+    /// default `<domain>-credentials.json`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// How long to wait for the browser to come back, in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_seconds: u64,
 }
 
-/// Runs an `auth` subcommand.
-pub async fn run(global: &GlobalArgs, command: AuthCommand) -> Result<()> {
-    match command {
-        AuthCommand::Gmail(args) => gmail(global, args).await,
-    }
+/// The flow's parameters: the manifest's, overridden by the flags.
+struct Flow<'a> {
+    manifest: &'a Manifest,
+    oauth: &'a OAuthEndpoints,
+    auth_url: String,
+    token_url: String,
+    scopes: Vec<String>,
+}
+
+/// Runs `tributary auth <domain>`.
+pub async fn run(global: &GlobalArgs, args: AuthArgs) -> Result<()> {
+    let registry = crate::app::registry()?;
+    let manifest = &registry.get(&args.domain)?.manifest;
+    let Some(oauth) = &manifest.oauth else {
+        let fields: Vec<&str> = manifest.credentials.iter().map(|c| c.name.as_str()).collect();
+        bail!(
+            "{} does not use OAuth; give its credentials ({}) to `tributary link {}` directly",
+            manifest.name,
+            fields.join(", "),
+            manifest.domain
+        );
+    };
+    let flow = Flow {
+        manifest,
+        oauth,
+        auth_url: args.auth_url.clone().unwrap_or_else(|| oauth.authorization_url.clone()),
+        token_url: args.token_url.clone().unwrap_or_else(|| oauth.token_url.clone()),
+        scopes: if args.scopes.is_empty() {
+            oauth.scopes.clone()
+        } else {
+            args.scopes.clone()
+        },
+    };
+    authorize(global, &args, &flow).await
 }
 
 /// A PKCE verifier and its `S256` challenge.
@@ -81,27 +106,27 @@ fn pkce_pair() -> (String, String) {
 
 /// The consent URL.
 fn consent_url(
-    args: &AuthGmailArgs,
+    args: &AuthArgs,
+    flow: &Flow<'_>,
     redirect_uri: &str,
     state: &str,
     challenge: &str,
 ) -> Result<url::Url> {
-    let mut url = url::Url::parse(&args.auth_url)
-        .with_context(|| format!("--auth-url `{}` is not a URL", args.auth_url))?;
+    let mut url = url::Url::parse(&flow.auth_url)
+        .with_context(|| format!("the authorization url `{}` is not a URL", flow.auth_url))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &args.client_id)
         .append_pair("redirect_uri", redirect_uri)
-        .append_pair("scope", &args.scope)
+        .append_pair("scope", &flow.scopes.join(" "))
         .append_pair("state", state)
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256")
-        .append_pair("access_type", "offline")
-        .append_pair("prompt", "consent");
+        .extend_pairs(&flow.oauth.authorization_params);
     Ok(url)
 }
 
-async fn gmail(global: &GlobalArgs, args: AuthGmailArgs) -> Result<()> {
+async fn authorize(global: &GlobalArgs, args: &AuthArgs, flow: &Flow<'_>) -> Result<()> {
     for (flag, value) in [
         ("--client-id", &args.client_id),
         ("--client-secret", &args.client_secret),
@@ -110,8 +135,8 @@ async fn gmail(global: &GlobalArgs, args: AuthGmailArgs) -> Result<()> {
             bail!("{flag} must not be empty");
         }
     }
-    let token_url = url::Url::parse(&args.token_url)
-        .with_context(|| format!("--token-url `{}` is not a URL", args.token_url))?;
+    let token_url = url::Url::parse(&flow.token_url)
+        .with_context(|| format!("the token url `{}` is not a URL", flow.token_url))?;
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("failed to listen on a loopback port for the redirect")?;
@@ -122,7 +147,7 @@ async fn gmail(global: &GlobalArgs, args: AuthGmailArgs) -> Result<()> {
     let redirect_uri = format!("http://127.0.0.1:{port}/");
     let (verifier, challenge) = pkce_pair();
     let state = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
-    let url = consent_url(&args, &redirect_uri, &state, &challenge)?;
+    let url = consent_url(args, flow, &redirect_uri, &state, &challenge)?;
 
     eprintln!("Open this address in a browser on this machine and allow access:\n");
     eprintln!("{url}\n");
@@ -132,32 +157,41 @@ async fn gmail(global: &GlobalArgs, args: AuthGmailArgs) -> Result<()> {
     );
     let code = wait_for_code(listener, &state, Duration::from_secs(args.timeout_seconds)).await?;
 
-    let tokens = exchange_code(&args, token_url, &code, &redirect_uri, &verifier).await?;
+    let tokens = exchange_code(args, token_url, &code, &redirect_uri, &verifier).await?;
     let Some(refresh_token) = tokens.refresh_token.filter(|t| !t.is_empty()) else {
         bail!(
-            "the token endpoint returned no refresh token; revoke Tributary's access in the Google account and authorize again"
+            "the token endpoint returned no refresh token; revoke Tributary's access in your {} account and authorize again",
+            flow.manifest.name
         );
     };
-    let credentials = serde_json::json!({
-        "clientId": args.client_id,
-        "clientSecret": args.client_secret,
-        "refreshToken": refresh_token,
-        "accessToken": tokens.access_token,
-    });
-    write_private(&args.out, &credentials)?;
+    let fields = &flow.oauth.credential_fields;
+    let mut credentials = serde_json::Map::new();
+    credentials.insert(fields.client_id.clone(), args.client_id.clone().into());
+    credentials.insert(fields.client_secret.clone(), args.client_secret.clone().into());
+    credentials.insert(fields.refresh_token.clone(), refresh_token.into());
+    if flow.manifest.credentials.iter().any(|c| c.name == ACCESS_TOKEN) {
+        credentials.insert(ACCESS_TOKEN.to_owned(), tokens.access_token.into());
+    }
+    let domain = &flow.manifest.domain;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{domain}-credentials.json")));
+    write_private(&out, &serde_json::Value::Object(credentials))?;
     if global.json {
         crate::output::print_json(&serde_json::json!({
-            "credentials_file": args.out,
+            "credentials_file": out,
             "scope": tokens.scope,
         }))?;
     } else {
         println!(
-            "wrote Gmail credentials to {} (mode 0600)",
-            args.out.display()
+            "wrote {} credentials to {} (mode 0600)",
+            flow.manifest.name,
+            out.display()
         );
         println!(
-            "link them with: tributary link gmail --user <user id> --credentials {}",
-            args.out.display()
+            "link them with: tributary link {domain} --user <user id> --credentials {}",
+            out.display()
         );
     }
     Ok(())
@@ -311,7 +345,7 @@ struct TokenError {
 }
 
 async fn exchange_code(
-    args: &AuthGmailArgs,
+    args: &AuthArgs,
     token_url: url::Url,
     code: &str,
     redirect_uri: &str,
