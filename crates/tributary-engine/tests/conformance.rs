@@ -612,9 +612,13 @@ impl tributary_sdk::Integration for Poisoned {
                 502,
                 "the body is not the documented JSON",
             )),
-            Some(id) => {
-                result.push_output(tributary_sdk::Output::item(id, None, json!({"id": id})))
-            }
+            // Content whose top-level `action` says "delete" is content like any
+            // other (a Slack or Graph payload can look like that).
+            Some(id) => result.push_output(tributary_sdk::Output::item(
+                id,
+                None,
+                json!({"id": id, "action": "delete"}),
+            )),
         }
         Ok(result)
     }
@@ -666,6 +670,9 @@ async fn a_panic_fails_only_its_job(h: Harness) {
     let stored = h.content(ui, false).await;
     assert_eq!(stored.len(), Poisoned::ITEMS - 1);
     assert!(!stored.contains_key(Poisoned::POISON));
+    let item = &stored["item-1"];
+    assert!(!item.is_deleted, "content with action: delete was taken for a deletion");
+    assert_eq!(item.content["action"], "delete");
     for state in [JobState::Available, JobState::Running, JobState::Dead] {
         assert!(h.jobs(ui, state).await.is_empty(), "jobs left {state:?}");
     }
