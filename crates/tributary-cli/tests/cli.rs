@@ -695,7 +695,10 @@ fn auth_needs_an_oauth_integration() {
     let args = ["--client-id", "id", "--client-secret", "s"];
     let mut unknown = vec!["auth", "nowhere"];
     unknown.extend(args);
-    env.fails(&unknown, "unknown integration `nowhere`; known integrations: gmail");
+    env.fails(
+        &unknown,
+        "unknown integration `nowhere`; known integrations: gmail",
+    );
     // An integration without an OAuth section in its manifest (the test doubles').
     env.fails_cmd(
         env.cmd()

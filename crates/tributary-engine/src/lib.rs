@@ -28,6 +28,7 @@ pub mod limits;
 pub mod link;
 pub mod prune;
 pub mod retry;
+mod run_loop;
 pub mod scheduler;
 pub mod stats;
 pub mod worker;

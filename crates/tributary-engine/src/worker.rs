@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, warn};
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::oauth::TokenCache;
@@ -39,9 +38,9 @@ use tributary_store::{
     UserIntegration,
 };
 
-use crate::batch::ClaimSizer;
 use crate::gate::{RunOrder, WorkerGate};
 use crate::limits::DomainGates;
+use crate::run_loop::{Committed, Held, HeldJobs, Run, RunLoop, Stage};
 use crate::stats::EngineStats;
 use crate::{Clock, EngineConfig, HISTORY_DEDUPE_KEY, START_DEDUPE_KEY, SystemClock};
 
@@ -92,37 +91,13 @@ struct Inner {
     stats: Arc<EngineStats>,
 }
 
-/// What the committer reports of one committed batch.
-struct Committed {
-    runs: Vec<Run>,
-    /// Some job of the batch queued children.
-    queued_work: bool,
-}
-
 /// What a job task hands back to the loop.
-enum Finished {
+pub(crate) enum Finished {
     Completed {
         completion: JobCompletion,
         item_errors: u64,
     },
     Failed(JobFailure),
-}
-
-/// One run of a job in this process: the job's id and the dispatch's sequence number.
-///
-/// A job id alone does not name a run: a job committed as "run again" or retried at
-/// once can be claimed again (same id) before the loop hears that its previous run
-/// committed, and forgetting that previous run must not forget the new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Run {
-    job_id: i64,
-    seq: u64,
-}
-
-/// A job claimed by this process and not yet committed.
-struct Held {
-    lease: JobLease,
-    handle: JoinHandle<()>,
 }
 
 impl Engine {
@@ -188,166 +163,25 @@ impl Engine {
         until: RunUntil,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), EngineError> {
-        let inner = &self.inner;
-        let config = &inner.config;
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Run, Finished)>();
-        let (commit_tx, commit_rx) = mpsc::unbounded_channel::<Vec<(Run, Finished)>>();
-        let (committed_tx, mut committed_rx) = mpsc::unbounded_channel::<Committed>();
-        let committer = tokio::spawn(self.clone().committer(commit_rx, committed_tx));
-        let mut held: HashMap<Run, Held> = HashMap::new();
-        let mut finished: HashSet<Run> = HashSet::new();
-        // Jobs claimed and not yet finished: at most the workers plus one claim batch, so
-        // a newly queued priority-1 job waits at most one batch's run time, and a batch
-        // is about `claim_window` of work (crate::batch). Finished jobs waiting for their
-        // commit do not count (the committer works in parallel), but their number is
-        // bounded too, so a slow database holds the claiming back.
-        let workers = config.workers.max(1);
-        let mut sizer = ClaimSizer::new(
-            workers,
-            config.claim_batch,
-            config.claim_window,
-            std::time::Instant::now(),
-        );
-        let commit_backlog = (workers + sizer.max()).max(config.commit_batch.max(1)) * 2;
-        let renew_every = (config.lease / 3).max(Duration::from_millis(50));
-        let mut last_renew = tokio::time::Instant::now();
-        let mut last_requeue: Option<tokio::time::Instant> = None;
-        let mut new_work = false;
-        let mut drained_at: Option<tokio::time::Instant> = None;
-        tokio::pin!(shutdown);
-        let mut stopping = false;
+        RunLoop::new(self, until).run(shutdown).await
+    }
 
-        loop {
-            // Hand what finished to the committer; forget what it committed.
-            let n = forward_finished(&mut done_rx, None, &commit_tx, &mut finished);
-            sizer.finished(n, std::time::Instant::now());
-            while let Ok(done) = committed_rx.try_recv() {
-                new_work |= done.queued_work;
-                forget(&done.runs, &mut held, &mut finished);
-            }
-            if stopping {
-                break;
-            }
-
-            // Return expired leases of dead workers now and then.
-            if last_requeue.is_none_or(|t| t.elapsed() >= renew_every) {
-                last_requeue = Some(tokio::time::Instant::now());
-                match inner.store.requeue_expired(inner.clock.now_ms()).await {
-                    Ok(0) => {}
-                    Ok(n) => debug!(jobs = n, "returned expired leases to the queue"),
-                    Err(e) => warn!(error = %e, "failed to requeue expired leases"),
-                }
-            }
-            if last_renew.elapsed() >= renew_every && !held.is_empty() {
-                last_renew = tokio::time::Instant::now();
-                self.renew(&held).await;
-            }
-
-            // Claim up to the free capacity.
-            let batch = sizer.size();
-            let capacity = workers + batch;
-            let unfinished = held.len() - finished.len().min(held.len());
-            // Claim again once half a batch is left waiting for a worker (one round trip
-            // per half batch, and the workers never wait for a claim), or at once when
-            // our own commits queued work: a next list page or a start's children are
-            // claimed now, and the gate runs them before the downloads held here.
-            // A claim that came back short found the queue drained: the next one waits
-            // for the poll interval (or for work we queued), not for the next job to
-            // finish, so an idle queue is not asked again for every finished job.
-            let low_water = workers + batch / 2;
-            let polled = drained_at.is_none_or(|t| t.elapsed() >= config.idle_poll);
-            let wanted = new_work || (unfinished <= low_water && polled);
-            let free = if held.len() >= capacity + commit_backlog || !wanted {
-                0
-            } else {
-                capacity.saturating_sub(unfinished)
-            };
-            let mut claimed = 0;
-            if free > 0 {
-                let scope = match until {
-                    RunUntil::Idle(scope) => scope,
-                    RunUntil::Shutdown | RunUntil::NothingClaimable => None,
-                };
-                new_work = false;
-                let asked = free.min(batch);
-                match self.claim(asked, scope).await {
-                    Ok(jobs) => {
-                        claimed = jobs.len();
-                        drained_at = (claimed < asked).then(tokio::time::Instant::now);
-                        self.dispatch(jobs, &done_tx, &mut held).await;
-                    }
-                    Err(e) => warn!(error = %e, "failed to claim jobs; retrying"),
-                }
-            }
-
-            if claimed == 0 && held.is_empty() {
-                let stop = match until {
-                    RunUntil::Shutdown => false,
-                    RunUntil::NothingClaimable => true,
-                    RunUntil::Idle(scope) => match self.pending_jobs(scope).await {
-                        Ok(pending) => pending == 0,
-                        Err(e) => {
-                            warn!(error = %e, "failed to count pending jobs");
-                            false
-                        }
-                    },
-                };
-                if stop {
-                    break;
-                }
-            }
-
-            // Wait for something to do: a job finishing, a commit, the next poll, or
-            // shutdown.
-            let wait = if claimed > 0 && free > claimed {
-                Duration::ZERO
-            } else if held.is_empty() {
-                config.idle_poll
-            } else {
-                config.idle_poll.min(renew_every)
-            };
-            if wait.is_zero() {
-                continue;
-            }
-            tokio::select! {
-                biased;
-                () = &mut shutdown => stopping = true,
-                item = done_rx.recv() => {
-                    let n = forward_finished(&mut done_rx, item, &commit_tx, &mut finished);
-                    sizer.finished(n, std::time::Instant::now());
-                }
-                done = committed_rx.recv() => {
-                    if let Some(done) = done {
-                        new_work |= done.queued_work;
-                        forget(&done.runs, &mut held, &mut finished);
-                    }
-                }
-                () = tokio::time::sleep(wait) => {}
-            }
+    /// Returns expired leases of dead workers to the queue.
+    pub(crate) async fn requeue_expired(&self) {
+        match self
+            .inner
+            .store
+            .requeue_expired(self.inner.clock.now_ms())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => debug!(jobs = n, "returned expired leases to the queue"),
+            Err(e) => warn!(error = %e, "failed to requeue expired leases"),
         }
-
-        // Graceful end: let running jobs finish for the grace period, have everything
-        // finished committed, release the rest.
-        let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-        while held.keys().any(|run| !finished.contains(run)) {
-            match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-                Ok(Some(item)) => {
-                    forward_finished(&mut done_rx, Some(item), &commit_tx, &mut finished);
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        drop(commit_tx);
-        while let Some(done) = committed_rx.recv().await {
-            forget(&done.runs, &mut held, &mut finished);
-        }
-        let _ = committer.await;
-        self.release(&mut held).await;
-        Ok(())
     }
 
     /// Releases every held job (aborting its task), so another worker can take it now.
-    async fn release(&self, held: &mut HashMap<Run, Held>) {
+    pub(crate) async fn release(&self, held: &mut HeldJobs) {
         if held.is_empty() {
             return;
         }
@@ -371,7 +205,7 @@ impl Engine {
     /// Commits finished jobs as they come, merging what queued up meanwhile into one
     /// transaction, while the loop goes on claiming. Reports each committed batch's ids,
     /// and whether its jobs queued new work (children), so the loop claims it soon.
-    async fn committer(
+    pub(crate) async fn committer(
         self,
         mut rx: mpsc::UnboundedReceiver<Vec<(Run, Finished)>>,
         committed: mpsc::UnboundedSender<Committed>,
@@ -420,6 +254,7 @@ impl Engine {
                     if committed
                         .send(Committed {
                             runs: parent_runs,
+                            committed: true,
                             queued_work,
                         })
                         .is_err()
@@ -433,28 +268,34 @@ impl Engine {
                 }
             }
             let mut attempt = 0u32;
-            let queued_work = loop {
+            let outcome = loop {
                 match self
                     .commit_batch(&completions, item_errors, &failures)
                     .await
                 {
-                    Ok(queued) => break queued,
+                    Ok(queued) => break Some(queued),
                     Err(e) => {
                         // A database that went away is reconnected by the pool: keep the
                         // jobs held (their leases renewed) and try again. Once shutting
-                        // down, give up after a few tries; the leases expire and the
-                        // jobs run again.
+                        // down, give up after a few tries: the loop releases the jobs
+                        // (or, if the database stays away, their leases expire) and they
+                        // run again.
                         attempt += 1;
                         warn!(error = %e, jobs = runs.len(), attempt, "failed to commit finished jobs; will retry");
                         if rx.is_closed() && attempt >= 5 {
-                            break false;
+                            break None;
                         }
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))))
                             .await;
                     }
                 }
             };
-            if committed.send(Committed { runs, queued_work }).is_err() {
+            let done = Committed {
+                runs,
+                committed: outcome.is_some(),
+                queued_work: outcome.unwrap_or(false),
+            };
+            if committed.send(done).is_err() {
                 return;
             }
         }
@@ -492,7 +333,11 @@ impl Engine {
         Ok(queued_work)
     }
 
-    async fn claim(&self, limit: usize, scope: Option<i64>) -> Result<Vec<Job>, StoreError> {
+    pub(crate) async fn claim(
+        &self,
+        limit: usize,
+        scope: Option<i64>,
+    ) -> Result<Vec<Job>, StoreError> {
         let inner = &self.inner;
         let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
         inner
@@ -507,7 +352,7 @@ impl Engine {
             .await
     }
 
-    async fn pending_jobs(&self, scope: Option<i64>) -> Result<i64, StoreError> {
+    pub(crate) async fn pending_jobs(&self, scope: Option<i64>) -> Result<i64, StoreError> {
         let counts = self.inner.store.job_counts(scope).await?;
         Ok(counts
             .iter()
@@ -516,7 +361,7 @@ impl Engine {
             .sum())
     }
 
-    async fn renew(&self, held: &HashMap<Run, Held>) {
+    pub(crate) async fn renew(&self, held: &HeldJobs) {
         let inner = &self.inner;
         let leases: Vec<JobLease> = held.values().map(|h| h.lease).collect();
         let lease_ms = i64::try_from(inner.config.lease.as_millis()).unwrap_or(60_000);
@@ -539,11 +384,11 @@ impl Engine {
     }
 
     /// Starts a task per claimed job.
-    async fn dispatch(
+    pub(crate) async fn dispatch(
         &self,
         jobs: Vec<Job>,
         done_tx: &mpsc::UnboundedSender<(Run, Finished)>,
-        held: &mut HashMap<Run, Held>,
+        held: &mut HeldJobs,
     ) {
         if jobs.is_empty() {
             return;
@@ -596,7 +441,14 @@ impl Engine {
                 // is released or expires, and the job runs again.
                 let _ = tx.send((run, finished));
             });
-            held.insert(run, Held { lease, handle });
+            held.insert(
+                run,
+                Held {
+                    lease,
+                    handle,
+                    stage: Stage::Running,
+                },
+            );
         }
     }
 
@@ -791,35 +643,6 @@ impl Engine {
             },
             failed,
         ))
-    }
-}
-
-/// Sends `first` and whatever else already finished to the committer as one batch.
-fn forward_finished(
-    done_rx: &mut mpsc::UnboundedReceiver<(Run, Finished)>,
-    first: Option<(Run, Finished)>,
-    commit_tx: &mpsc::UnboundedSender<Vec<(Run, Finished)>>,
-    finished: &mut HashSet<Run>,
-) -> usize {
-    let mut batch: Vec<(Run, Finished)> = first.into_iter().collect();
-    while let Ok(item) = done_rx.try_recv() {
-        batch.push(item);
-    }
-    let n = batch.len();
-    if n == 0 {
-        return 0;
-    }
-    finished.extend(batch.iter().map(|(run, _)| *run));
-    // The committer outlives the loop, so this cannot fail while the loop runs.
-    let _ = commit_tx.send(batch);
-    n
-}
-
-/// Forgets committed jobs: their slots are free again.
-fn forget(runs: &[Run], held: &mut HashMap<Run, Held>, finished: &mut HashSet<Run>) {
-    for run in runs {
-        held.remove(run);
-        finished.remove(run);
     }
 }
 

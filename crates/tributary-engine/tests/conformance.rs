@@ -671,7 +671,10 @@ async fn a_panic_fails_only_its_job(h: Harness) {
     assert_eq!(stored.len(), Poisoned::ITEMS - 1);
     assert!(!stored.contains_key(Poisoned::POISON));
     let item = &stored["item-1"];
-    assert!(!item.is_deleted, "content with action: delete was taken for a deletion");
+    assert!(
+        !item.is_deleted,
+        "content with action: delete was taken for a deletion"
+    );
     assert_eq!(item.content["action"], "delete");
     for state in [JobState::Available, JobState::Running, JobState::Dead] {
         assert!(h.jobs(ui, state).await.is_empty(), "jobs left {state:?}");
@@ -696,7 +699,10 @@ async fn undecodable_items_are_stored_as_markers(h: Harness) {
         marker,
         &json!({"failed": true, "code": 502, "error": {"error": "the body is not the documented JSON"}})
     );
-    assert_eq!(stored["item-41"].content, json!({"id": "item-41"}));
+    assert_eq!(
+        stored["item-41"].content,
+        json!({"id": "item-41", "action": "delete"})
+    );
     let account = h.store.get_user_integration(ui).await.expect("account");
     assert_eq!(account.status, UserIntegrationStatus::Active);
     let completed = h.jobs(ui, JobState::Completed).await;

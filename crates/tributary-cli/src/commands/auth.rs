@@ -75,7 +75,11 @@ pub async fn run(global: &GlobalArgs, args: AuthArgs) -> Result<()> {
     let registry = crate::app::registry()?;
     let manifest = &registry.get(&args.domain)?.manifest;
     let Some(oauth) = &manifest.oauth else {
-        let fields: Vec<&str> = manifest.credentials.iter().map(|c| c.name.as_str()).collect();
+        let fields: Vec<&str> = manifest
+            .credentials
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         bail!(
             "{} does not use OAuth; give its credentials ({}) to `tributary link {}` directly",
             manifest.name,
@@ -86,8 +90,14 @@ pub async fn run(global: &GlobalArgs, args: AuthArgs) -> Result<()> {
     let flow = Flow {
         manifest,
         oauth,
-        auth_url: args.auth_url.clone().unwrap_or_else(|| oauth.authorization_url.clone()),
-        token_url: args.token_url.clone().unwrap_or_else(|| oauth.token_url.clone()),
+        auth_url: args
+            .auth_url
+            .clone()
+            .unwrap_or_else(|| oauth.authorization_url.clone()),
+        token_url: args
+            .token_url
+            .clone()
+            .unwrap_or_else(|| oauth.token_url.clone()),
         scopes: if args.scopes.is_empty() {
             oauth.scopes.clone()
         } else {
@@ -167,9 +177,17 @@ async fn authorize(global: &GlobalArgs, args: &AuthArgs, flow: &Flow<'_>) -> Res
     let fields = &flow.oauth.credential_fields;
     let mut credentials = serde_json::Map::new();
     credentials.insert(fields.client_id.clone(), args.client_id.clone().into());
-    credentials.insert(fields.client_secret.clone(), args.client_secret.clone().into());
+    credentials.insert(
+        fields.client_secret.clone(),
+        args.client_secret.clone().into(),
+    );
     credentials.insert(fields.refresh_token.clone(), refresh_token.into());
-    if flow.manifest.credentials.iter().any(|c| c.name == ACCESS_TOKEN) {
+    if flow
+        .manifest
+        .credentials
+        .iter()
+        .any(|c| c.name == ACCESS_TOKEN)
+    {
         credentials.insert(ACCESS_TOKEN.to_owned(), tokens.access_token.into());
     }
     let domain = &flow.manifest.domain;
