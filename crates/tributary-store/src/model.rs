@@ -428,7 +428,8 @@ pub struct JobCount {
 
 /// What a job does, as far as the queue is concerned: discover work or fetch one item.
 /// Stored implicitly: a job with an `item_id` is a fetch, any other a discovery job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ordered as they run among held jobs of one priority: discovery first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobKind {
     /// Lists, walks or checks for changes (a `start`, a list page, a history check):
     /// it names no single item. Discovery runs ahead of the fetches at its priority
