@@ -1122,7 +1122,10 @@ async fn nul_characters_are_replaced_alike_in_every_text(ctx: &Ctx) {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].integration_domain, format!("do{R}main"));
     assert_eq!(items[0].external_id, format!("m{R}"));
-    assert_eq!(items[0].content, json!({ format!("a{R}"): format!("b{R}") }));
+    assert_eq!(
+        items[0].content,
+        json!({ format!("a{R}"): format!("b{R}") })
+    );
     let stored = ctx.store.get_user_integration(uid).await.unwrap();
     assert_eq!(
         Value::Object(stored.sync_state),
