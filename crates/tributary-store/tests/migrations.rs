@@ -23,9 +23,11 @@ use tributary_store::{
     Backend, Cipher, ContentQuery, JobCompletion, JobFilter, JobState, UserIntegrationStatus,
 };
 
-/// The released migrations: version, description, SHA-384 of the file (sqlx's
-/// checksum), per backend.
-const RELEASED: [(&str, [(i64, &str, &str); 2]); 2] = [
+/// A released migration: version, description, SHA-384 of the file (sqlx's checksum).
+type Released = (i64, &'static str, &'static str);
+
+/// The released migrations, per backend.
+const RELEASED: [(&str, [Released; 2]); 2] = [
     (
         "sqlite",
         [
