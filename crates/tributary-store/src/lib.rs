@@ -1,5 +1,7 @@
 //! Tributary's storage: users, linked accounts (user integrations), content items and
-//! the durable job queue, behind one [`Store`] trait with two backends.
+//! the durable job queue, behind one [`Store`] trait with two backends. [`Store`] is
+//! the union of role traits that say what they touch: [`AccountStore`],
+//! [`ContentStore`], [`JobQueue`], [`ScheduleStore`], [`QueueAdmin`].
 //!
 //! - [`sqlite::SqliteStore`]: the embedded default, one process.
 //! - [`postgres::PgStore`]: any number of processes share one database; jobs are
@@ -22,11 +24,13 @@
 //!   keys replace stored ones, a `null` value is stored as `null`);
 //! - a job naming an item without a dedupe key is deduplicated as `item:<id>`;
 //! - NUL characters, which PostgreSQL cannot store in text, are replaced with U+FFFD
-//!   in stored text and JSON, on both backends.
+//!   in every text and JSON value the store accepts, on both backends, by one rule
+//!   applied in the shared layer (`shared.rs`, `common::clean_text`).
 //!
 //! Module map: [`model`] (the rows and requests), [`crypto`] (credentials encrypted at
-//! rest), [`sqlite`], [`postgres`], [`testing`] (throw-away migrated databases for
-//! tests). Both backends pass one shared conformance suite, `tests/conformance.rs`,
+//! rest), `shared` (the flows both backends run, written once), [`sqlite`] and
+//! [`postgres`] (each backend's dialect and fast paths), [`testing`] (throw-away
+//! databases for tests). Both backends pass one shared conformance suite, `tests/conformance.rs`,
 //! which runs every scenario on SQLite and on PostgreSQL. How the queue shares work
 //! fairly between accounts is described in the `fairness` notes of the source
 //! (`src/common.rs`).
