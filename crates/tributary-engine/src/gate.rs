@@ -16,14 +16,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
+use tributary_store::JobKind;
 
 /// Where a waiting job stands: lower runs first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RunOrder {
     /// The job's priority (1 runs before 10).
     pub priority: i16,
-    /// `false` for a job that discovers work (no single item), `true` for a download.
-    pub downloads: bool,
+    /// Discovery (no single item) runs before the fetch of one item.
+    pub kind: JobKind,
     /// Claim order within this process.
     pub seq: u64,
 }
@@ -151,7 +152,11 @@ mod tests {
     fn order(priority: i16, downloads: bool, seq: u64) -> RunOrder {
         RunOrder {
             priority,
-            downloads,
+            kind: if downloads {
+                JobKind::Fetch
+            } else {
+                JobKind::Discovery
+            },
             seq,
         }
     }

@@ -40,13 +40,3 @@ pub use prune::{PruneRound, Pruner, PrunerConfig};
 pub use scheduler::{Scheduler, domain_schedules};
 pub use stats::{EngineStats, StatsSnapshot};
 pub use worker::{Engine, RunUntil};
-
-/// The dedupe key of `start` jobs: at most one pending per account.
-pub const START_DEDUPE_KEY: &str = "start";
-/// The dedupe key of history-check jobs: at most one pending per account.
-pub const HISTORY_DEDUPE_KEY: &str = "history";
-
-/// The dedupe key of a job that fetches one item.
-pub fn item_dedupe_key(item_id: &str) -> String {
-    format!("item:{item_id}")
-}

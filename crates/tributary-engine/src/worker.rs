@@ -34,15 +34,15 @@ use tributary_sdk::{
     Registry, Task, TaskResult,
 };
 use tributary_store::{
-    FailureAction, Job, JobCompletion, JobFailure, JobLease, JobState, NewJob, Store, StoreError,
-    UserIntegration,
+    DedupeKey, FailureAction, Job, JobCompletion, JobFailure, JobLease, JobState, NewJob, Store,
+    StoreError, UserIntegration,
 };
 
 use crate::gate::{RunOrder, WorkerGate};
 use crate::limits::DomainGates;
 use crate::run_loop::{Committed, Held, HeldJobs, Run, RunLoop, Stage};
 use crate::stats::EngineStats;
-use crate::{Clock, EngineConfig, HISTORY_DEDUPE_KEY, START_DEDUPE_KEY, SystemClock};
+use crate::{Clock, EngineConfig, SystemClock};
 
 /// When [`Engine::run`] returns (besides its shutdown future firing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,7 +425,7 @@ impl Engine {
             let tx = done_tx.clone();
             let order = RunOrder {
                 priority: job.priority,
-                downloads: job.item_id.is_some(),
+                kind: job.kind(),
                 seq: self
                     .inner
                     .claimed_seq
@@ -681,11 +681,11 @@ fn stored_output(output: Output, limit: usize, failed: &mut u64) -> Output {
 /// account's history check.
 pub fn dedupe_key(task: &Task, history_task: Option<&str>) -> Option<String> {
     if let Some(item) = &task.item_id {
-        Some(crate::item_dedupe_key(item))
+        Some(DedupeKey::item(item).into())
     } else if task.task_type == "start" {
-        Some(START_DEDUPE_KEY.to_owned())
+        Some(DedupeKey::start().into())
     } else if Some(task.task_type.as_str()) == history_task {
-        Some(HISTORY_DEDUPE_KEY.to_owned())
+        Some(DedupeKey::history().into())
     } else {
         None
     }
@@ -729,7 +729,7 @@ pub fn history_job(
         user_integration_id,
         task: Task::new(history_task, tributary_sdk::serde_json::Value::Null),
         priority: tributary_sdk::HIGHEST_PRIORITY,
-        dedupe_key: Some(HISTORY_DEDUPE_KEY.to_owned()),
+        dedupe_key: Some(DedupeKey::history().into()),
         max_attempts,
         run_at: now,
     }
@@ -763,7 +763,7 @@ pub fn start_job(user_integration_id: i64, max_attempts: i32, now: i64) -> NewJo
         user_integration_id,
         task: Task::start(),
         priority: tributary_sdk::HIGHEST_PRIORITY,
-        dedupe_key: Some(START_DEDUPE_KEY.to_owned()),
+        dedupe_key: Some(DedupeKey::start().into()),
         max_attempts,
         run_at: now,
     }

@@ -33,7 +33,7 @@
 //!
 //! ## Discovery runs ahead
 //!
-//! Only jobs that fetch one item (`task.item_id` set) take a place at the end of their
+//! Only jobs that fetch one item ([`JobKind::Fetch`]: `task.item_id` set) take a place at the end of their
 //! account's line. Every other job (a list page, a directory walk, a history check) is
 //! tagged with the virtual time itself: it runs before the item fetches already queued
 //! at its priority, first come first served with other accounts' discovery jobs. So a
@@ -49,7 +49,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use tributary_sdk::Output;
 
-use crate::{DUE_CHECK_EVERY_MS, JobCompletion, Millis, NewJob, StoreError};
+use crate::{
+    Cipher, CompletionReport, DUE_CHECK_EVERY_MS, DomainSchedule, JobCompletion, JobKind, JobLease,
+    Millis, NewJob, StoreError, UserIntegrationStatus,
+};
 
 /// The format SQLite stores timestamps in: fixed width, so text order is time order.
 pub(crate) const SQLITE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
@@ -197,6 +200,130 @@ pub(crate) fn lookup_ids(external_ids: &[String]) -> (Vec<String>, HashMap<Strin
     (cleaned, back)
 }
 
+/// A row that does not exist.
+pub(crate) fn not_found(what: &'static str, id: i64) -> StoreError {
+    StoreError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
+/// Maps a foreign-key violation while enqueueing for `accounts` to "user integration
+/// not found", naming them.
+pub(crate) fn unknown_account(e: sqlx::Error, accounts: &[i64]) -> StoreError {
+    if is_foreign_key_violation(&e) {
+        let mut ids = accounts.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        StoreError::NotFound {
+            what: "user integration",
+            id: ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+        }
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+/// Decrypts the stored credentials of account `id`. An unlinked account's credentials
+/// are never used again: when they do not decrypt (their key was lost and replaced),
+/// the account still reads, with none.
+pub(crate) fn open_credentials(
+    cipher: &Cipher,
+    id: i64,
+    status: &str,
+    sealed: &[u8],
+) -> Result<tributary_sdk::Credentials, StoreError> {
+    match cipher.decrypt_credentials(sealed) {
+        Ok(credentials) => Ok(credentials),
+        Err(_) if status == UserIntegrationStatus::Unlinked.as_str() => {
+            Ok(tributary_sdk::Credentials::default())
+        }
+        Err(e) => Err(StoreError::Crypto(format!(
+            "user integration {id}: {}",
+            match e {
+                StoreError::Crypto(m) => m,
+                other => other.to_string(),
+            }
+        ))),
+    }
+}
+
+/// The schedules a tick records: one per domain (the first wins), their text cleaned
+/// (the NUL rule).
+pub(crate) fn distinct_schedules(schedules: &[DomainSchedule]) -> Vec<DomainSchedule> {
+    let mut seen = HashSet::new();
+    schedules
+        .iter()
+        .filter(|s| seen.insert(s.domain.as_str()))
+        .map(|s| DomainSchedule {
+            domain: clean_text(&s.domain).into_owned(),
+            history: s
+                .history
+                .as_ref()
+                .map(|(task, every)| (clean_text(task).into_owned(), *every)),
+            ..s.clone()
+        })
+        .collect()
+}
+
+/// One empty report per completion, in the batch's order.
+pub(crate) fn blank_reports(completions: &[JobCompletion]) -> Vec<CompletionReport> {
+    completions
+        .iter()
+        .map(|c| CompletionReport {
+            job_id: c.lease.job_id,
+            ..CompletionReport::default()
+        })
+        .collect()
+}
+
+/// The leases of a batch, each once, in (job, attempt) order: what the fence checks.
+pub(crate) fn distinct_leases(completions: &[JobCompletion]) -> Vec<JobLease> {
+    let mut leases: Vec<JobLease> = completions.iter().map(|c| c.lease).collect();
+    leases.sort_unstable_by_key(|l| (l.job_id, l.attempt));
+    leases.dedup();
+    leases
+}
+
+/// The completions the fence let through (`fenced`: (job, attempt) → its account), in
+/// `order`, each marked applied in `reports`. A lease completed twice in one batch
+/// applies once; a completion naming another account than its job's is a conflict.
+pub(crate) fn applied_completions(
+    completions: &[JobCompletion],
+    order: &[usize],
+    mut fenced: HashMap<(i64, i32), i64>,
+    reports: &mut [CompletionReport],
+) -> Result<Vec<usize>, StoreError> {
+    let mut applied = Vec::with_capacity(fenced.len());
+    for &i in order {
+        let c = &completions[i];
+        let Some(job_account) = fenced.remove(&(c.lease.job_id, c.lease.attempt)) else {
+            continue;
+        };
+        if job_account != c.user_integration_id {
+            return Err(StoreError::Conflict(format!(
+                "job {} belongs to user integration {job_account}, not {}",
+                c.lease.job_id, c.user_integration_id
+            )));
+        }
+        reports[i].applied = true;
+        applied.push(i);
+    }
+    Ok(applied)
+}
+
 /// The order in which a batch of completions is applied: by account, then in the
 /// order given. Accounts in a fixed order keep concurrent PostgreSQL transactions from
 /// deadlocking; within an account the caller's order decides which of two outputs for
@@ -310,7 +437,8 @@ pub(crate) struct ContentRow<'a> {
     pub job: usize,
     pub user_id: i64,
     pub account: i64,
-    pub domain: &'a str,
+    /// The account's domain, cleaned (the NUL rule).
+    pub domain: std::borrow::Cow<'a, str>,
     pub item: &'a PreparedItem<'a>,
 }
 
@@ -343,7 +471,7 @@ impl<'a> ContentSegment<'a> {
                 job,
                 user_id: c.user_id,
                 account: c.user_integration_id,
-                domain: &c.integration_domain,
+                domain: clean_text(&c.integration_domain),
                 item,
             });
         }
@@ -374,19 +502,27 @@ pub(crate) struct PreparedJob {
     pub at_frontier: bool,
 }
 
+impl PreparedJob {
+    /// Its fair-queueing tag: the virtual time of its priority for a discovery job,
+    /// else its place in its group after the group's first tag (`bases`).
+    pub fn tag(&self, bases: &HashMap<FairGroup, i64>, frontiers: &HashMap<i16, i64>) -> i64 {
+        if self.at_frontier {
+            frontiers.get(&self.priority).copied().unwrap_or(0)
+        } else {
+            let group = FairGroup {
+                user_integration_id: self.user_integration_id,
+                priority: self.priority,
+            };
+            bases.get(&group).copied().unwrap_or(0) + self.offset
+        }
+    }
+}
+
 /// One (account, priority) group of a batch: how many jobs it enqueues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FairGroup {
     pub user_integration_id: i64,
     pub priority: i16,
-}
-
-/// The dedupe key a job is stored with: its own, or `item:<id>` for a task that names
-/// an item (so that an item is never fetched by two pending jobs).
-pub(crate) fn effective_dedupe_key(job: &NewJob) -> Option<String> {
-    job.dedupe_key
-        .clone()
-        .or_else(|| job.task.item_id.as_ref().map(|id| format!("item:{id}")))
 }
 
 /// Prepares a batch: payload text, dedupe keys, and each job's offset in its group.
@@ -399,7 +535,7 @@ pub(crate) fn prepare_jobs(jobs: &[NewJob]) -> (Vec<PreparedJob>, Vec<(FairGroup
     let mut index: HashMap<FairGroup, usize> = HashMap::new();
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let at_frontier = job.task.item_id.is_none();
+        let at_frontier = job.kind() == JobKind::Discovery;
         let offset = if at_frontier {
             0
         } else {
@@ -423,7 +559,9 @@ pub(crate) fn prepare_jobs(jobs: &[NewJob]) -> (Vec<PreparedJob>, Vec<(FairGroup
                 .item_id
                 .as_deref()
                 .map(|i| clean_text(i).into_owned()),
-            dedupe_key: effective_dedupe_key(job).map(|k| clean_text(&k).into_owned()),
+            dedupe_key: job
+                .effective_dedupe_key()
+                .map(|k| clean_text(&k).into_owned()),
             priority: job.priority,
             max_attempts: job.max_attempts,
             run_at: job.run_at,
@@ -588,6 +726,19 @@ impl DueGate {
         match last {
             None => true,
             Some((at, full)) => full || now < at || now >= at.saturating_add(DUE_CHECK_EVERY_MS),
+        }
+    }
+
+    /// Whether a claim at `now` for `scope` (one account, or all) looks: a scoped claim
+    /// always does.
+    pub fn should_look(&self, now: Millis, scope: Option<i64>) -> bool {
+        scope.is_some() || self.open(now)
+    }
+
+    /// Records the look of a claim for `scope` (only an unscoped one counts).
+    pub fn looked_for(&self, now: Millis, scope: Option<i64>, full: bool) {
+        if scope.is_none() {
+            self.looked(now, full);
         }
     }
 

@@ -1,5 +1,7 @@
 //! Tributary's storage: users, linked accounts (user integrations), content items and
-//! the durable job queue, behind one [`Store`] trait with two backends.
+//! the durable job queue, behind one [`Store`] trait with two backends. [`Store`] is
+//! the union of role traits that say what they touch: [`AccountStore`],
+//! [`ContentStore`], [`JobQueue`], [`ScheduleStore`], [`QueueAdmin`].
 //!
 //! - [`sqlite::SqliteStore`]: the embedded default, one process.
 //! - [`postgres::PgStore`]: any number of processes share one database; jobs are
@@ -8,7 +10,7 @@
 //! The queue lives in the same database as the content so that a job's effects
 //! (content, sync state, rotated credentials, child jobs) and its completion commit in
 //! one transaction: a process killed at any instant loses nothing and duplicates
-//! nothing ([`Store::complete_jobs`]).
+//! nothing ([`JobQueue::complete_jobs`]).
 //!
 //! Times in the `jobs` table are epoch milliseconds ([`Millis`]) passed in by the
 //! caller, so tests control the clock; the other tables use timestamps.
@@ -22,11 +24,13 @@
 //!   keys replace stored ones, a `null` value is stored as `null`);
 //! - a job naming an item without a dedupe key is deduplicated as `item:<id>`;
 //! - NUL characters, which PostgreSQL cannot store in text, are replaced with U+FFFD
-//!   in stored text and JSON, on both backends.
+//!   in every text and JSON value the store accepts, on both backends, by one rule
+//!   applied in the shared layer (`shared.rs`, `common::clean_text`).
 //!
 //! Module map: [`model`] (the rows and requests), [`crypto`] (credentials encrypted at
-//! rest), [`sqlite`], [`postgres`], [`testing`] (throw-away migrated databases for
-//! tests). Both backends pass one shared conformance suite, `tests/conformance.rs`,
+//! rest), `shared` (the flows both backends run, written once), [`sqlite`] and
+//! [`postgres`] (each backend's dialect and fast paths), [`testing`] (throw-away
+//! databases for tests). Both backends pass one shared conformance suite, `tests/conformance.rs`,
 //! which runs every scenario on SQLite and on PostgreSQL. How the queue shares work
 //! fairly between accounts is described in the `fairness` notes of the source
 //! (`src/common.rs`).
@@ -35,6 +39,7 @@ mod common;
 pub mod crypto;
 pub mod model;
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 pub mod testing;
 
@@ -52,7 +57,7 @@ pub type Millis = i64;
 
 /// The most `start` jobs, and the most history jobs, one scheduler tick enqueues. The
 /// due accounts beyond them are turned into jobs by the claims as workers ask for work
-/// (see [`Store::schedule_due`]).
+/// (see [`ScheduleStore::schedule_due`]).
 pub const TICK_ENQUEUE_LIMIT: u64 = 1_000;
 
 /// How often a store's claims look for due accounts, at most (milliseconds), unless
@@ -127,26 +132,31 @@ pub enum Backend {
     Postgres,
 }
 
-/// Everything Tributary stores. Both backends implement it and pass the conformance
-/// suite in `tests/conformance.rs`.
+/// Everything Tributary stores: the union of the role traits below, plus what a store
+/// as a whole does. Both backends implement it and pass the conformance suite in
+/// `tests/conformance.rs`; `Arc<dyn Store>` reaches every method of every role (a
+/// caller holding a concrete store imports the role traits it calls, or [`prelude`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    AccountStore + ContentStore + JobQueue + ScheduleStore + QueueAdmin + Send + Sync + 'static
+{
     /// Which backend this is.
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations (idempotent).
     async fn migrate(&self) -> Result<(), StoreError>;
+}
 
-    // ---- users ----
-
+/// Users and their linked accounts (`users`, `user_integrations`): creation, status,
+/// credentials (encrypted at rest) and the start-up key check.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
     /// Creates a user; a duplicate `external_ref` is a [`StoreError::Conflict`].
     async fn create_user(&self, external_ref: &str) -> Result<User, StoreError>;
     /// Every user, oldest first.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// One user.
     async fn get_user(&self, id: i64) -> Result<User, StoreError>;
-
-    // ---- user integrations ----
 
     /// Links an account: stores it `active` with encrypted credentials.
     async fn create_user_integration(
@@ -180,9 +190,12 @@ pub trait Store: Send + Sync + 'static {
     /// accounts that are not unlinked, and counts those accounts (start-up check: a
     /// missing or wrong key is then one clear error, not one failure per job).
     async fn check_key(&self, sample: usize) -> Result<KeyCheck, StoreError>;
+}
 
-    // ---- content ----
-
+/// The synced content of the linked accounts (`user_integration_content`): what is
+/// known, listings and counts. Content is written only by [`JobQueue::complete_jobs`].
+#[async_trait]
+pub trait ContentStore: Send + Sync + 'static {
     /// The subset of `external_ids` that is known for the account: stored and not
     /// deleted, or with a pending (available or running) job naming it as its item, or
     /// whose fetch was given up on (a failed or dead job, kept for the operator to
@@ -203,9 +216,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_content(&self, id: i64) -> Result<ContentItem, StoreError>;
     /// Stored and deleted item counts of an account.
     async fn content_counts(&self, user_integration_id: i64) -> Result<ContentCounts, StoreError>;
+}
 
-    // ---- queue ----
-
+/// The job queue as workers use it (`jobs` and the fairness tables): enqueue, claim,
+/// lease, commit, fail, release, and taking back the jobs of dead workers.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
     /// Enqueues jobs, skipping any whose `dedupe_key` already has a pending (available
     /// or running) job for the same account. Returns how many were inserted.
     ///
@@ -221,7 +237,7 @@ pub trait Store: Send + Sync + 'static {
     /// `worker` until `now + lease_ms`.
     ///
     /// Accounts whose `start` or history check is due and that the scheduler's tick
-    /// left for later (see [`Store::schedule_due`]) are turned into jobs first, up to
+    /// left for later (see [`ScheduleStore::schedule_due`]) are turned into jobs first, up to
     /// `limit` of them, so they are claimed as any queued job is. (A store checks for
     /// them at most every [`DUE_CHECK_EVERY_MS`] unless the last check found more.)
     async fn claim(
@@ -234,7 +250,7 @@ pub trait Store: Send + Sync + 'static {
         self.claim_scoped(worker, limit, lease_ms, now, None).await
     }
 
-    /// [`Store::claim`], optionally only among the jobs of one account (a `sync` of one
+    /// [`JobQueue::claim`], optionally only among the jobs of one account (a `sync` of one
     /// account works its queue alone).
     async fn claim_scoped(
         &self,
@@ -282,7 +298,11 @@ pub trait Store: Send + Sync + 'static {
     /// has used all its attempts becomes dead with [`PROCESS_DIED_ERROR`]. Returns how
     /// many were touched.
     async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError>;
+}
 
+/// Periodic work (`job_schedules` and the accounts' due times): the scheduler's tick.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync + 'static {
     /// One scheduler tick. Records `schedules` as the schedules of the registered
     /// domains (those of other domains are dropped), then enqueues a `start` job
     /// (priority 1) for the active accounts whose start is due, and a history job for
@@ -291,7 +311,7 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// A tick enqueues at most [`TICK_ENQUEUE_LIMIT`] jobs of each kind; the accounts
     /// beyond that stay due and the claims turn them into jobs as workers ask for
-    /// work (see [`Store::claim`]). So a tick stays short whatever the number of
+    /// work (see [`JobQueue::claim`]). So a tick stays short whatever the number of
     /// accounts, and no due account waits for the next tick. Safe to call from many
     /// processes at once, as the claims are: each due account becomes one job, once.
     async fn schedule_due(
@@ -299,7 +319,12 @@ pub trait Store: Send + Sync + 'static {
         schedules: &[DomainSchedule],
         now: Millis,
     ) -> Result<ScheduleReport, StoreError>;
+}
 
+/// What operators and maintenance do with the queue: listings, counts, re-running
+/// failed and dead jobs, pruning completed ones.
+#[async_trait]
+pub trait QueueAdmin: Send + Sync + 'static {
     /// Jobs matching the filter, newest first.
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
     /// One job.
@@ -331,6 +356,12 @@ pub trait Store: Send + Sync + 'static {
     /// when the server's autovacuum is off, so the space of deleted rows and old row
     /// versions is reused instead of the tables growing.
     async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError>;
+}
+
+/// The store's traits, for callers that hold a concrete store
+/// (`use tributary_store::prelude::*`).
+pub mod prelude {
+    pub use crate::{AccountStore, ContentStore, JobQueue, QueueAdmin, ScheduleStore, Store};
 }
 
 /// Opens the store named by `url` (`sqlite://PATH` creates the file when missing;

@@ -215,6 +215,24 @@ pub struct NewJob {
     pub run_at: Millis,
 }
 
+impl NewJob {
+    /// Whether it discovers work or fetches one item.
+    pub fn kind(&self) -> JobKind {
+        JobKind::of_task(&self.task)
+    }
+
+    /// The dedupe key it is stored with: its own, or [`DedupeKey::item`] for a fetch
+    /// without one (an item is never fetched by two pending jobs).
+    pub fn effective_dedupe_key(&self) -> Option<String> {
+        self.dedupe_key.clone().or_else(|| {
+            self.task
+                .item_id
+                .as_deref()
+                .map(|id| DedupeKey::item(id).into())
+        })
+    }
+}
+
 /// A job row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
@@ -265,6 +283,11 @@ impl Job {
         }
     }
 
+    /// Whether it discovers work or fetches one item.
+    pub fn kind(&self) -> JobKind {
+        JobKind::of_item(self.item_id.as_deref())
+    }
+
     /// The lease this job was claimed under.
     pub fn lease(&self) -> JobLease {
         JobLease {
@@ -297,7 +320,7 @@ pub struct JobCompletion {
     /// Outputs to apply: items are upserted, deletions soft-delete; failures (which
     /// the engine turns into marker items first) are skipped.
     pub outputs: Vec<Output>,
-    /// Children to enqueue (with deduplication as in [`crate::Store::enqueue`]).
+    /// Children to enqueue (with deduplication as in [`crate::JobQueue::enqueue`]).
     pub children: Vec<NewJob>,
     /// Keys to merge into the account's sync state.
     pub sync_state_patch: Option<Map<String, Value>>,
@@ -401,4 +424,80 @@ pub struct JobCount {
     pub priority: i16,
     /// How many.
     pub count: i64,
+}
+
+/// What a job does, as far as the queue is concerned: discover work or fetch one item.
+/// Stored implicitly: a job with an `item_id` is a fetch, any other a discovery job.
+/// Ordered as they run among held jobs of one priority: discovery first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobKind {
+    /// Lists, walks or checks for changes (a `start`, a list page, a history check):
+    /// it names no single item. Discovery runs ahead of the fetches at its priority
+    /// (fair tag at the queue's virtual time; first among held jobs in the gate).
+    Discovery,
+    /// Fetches the one item it names. Takes a place at the end of its account's line.
+    Fetch,
+}
+
+impl JobKind {
+    /// The kind of a job naming `item_id` (or none).
+    pub fn of_item(item_id: Option<&str>) -> JobKind {
+        match item_id {
+            Some(_) => JobKind::Fetch,
+            None => JobKind::Discovery,
+        }
+    }
+
+    /// The kind of a job running `task`.
+    pub fn of_task(task: &Task) -> JobKind {
+        JobKind::of_item(task.item_id.as_deref())
+    }
+}
+
+/// The key that keeps at most one pending job of a kind per account: the account's
+/// `start`, its history check, or the fetch of one item. Stored as its text
+/// ([`DedupeKey::as_str`]): `start`, `history`, `item:<external id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DedupeKey(String);
+
+impl DedupeKey {
+    /// The prefix of an item fetch's key.
+    const ITEM_PREFIX: &'static str = "item:";
+
+    /// The key of an account's `start` job.
+    pub fn start() -> DedupeKey {
+        DedupeKey("start".to_owned())
+    }
+
+    /// The key of an account's history check.
+    pub fn history() -> DedupeKey {
+        DedupeKey("history".to_owned())
+    }
+
+    /// The key of the fetch of item `external_id`.
+    pub fn item(external_id: &str) -> DedupeKey {
+        DedupeKey(format!("{}{external_id}", Self::ITEM_PREFIX))
+    }
+
+    /// The stored text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The item a fetch's key names, if it is one.
+    pub fn item_id(&self) -> Option<&str> {
+        self.0.strip_prefix(Self::ITEM_PREFIX)
+    }
+}
+
+impl From<DedupeKey> for String {
+    fn from(key: DedupeKey) -> String {
+        key.0
+    }
+}
+
+impl std::fmt::Display for DedupeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }

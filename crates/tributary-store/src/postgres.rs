@@ -25,77 +25,56 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row, SqlSafeStr};
+use sqlx::{PgPool, Postgres, Row};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    ContentRow, ContentSegment, DueGate, DueKind, FairGroup, PreparedOutputs, account_effects,
-    clean_object, clean_text, completion_order, lookup_ids, ms_to_dt, now_dt, object_from_value,
-    prepare_jobs, prepare_outputs,
+    ContentRow, DueGate, DueKind, FairGroup, account_effects, applied_completions, blank_reports,
+    clean_text, completion_order, distinct_leases, ms_to_dt, prepare_jobs,
 };
+use crate::shared::store_flows;
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
     FailureAction, Job, JobCompletion, JobCount, JobFailure, JobFilter, JobLease, JobState, Millis,
-    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, TICK_ENQUEUE_LIMIT, User,
+    NewJob, NewUserIntegration, ScheduleReport, StoreError, TICK_ENQUEUE_LIMIT, User,
     UserIntegration, UserIntegrationStatus,
 };
 
 /// How often a transaction aborted by a deadlock or serialization failure is retried.
 const TRANSIENT_RETRIES: u32 = 4;
 
-macro_rules! job_columns {
-    () => {
-        "id, user_integration_id, task_type, payload, item_id, dedupe_key, priority, state, \
-         attempts, max_attempts, run_at, locked_by, lease_expires_at, error_class, last_error, \
-         created_at, finished_at, fair_seq"
-    };
-}
-macro_rules! ui_columns {
-    () => {
-        "id, user_id, integration_domain, credentials, settings, status, sync_state, \
-         last_synced_at, last_error, created_at, updated_at"
-    };
-}
-macro_rules! content_columns {
-    () => {
-        "id, user_id, user_integration_id, integration_domain, external_id, \
-         external_timestamp, content, content_size, created_at, updated_at, deleted_at, \
-         is_deleted"
-    };
+/// Whether PostgreSQL aborted the transaction in a way that succeeds when retried
+/// (deadlock detected, serialization failure).
+fn is_transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(d)) => {
+            matches!(d.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
 }
 
-const SQL_INSERT_UI: &str = concat!(
-    "INSERT INTO user_integrations (user_id, integration_domain, credentials, settings, \
-     status, sync_state, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4::jsonb, 'active', '{}'::jsonb, $5, $5) RETURNING ",
-    ui_columns!()
-);
-const SQL_UI_BY_ID: &str = concat!(
-    "SELECT ",
-    ui_columns!(),
-    " FROM user_integrations WHERE id = $1"
-);
-const SQL_UI_BY_IDS: &str = concat!(
-    "SELECT ",
-    ui_columns!(),
-    " FROM user_integrations WHERE id = ANY($1) ORDER BY id"
-);
-const SQL_UI_LIST: &str = concat!(
-    "SELECT ",
-    ui_columns!(),
-    " FROM user_integrations WHERE $1::bigint IS NULL OR user_id = $1 ORDER BY id"
-);
-const SQL_CONTENT_BY_ID: &str = concat!(
-    "SELECT ",
-    content_columns!(),
-    " FROM user_integration_content WHERE id = $1"
-);
-const SQL_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+/// Runs `$body` (an expression yielding `Result<_, StoreError>`) again when it fails
+/// with a transient error, up to [`TRANSIENT_RETRIES`] times.
+macro_rules! retry_transient {
+    ($what:literal, $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $body {
+                Err(e) if is_transient(&e) && attempt < TRANSIENT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(operation = $what, attempt, error = %e, "retrying a transaction");
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Claims in (priority, fair_seq, id) order and advances the fairness frontier;
 /// `$1` worker, `$2` lease end, `$3` now, `$4` limit.
 const SQL_CLAIM: &str = concat!(
@@ -120,7 +99,7 @@ const SQL_CLAIM: &str = concat!(
              SET seq = GREATEST(job_fair_frontier.seq, excluded.seq) \
      ) \
      SELECT ",
-    job_columns!(),
+    crate::shared::job_columns!(),
     " FROM claimed ORDER BY priority, fair_seq, id"
 );
 
@@ -229,16 +208,6 @@ const SQL_CLAIM_HISTORIES: &str = sql_enqueue_due!(
     "s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL",
     "SKIP LOCKED"
 );
-/// How many accounts are due, of both kinds (`$1` now).
-const SQL_COUNT_DUE: &str = "SELECT \
-     (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui \
-          ON ui.integration_domain = s.integration_domain \
-      WHERE ui.status = 'active' AND ui.next_start_at <= $1) \
-     + (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui \
-          ON ui.integration_domain = s.integration_domain \
-      WHERE s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL \
-        AND ui.status = 'active' AND ui.next_history_at <= $1)";
-
 /// Deletes the oldest `$2` completed jobs finished before `$1`. The batch is chosen
 /// from the partial index `jobs_completed_idx` in `finished_at` order (an index scan
 /// that stops at the limit) and locked `SKIP LOCKED`, so concurrent pruners take
@@ -269,7 +238,7 @@ pub struct PgStore {
 /// `VACUUM` has seen it: without one, `jobs` and its indexes grow by every job ever run
 /// even though pruning keeps the row count flat, and `user_integrations` by every due
 /// time a scheduled job moved (thousands of versions of each account's row a day). So
-/// rows deleted by [`Store::prune_completed`] are counted, and once [`VACUUM_FIRST`]
+/// rows deleted by [`crate::QueueAdmin::prune_completed`] are counted, and once [`VACUUM_FIRST`]
 /// were deleted, then a fifth of the table's rows (autovacuum's own default share),
 /// `jobs`, `user_integrations` and the fairness tables are vacuumed in the background
 /// (the churn of all of them follows the jobs run). It is the plain kind: reads and
@@ -408,23 +377,7 @@ impl StatsRefresh {
 
 /// The migrations of the PostgreSQL schema, embedded in the binary.
 pub fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "given up fetches are known".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0002_given_up_fetches_are_known.sql")
-                .into_sql_str(),
-            false,
-        ),
-    ])
+    crate::shared::migrations!("postgres")
 }
 
 impl PgStore {
@@ -454,41 +407,176 @@ impl PgStore {
         &self.pool
     }
 
-    fn user_integration_from_row(&self, row: &PgRow) -> Result<UserIntegration, StoreError> {
-        let id: i64 = row.try_get("id")?;
-        let status: String = row.try_get("status")?;
-        let credentials: Vec<u8> = row.try_get("credentials")?;
-        Ok(UserIntegration {
-            id,
-            user_id: row.try_get("user_id")?,
-            integration_domain: row.try_get("integration_domain")?,
-            credentials: match self.cipher.decrypt_credentials(&credentials) {
-                Ok(credentials) => credentials,
-                // An unlinked account's credentials are never used again: when they
-                // do not decrypt (their key was lost and replaced), the account still
-                // reads, with none.
-                Err(_) if status == UserIntegrationStatus::Unlinked.as_str() => {
-                    Credentials::default()
-                }
-                Err(e) => {
-                    return Err(StoreError::Crypto(format!(
-                        "user integration {id}: {}",
-                        crypto_message(&e)
-                    )));
-                }
-            },
-            settings: object_from_value(row.try_get("settings")?, "settings")?,
-            status: UserIntegrationStatus::parse(&status).ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "user integration {id} has unknown status `{status}`"
-                ))
-            })?,
-            sync_state: object_from_value(row.try_get("sync_state")?, "sync_state")?,
-            last_synced_at: row.try_get("last_synced_at")?,
-            last_error: row.try_get("last_error")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    // ---- what only PostgreSQL does: the fast paths behind the shared flows ----
+
+    /// The subset of `lookup` (cleaned ids) known for the account (see
+    /// `content_exists`).
+    async fn known_ids(
+        &self,
+        user_integration_id: i64,
+        lookup: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let keys: Vec<String> = lookup
+            .iter()
+            .map(|id| crate::DedupeKey::item(id).into())
+            .collect();
+        // Three index lookups by `= ANY`: the planner cannot turn them into a hash of
+        // the account's whole content (as it did with `EXISTS` per id), so a call costs
+        // the ids asked about, however large the mailbox.
+        Ok(sqlx::query_scalar(
+            "SELECT c.external_id FROM user_integration_content c
+             WHERE c.user_integration_id = $1 AND c.external_id = ANY($2::text[])
+               AND NOT c.is_deleted
+             UNION
+             SELECT j.item_id FROM jobs j
+             WHERE j.user_integration_id = $1 AND j.item_id = ANY($2::text[])
+               AND j.item_id IS NOT NULL AND j.state IN ('available', 'running', 'failed', 'dead')
+             UNION
+             SELECT substr(j.dedupe_key, 6) FROM jobs j
+             WHERE j.user_integration_id = $1 AND j.dedupe_key = ANY($3::text[])
+               AND j.state IN ('available', 'running')",
+        )
+        .bind(user_integration_id)
+        .bind(lookup)
+        .bind(&keys)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn enqueue_jobs(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
+        let inserted = retry_transient!(
+            "enqueue",
+            async {
+                let mut tx = self.pool.begin().await?;
+                let n = enqueue_in(&mut tx, jobs, now).await?;
+                tx.commit().await?;
+                Ok(n)
+            }
+            .await
+        )?;
+        self.stats.wrote(&self.pool, inserted);
+        Ok(inserted)
+    }
+
+    /// The due accounts the ticks left become jobs, then one `SKIP LOCKED` statement
+    /// claims and moves the virtual time.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: usize,
+        lease_ms: i64,
+        now: Millis,
+        scope: Option<i64>,
+    ) -> Result<Vec<Job>, StoreError> {
+        retry_transient!(
+            "enqueue due accounts",
+            self.enqueue_due_for_claim(limit, now, scope).await
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        retry_transient!(
+            "claim",
+            async {
+                let rows = sqlx::query(SQL_CLAIM)
+                    .bind(worker)
+                    .bind(now.saturating_add(lease_ms))
+                    .bind(now)
+                    .bind(limit)
+                    .bind(scope)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()
+            }
+            .await
+        )
+    }
+
+    /// Extends every lease in one statement; returns the ids whose lease was lost.
+    async fn renew_held(
+        &self,
+        worker: &str,
+        jobs: &[JobLease],
+        until: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
+        let ids: Vec<i64> = jobs.iter().map(|l| l.job_id).collect();
+        let attempts: Vec<i32> = jobs.iter().map(|l| l.attempt).collect();
+        let renewed: Vec<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = $1
+             FROM UNNEST($2::bigint[], $3::int[]) AS l(id, attempt)
+             WHERE jobs.id = l.id AND jobs.attempts = l.attempt
+               AND jobs.state = 'running' AND jobs.locked_by = $4
+             RETURNING jobs.id",
+        )
+        .bind(until)
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(worker)
+        .fetch_all(&self.pool)
+        .await?;
+        let renewed: HashSet<i64> = renewed.into_iter().collect();
+        Ok(ids.into_iter().filter(|id| !renewed.contains(id)).collect())
+    }
+
+    /// The commit of a batch, retried when PostgreSQL aborts it as a deadlock.
+    async fn commit_completions(
+        &self,
+        completions: &[JobCompletion],
+        now: Millis,
+    ) -> Result<Vec<CompletionReport>, StoreError> {
+        let reports = retry_transient!(
+            "complete_jobs",
+            self.complete_jobs_once(completions, now).await
+        )?;
+        let written = reports
+            .iter()
+            .map(|r| 1 + r.inserted + r.updated + r.enqueued)
+            .sum();
+        self.stats.wrote(&self.pool, written);
+        Ok(reports)
+    }
+
+    async fn release_held(&self, worker: &str, jobs: &[JobLease]) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = jobs.iter().map(|l| l.job_id).collect();
+        let attempts: Vec<i32> = jobs.iter().map(|l| l.attempt).collect();
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'available', attempts = jobs.attempts - 1,
+                 locked_by = NULL, lease_expires_at = NULL
+             FROM UNNEST($1::bigint[], $2::int[]) AS l(id, attempt)
+             WHERE jobs.id = l.id AND jobs.attempts = l.attempt
+               AND jobs.state = 'running' AND jobs.locked_by = $3",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn tick(
+        &self,
+        schedules: &[DomainSchedule],
+        now: Millis,
+    ) -> Result<ScheduleReport, StoreError> {
+        retry_transient!("schedule_due", self.schedule_due_once(schedules, now).await)
+    }
+
+    async fn prune(&self, before: Millis, limit: i64) -> Result<u64, StoreError> {
+        let deleted = retry_transient!(
+            "prune_completed",
+            sqlx::query(SQL_PRUNE)
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::from)
+        )?
+        .rows_affected();
+        self.vacuum.deleted(&self.pool, deleted);
+        Ok(deleted)
     }
 
     async fn complete_jobs_once(
@@ -498,26 +586,15 @@ impl PgStore {
     ) -> Result<Vec<CompletionReport>, StoreError> {
         let now_dt = ms_to_dt(now)?;
         let order = completion_order(completions);
-        let mut reports: Vec<CompletionReport> = completions
-            .iter()
-            .map(|c| CompletionReport {
-                job_id: c.lease.job_id,
-                ..CompletionReport::default()
-            })
-            .collect();
+        let mut reports = blank_reports(completions);
         let mut tx = self.pool.begin().await?;
 
         // 1. Fence every job in one statement: only jobs still running under the
         //    attempt they were claimed as are completed.
-        let mut leases: Vec<(i64, i32)> = completions
-            .iter()
-            .map(|c| (c.lease.job_id, c.lease.attempt))
-            .collect();
-        leases.sort_unstable();
-        leases.dedup();
-        let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
-        let attempts: Vec<i32> = leases.iter().map(|l| l.1).collect();
-        let rows = sqlx::query(
+        let leases = distinct_leases(completions);
+        let ids: Vec<i64> = leases.iter().map(|l| l.job_id).collect();
+        let attempts: Vec<i32> = leases.iter().map(|l| l.attempt).collect();
+        let rows: Vec<(i64, i32, i64)> = sqlx::query_as(
             "UPDATE jobs SET
                  state = CASE WHEN jobs.rerun THEN 'available' ELSE 'completed' END,
                  finished_at = CASE WHEN jobs.rerun THEN NULL ELSE $1 END,
@@ -527,36 +604,18 @@ impl PgStore {
                  rerun = FALSE, locked_by = NULL, lease_expires_at = NULL
              FROM UNNEST($2::bigint[], $3::int[]) AS l(id, attempt)
              WHERE jobs.id = l.id AND jobs.attempts = l.attempt AND jobs.state = 'running'
-             RETURNING jobs.id, l.attempt AS attempts, jobs.user_integration_id",
+             RETURNING jobs.id, l.attempt, jobs.user_integration_id",
         )
         .bind(now)
         .bind(&ids)
         .bind(&attempts)
         .fetch_all(&mut *tx)
         .await?;
-        let mut fenced: HashMap<(i64, i32), i64> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            fenced.insert(
-                (row.try_get("id")?, row.try_get("attempts")?),
-                row.try_get("user_integration_id")?,
-            );
-        }
-        let mut applied = Vec::with_capacity(fenced.len());
-        for &i in &order {
-            let c = &completions[i];
-            // A lease completed twice in one batch applies once.
-            let Some(job_account) = fenced.remove(&(c.lease.job_id, c.lease.attempt)) else {
-                continue;
-            };
-            if job_account != c.user_integration_id {
-                return Err(StoreError::Conflict(format!(
-                    "job {} belongs to user integration {job_account}, not {}",
-                    c.lease.job_id, c.user_integration_id
-                )));
-            }
-            reports[i].applied = true;
-            applied.push(i);
-        }
+        let fenced = rows
+            .into_iter()
+            .map(|(id, a, uid)| ((id, a), uid))
+            .collect();
+        let applied = applied_completions(completions, &order, fenced, &mut reports)?;
         if applied.is_empty() {
             tx.commit().await?;
             return Ok(reports);
@@ -607,42 +666,16 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
 
-        // 3. Content and children. The content of consecutive jobs goes in one upsert
-        //    statement; a job touching an id already in it (the same item twice in one
-        //    batch) starts a new statement, so the jobs' order holds.
-        let prepared: Vec<(usize, PreparedOutputs<'_>)> = applied
-            .iter()
-            .map(|&i| (i, prepare_outputs(&completions[i].outputs)))
-            .collect();
-        let mut segment = ContentSegment::default();
-        for (i, outputs) in &prepared {
-            let c = &completions[*i];
-            if segment.clashes(c.user_integration_id, outputs) {
-                upsert_rows_in(&mut tx, &segment.take(), now_dt, &mut reports).await?;
-            }
-            segment.push(*i, c, outputs);
-            if !outputs.deletes.is_empty() {
-                reports[*i].deleted +=
-                    soft_delete_in(&mut tx, c.user_integration_id, &outputs.deletes, now_dt)
-                        .await?;
-            }
-            reports[*i].enqueued = enqueue_in(&mut tx, &c.children, now).await?;
-        }
-        upsert_rows_in(&mut tx, &segment.take(), now_dt, &mut reports).await?;
+        // 3. Content and children: the content of consecutive jobs goes in one upsert
+        //    statement (`write_content_in`).
+        apply_outputs_in(&mut tx, completions, &applied, now, &mut reports).await?;
         tx.commit().await?;
         Ok(reports)
     }
 
-    async fn enqueue_once(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let n = enqueue_in(&mut tx, jobs, now).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
     async fn schedule_due_once(
         &self,
-        schedules: &[&DomainSchedule],
+        schedules: &[DomainSchedule],
         now: Millis,
     ) -> Result<ScheduleReport, StoreError> {
         // The schedules as this tick sees them: other domains' rows go.
@@ -697,12 +730,8 @@ impl PgStore {
             histories,
             left_to_claims: 0,
         };
-        if due_starts >= limit || due_histories >= limit {
-            let left: i64 = sqlx::query_scalar(SQL_COUNT_DUE)
-                .bind(now)
-                .fetch_one(&self.pool)
-                .await?;
-            report.left_to_claims = u64::try_from(left).unwrap_or(0);
+        if due_starts.max(due_histories) >= limit {
+            report.left_to_claims = count_due(&self.pool, now).await?;
             self.due.reopen();
         }
         self.stats.wrote(&self.pool, starts + histories);
@@ -716,7 +745,7 @@ impl PgStore {
         now: Millis,
         scope: Option<i64>,
     ) -> Result<(), StoreError> {
-        if scope.is_none() && !self.due.open(now) {
+        if !self.due.should_look(now, scope) {
             return Ok(());
         }
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
@@ -724,10 +753,8 @@ impl PgStore {
             enqueue_due(&self.pool, false, DueKind::Start, now, limit, scope).await?;
         let (due_histories, histories) =
             enqueue_due(&self.pool, false, DueKind::History, now, limit, scope).await?;
-        if scope.is_none() {
-            self.due
-                .looked(now, due_starts >= limit || due_histories >= limit);
-        }
+        self.due
+            .looked_for(now, scope, due_starts.max(due_histories) >= limit);
         self.stats.wrote(&self.pool, starts + histories);
         Ok(())
     }
@@ -762,117 +789,6 @@ async fn enqueue_due<'e, E: sqlx::PgExecutor<'e>>(
     ))
 }
 
-fn crypto_message(e: &StoreError) -> String {
-    match e {
-        StoreError::Crypto(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Whether PostgreSQL aborted the transaction in a way that succeeds when retried
-/// (deadlock detected, serialization failure).
-fn is_transient(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(sqlx::Error::Database(d)) => {
-            matches!(d.code().as_deref(), Some("40P01" | "40001"))
-        }
-        _ => false,
-    }
-}
-
-/// Runs `$body` (an expression yielding `Result<_, StoreError>`) again when it fails
-/// with a transient error, up to [`TRANSIENT_RETRIES`] times.
-macro_rules! retry_transient {
-    ($what:literal, $body:expr) => {{
-        let mut attempt = 0;
-        loop {
-            match $body {
-                Err(e) if is_transient(&e) && attempt < TRANSIENT_RETRIES => {
-                    attempt += 1;
-                    tracing::warn!(operation = $what, attempt, error = %e, "retrying a transaction");
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
-fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: row.try_get("id")?,
-        external_ref: row.try_get("external_ref")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn content_from_row(row: &PgRow) -> Result<ContentItem, StoreError> {
-    Ok(ContentItem {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        user_integration_id: row.try_get("user_integration_id")?,
-        integration_domain: row.try_get("integration_domain")?,
-        external_id: row.try_get("external_id")?,
-        external_timestamp: row.try_get("external_timestamp")?,
-        content: row.try_get("content")?,
-        content_size: row.try_get("content_size")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-        is_deleted: row.try_get("is_deleted")?,
-    })
-}
-
-fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
-    let id: i64 = row.try_get("id")?;
-    let state: String = row.try_get("state")?;
-    Ok(Job {
-        id,
-        user_integration_id: row.try_get("user_integration_id")?,
-        task_type: row.try_get("task_type")?,
-        payload: row.try_get("payload")?,
-        item_id: row.try_get("item_id")?,
-        dedupe_key: row.try_get("dedupe_key")?,
-        priority: row.try_get("priority")?,
-        state: JobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("job {id} has unknown state `{state}`")))?,
-        attempts: row.try_get("attempts")?,
-        max_attempts: row.try_get("max_attempts")?,
-        run_at: row.try_get("run_at")?,
-        locked_by: row.try_get("locked_by")?,
-        lease_expires_at: row.try_get("lease_expires_at")?,
-        error_class: row.try_get("error_class")?,
-        last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
-}
-
-fn unknown_account(e: sqlx::Error, ids: &[i64]) -> StoreError {
-    if is_foreign_key_violation(&e) {
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        StoreError::NotFound {
-            what: "user integration",
-            id: ids
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(" or "),
-        }
-    } else {
-        StoreError::Database(e)
-    }
-}
-
 /// Enqueues `jobs` inside the caller's transaction (see `enqueue`).
 async fn enqueue_in(
     conn: &mut PgConnection,
@@ -884,36 +800,8 @@ async fn enqueue_in(
     }
     let (prepared, groups) = prepare_jobs(jobs);
     let accounts: Vec<i64> = groups.iter().map(|(g, _)| g.user_integration_id).collect();
-    let mut bases: HashMap<FairGroup, i64> = HashMap::with_capacity(groups.len());
-    for (group, n) in &groups {
-        let next: i64 = sqlx::query_scalar(
-            "INSERT INTO job_fair_counters (user_integration_id, priority, next_seq)
-             VALUES ($1, $2,
-                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0) + $3)
-             ON CONFLICT (user_integration_id, priority) DO UPDATE SET
-                 next_seq = GREATEST(job_fair_counters.next_seq,
-                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0)) + $3
-             RETURNING next_seq",
-        )
-        .bind(group.user_integration_id)
-        .bind(group.priority)
-        .bind(n)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| unknown_account(e, &[group.user_integration_id]))?;
-        bases.insert(*group, next - n);
-    }
-    let mut frontiers: HashMap<i16, i64> = HashMap::new();
-    for job in prepared.iter().filter(|j| j.at_frontier) {
-        if let std::collections::hash_map::Entry::Vacant(slot) = frontiers.entry(job.priority) {
-            let seq: Option<i64> =
-                sqlx::query_scalar("SELECT seq FROM job_fair_frontier WHERE priority = $1")
-                    .bind(job.priority)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            slot.insert(seq.unwrap_or(0));
-        }
-    }
+    let bases = fair_bases(&mut *conn, &groups).await?;
+    let frontiers = frontiers_of(&mut *conn, &prepared).await?;
     let mut uid = Vec::with_capacity(prepared.len());
     let mut task_type = Vec::with_capacity(prepared.len());
     let mut payload = Vec::with_capacity(prepared.len());
@@ -924,15 +812,7 @@ async fn enqueue_in(
     let mut run_at = Vec::with_capacity(prepared.len());
     let mut seq = Vec::with_capacity(prepared.len());
     for job in prepared {
-        let group = FairGroup {
-            user_integration_id: job.user_integration_id,
-            priority: job.priority,
-        };
-        seq.push(if job.at_frontier {
-            frontiers.get(&job.priority).copied().unwrap_or(0)
-        } else {
-            bases.get(&group).copied().unwrap_or(0) + job.offset
-        });
+        seq.push(job.tag(&bases, &frontiers));
         uid.push(job.user_integration_id);
         task_type.push(job.task_type);
         payload.push(job.payload_text);
@@ -966,7 +846,7 @@ async fn enqueue_in(
     .bind(now)
     .execute(&mut *conn)
     .await
-    .map_err(|e| unknown_account(e, &accounts))?;
+    .map_err(|e| crate::common::unknown_account(e, &accounts))?;
     let inserted = done.rows_affected();
     if usize::try_from(inserted).unwrap_or(usize::MAX) < uid.len() {
         // Some keys were already pending: a running job with such a key may have read
@@ -987,10 +867,10 @@ async fn enqueue_in(
 
 /// Upserts `rows` (distinct account and external id) in one statement inside the
 /// caller's transaction, counting inserted, updated and unchanged items per job.
-async fn upsert_rows_in(
+async fn write_content_in(
     conn: &mut PgConnection,
     rows: &[ContentRow<'_>],
-    now: DateTime<Utc>,
+    now: &DateTime<Utc>,
     reports: &mut [CompletionReport],
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
@@ -998,7 +878,7 @@ async fn upsert_rows_in(
     }
     let users: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
     let accounts: Vec<i64> = rows.iter().map(|r| r.account).collect();
-    let domains: Vec<&str> = rows.iter().map(|r| r.domain).collect();
+    let domains: Vec<&str> = rows.iter().map(|r| r.domain.as_ref()).collect();
     let ids: Vec<&str> = rows.iter().map(|r| r.item.external_id.as_str()).collect();
     let stamps: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.item.timestamp).collect();
     let texts: Vec<&str> = rows.iter().map(|r| r.item.text.as_str()).collect();
@@ -1067,7 +947,7 @@ async fn soft_delete_in(
     conn: &mut PgConnection,
     account: i64,
     ids: &[String],
-    now: DateTime<Utc>,
+    now: &DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "UPDATE user_integration_content
@@ -1082,685 +962,55 @@ async fn soft_delete_in(
     .rows_affected())
 }
 
-#[async_trait]
-impl Store for PgStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
+// ---- the dialect the shared flows (`crate::shared`) run on ----
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        // sqlx's migrator takes an advisory lock: concurrent processes are safe.
-        migrator().run(&self.pool).await?;
-        Ok(())
-    }
+type Db = Postgres;
+const BACKEND: Backend = Backend::Postgres;
 
-    // ---- users ----
+/// Timestamps are bound as `timestamptz`.
+type Stamp = DateTime<Utc>;
 
-    async fn create_user(&self, external_ref: &str) -> Result<User, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO users (external_ref, created_at) VALUES ($1, $2)
-             RETURNING id, external_ref, created_at",
-        )
-        .bind(clean_text(external_ref).as_ref())
-        .bind(now_dt())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!(
-                    "a user with external_ref `{external_ref}` already exists"
-                ))
-            } else {
-                StoreError::Database(e)
-            }
-        })?;
-        user_from_row(&row)
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query("SELECT id, external_ref, created_at FROM users ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    async fn get_user(&self, id: i64) -> Result<User, StoreError> {
-        let row = sqlx::query("SELECT id, external_ref, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "user",
-                id: id.to_string(),
-            })?;
-        user_from_row(&row)
-    }
-
-    // ---- user integrations ----
-
-    async fn create_user_integration(
-        &self,
-        new: NewUserIntegration,
-    ) -> Result<UserIntegration, StoreError> {
-        let sealed = self.cipher.encrypt_credentials(&new.credentials)?;
-        let settings = Value::Object(clean_object(&new.settings)).to_string();
-        let row = sqlx::query(SQL_INSERT_UI)
-            .bind(new.user_id)
-            .bind(clean_text(&new.integration_domain).as_ref())
-            .bind(sealed)
-            .bind(settings)
-            .bind(now_dt())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    StoreError::NotFound {
-                        what: "user",
-                        id: new.user_id.to_string(),
-                    }
-                } else {
-                    StoreError::Database(e)
-                }
-            })?;
-        // Due at once: the next claim looks for it.
-        self.due.reopen();
-        self.user_integration_from_row(&row)
-    }
-
-    async fn get_user_integration(&self, id: i64) -> Result<UserIntegration, StoreError> {
-        let row = sqlx::query(SQL_UI_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "user integration",
-                id: id.to_string(),
-            })?;
-        self.user_integration_from_row(&row)
-    }
-
-    async fn get_user_integrations(&self, ids: &[i64]) -> Result<Vec<UserIntegration>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(SQL_UI_BY_IDS)
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| self.user_integration_from_row(r))
-            .collect()
-    }
-
-    async fn list_user_integrations(
-        &self,
-        user_id: Option<i64>,
-    ) -> Result<Vec<UserIntegration>, StoreError> {
-        let rows = sqlx::query(SQL_UI_LIST)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| self.user_integration_from_row(r))
-            .collect()
-    }
-
-    async fn set_user_integration_status(
-        &self,
-        id: i64,
-        status: UserIntegrationStatus,
-        last_error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let old: Option<String> = sqlx::query_scalar(
-            "SELECT status FROM user_integrations WHERE id = $1 FOR NO KEY UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(old) = old else {
-            return Err(StoreError::NotFound {
-                what: "user integration",
-                id: id.to_string(),
-            });
-        };
-        sqlx::query(
-            "UPDATE user_integrations SET status = $1, last_error = $2, updated_at = $3
-             WHERE id = $4",
-        )
-        .bind(status.as_str())
-        .bind(last_error.map(|e| clean_text(e).into_owned()))
-        .bind(now_dt())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if status == UserIntegrationStatus::Unlinked {
-            // Unlinked accounts never sync again: their waiting jobs go (content stays).
-            sqlx::query("DELETE FROM jobs WHERE user_integration_id = $1 AND state = 'available'")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if status == UserIntegrationStatus::Active && old != "active" {
-            // Resumed: move the waiting jobs up to the queue's virtual time (fairness).
-            sqlx::query(
-                "UPDATE jobs SET fair_seq = jobs.fair_seq + s.shift
-                 FROM (SELECT j.priority, f.seq - MIN(j.fair_seq) AS shift
-                       FROM jobs j JOIN job_fair_frontier f ON f.priority = j.priority
-                       WHERE j.user_integration_id = $1 AND j.state = 'available'
-                       GROUP BY j.priority, f.seq) AS s
-                 WHERE jobs.user_integration_id = $1 AND jobs.state = 'available'
-                   AND jobs.priority = s.priority AND s.shift > 0",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE job_fair_counters SET next_seq = m.top + 1
-                 FROM (SELECT priority, MAX(fair_seq) AS top FROM jobs
-                       WHERE user_integration_id = $1 AND state = 'available'
-                       GROUP BY priority) AS m
-                 WHERE job_fair_counters.user_integration_id = $1
-                   AND job_fair_counters.priority = m.priority
-                   AND m.top + 1 > job_fair_counters.next_seq",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        if status == UserIntegrationStatus::Active {
-            // A resumed account may be due: the next claim looks for it.
-            self.due.reopen();
-        }
-        Ok(())
-    }
-
-    async fn update_credentials(
-        &self,
-        id: i64,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError> {
-        let sealed = self.cipher.encrypt_credentials(credentials)?;
-        let done = sqlx::query(
-            "UPDATE user_integrations SET credentials = $1, updated_at = $2 WHERE id = $3",
-        )
-        .bind(sealed)
-        .bind(now_dt())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "user integration",
-                id: id.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    async fn check_key(&self, sample: usize) -> Result<crate::KeyCheck, StoreError> {
-        let accounts: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM user_integrations WHERE status <> 'unlinked'")
-                .fetch_one(&self.pool)
-                .await?;
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, credentials FROM user_integrations WHERE status <> 'unlinked' \
-             ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::try_from(sample).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(crate::KeyCheck::run(
-            &self.cipher,
-            u64::try_from(accounts).unwrap_or(0),
-            &rows,
-        ))
-    }
-
-    // ---- content ----
-
-    async fn content_exists(
-        &self,
-        user_integration_id: i64,
-        external_ids: &[String],
-    ) -> Result<HashSet<String>, StoreError> {
-        if external_ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let (lookup, back) = lookup_ids(external_ids);
-        let keys: Vec<String> = lookup.iter().map(|id| format!("item:{id}")).collect();
-        // Three index lookups by `= ANY`: the planner cannot turn them into a hash of
-        // the account's whole content (as it did with `EXISTS` per id), so a call costs
-        // the ids asked about, however large the mailbox.
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT c.external_id FROM user_integration_content c
-             WHERE c.user_integration_id = $1 AND c.external_id = ANY($2::text[])
-               AND NOT c.is_deleted
-             UNION
-             SELECT j.item_id FROM jobs j
-             WHERE j.user_integration_id = $1 AND j.item_id = ANY($2::text[])
-               AND j.item_id IS NOT NULL AND j.state IN ('available', 'running', 'failed', 'dead')
-             UNION
-             SELECT substr(j.dedupe_key, 6) FROM jobs j
-             WHERE j.user_integration_id = $1 AND j.dedupe_key = ANY($3::text[])
-               AND j.state IN ('available', 'running')",
-        )
-        .bind(user_integration_id)
-        .bind(&lookup)
-        .bind(&keys)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| back.get(&id).cloned())
-            .collect())
-    }
-
-    async fn stored_external_ids(
-        &self,
-        user_integration_id: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT external_id FROM user_integration_content
-             WHERE is_deleted = FALSE AND user_integration_id = $1 ORDER BY id",
-        )
-        .bind(user_integration_id)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn list_content(&self, query: &ContentQuery) -> Result<Vec<ContentItem>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new(concat!(
-            "SELECT ",
-            content_columns!(),
-            " FROM user_integration_content WHERE TRUE"
-        ));
-        if !query.include_deleted {
-            qb.push(" AND is_deleted = FALSE");
-        }
-        if let Some(uid) = query.user_integration_id {
-            qb.push(" AND user_integration_id = ").push_bind(uid);
-        }
-        if let Some(since) = query.since {
-            qb.push(" AND updated_at >= ").push_bind(since);
-        }
-        if let Some(after) = query.after_id {
-            qb.push(" AND id > ").push_bind(after);
-        }
-        qb.push(" ORDER BY id LIMIT ")
-            .push_bind(query.limit.unwrap_or(100).max(0));
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(content_from_row).collect()
-    }
-
-    async fn get_content(&self, id: i64) -> Result<ContentItem, StoreError> {
-        let row = sqlx::query(SQL_CONTENT_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "content item",
-                id: id.to_string(),
-            })?;
-        content_from_row(&row)
-    }
-
-    async fn content_counts(&self, user_integration_id: i64) -> Result<ContentCounts, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FILTER (WHERE NOT is_deleted) AS items,
-                    COUNT(*) FILTER (WHERE is_deleted) AS deleted
-             FROM user_integration_content WHERE user_integration_id = $1",
-        )
-        .bind(user_integration_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ContentCounts {
-            items: row.try_get("items")?,
-            deleted: row.try_get("deleted")?,
-        })
-    }
-
-    // ---- queue ----
-
-    async fn enqueue(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
-        if jobs.is_empty() {
-            return Ok(0);
-        }
-        let inserted = retry_transient!("enqueue", self.enqueue_once(jobs, now).await)?;
-        self.stats.wrote(&self.pool, inserted);
-        Ok(inserted)
-    }
-
-    async fn claim_scoped(
-        &self,
-        worker: &str,
-        limit: usize,
-        lease_ms: i64,
-        now: Millis,
-        user_integration_id: Option<i64>,
-    ) -> Result<Vec<Job>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        retry_transient!(
-            "enqueue due accounts",
-            self.enqueue_due_for_claim(limit, now, user_integration_id)
-                .await
-        )?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let worker = clean_text(worker);
-        retry_transient!(
-            "claim",
-            async {
-                let rows = sqlx::query(SQL_CLAIM)
-                    .bind(worker.as_ref())
-                    .bind(now.saturating_add(lease_ms))
-                    .bind(now)
-                    .bind(limit)
-                    .bind(user_integration_id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()
-            }
-            .await
-        )
-    }
-
-    async fn renew_leases(
-        &self,
-        worker: &str,
-        jobs: &[JobLease],
-        lease_ms: i64,
-        now: Millis,
-    ) -> Result<Vec<i64>, StoreError> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = jobs.iter().map(|l| l.job_id).collect();
-        let attempts: Vec<i32> = jobs.iter().map(|l| l.attempt).collect();
-        let renewed: Vec<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET lease_expires_at = $1
-             FROM UNNEST($2::bigint[], $3::int[]) AS l(id, attempt)
-             WHERE jobs.id = l.id AND jobs.attempts = l.attempt
-               AND jobs.state = 'running' AND jobs.locked_by = $4
-             RETURNING jobs.id",
-        )
-        .bind(now.saturating_add(lease_ms))
-        .bind(&ids)
-        .bind(&attempts)
-        .bind(clean_text(worker).as_ref())
-        .fetch_all(&self.pool)
-        .await?;
-        let renewed: HashSet<i64> = renewed.into_iter().collect();
-        Ok(ids.into_iter().filter(|id| !renewed.contains(id)).collect())
-    }
-
-    async fn complete_jobs(
-        &self,
-        completions: &[JobCompletion],
-        now: Millis,
-    ) -> Result<Vec<CompletionReport>, StoreError> {
-        if completions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let reports = retry_transient!(
-            "complete_jobs",
-            self.complete_jobs_once(completions, now).await
-        )?;
-        let written = reports
-            .iter()
-            .map(|r| 1 + r.inserted + r.updated + r.enqueued)
-            .sum();
-        self.stats.wrote(&self.pool, written);
-        Ok(reports)
-    }
-
-    async fn fail_job(&self, failure: &JobFailure, now: Millis) -> Result<bool, StoreError> {
-        let lease = failure.lease;
-        let class = clean_text(&failure.error_class);
-        let message = clean_text(&failure.message);
-        let mut tx = self.pool.begin().await?;
-        let fenced: Option<i64> = match failure.action {
-            FailureAction::Retry { run_at } => {
-                sqlx::query_scalar(
-                    "UPDATE jobs SET state = 'available', run_at = $1, locked_by = NULL,
-                         lease_expires_at = NULL, error_class = $2, last_error = $3,
-                         rerun = FALSE
-                     WHERE id = $4 AND state = 'running' AND attempts = $5
-                     RETURNING user_integration_id",
-                )
-                .bind(run_at)
-                .bind(class.as_ref())
-                .bind(message.as_ref())
-                .bind(lease.job_id)
-                .bind(lease.attempt)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            FailureAction::Dead | FailureAction::Failed => {
-                let state = if failure.action == FailureAction::Dead {
-                    JobState::Dead
-                } else {
-                    JobState::Failed
-                };
-                sqlx::query_scalar(
-                    "UPDATE jobs SET state = $1, finished_at = $2, locked_by = NULL,
-                         lease_expires_at = NULL, error_class = $3, last_error = $4
-                     WHERE id = $5 AND state = 'running' AND attempts = $6
-                     RETURNING user_integration_id",
-                )
-                .bind(state.as_str())
-                .bind(now)
-                .bind(class.as_ref())
-                .bind(message.as_ref())
-                .bind(lease.job_id)
-                .bind(lease.attempt)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            FailureAction::PauseAccount => {
-                let uid: Option<i64> = sqlx::query_scalar(
-                    "UPDATE jobs SET state = 'available', attempts = attempts - 1, run_at = $1,
-                         locked_by = NULL, lease_expires_at = NULL, error_class = $2,
-                         last_error = $3
-                     WHERE id = $4 AND state = 'running' AND attempts = $5
-                     RETURNING user_integration_id",
-                )
-                .bind(now)
-                .bind(class.as_ref())
-                .bind(message.as_ref())
-                .bind(lease.job_id)
-                .bind(lease.attempt)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(uid) = uid {
-                    sqlx::query(
-                        "UPDATE user_integrations
-                         SET status = 'needs_reauth', last_error = $1, updated_at = $2
-                         WHERE id = $3",
-                    )
-                    .bind(message.as_ref())
-                    .bind(ms_to_dt(now)?)
-                    .bind(uid)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                uid
-            }
-        };
-        tx.commit().await?;
-        Ok(fenced.is_some())
-    }
-
-    async fn release_jobs(
-        &self,
-        worker: &str,
-        jobs: &[JobLease],
-        _now: Millis,
-    ) -> Result<u64, StoreError> {
-        if jobs.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<i64> = jobs.iter().map(|l| l.job_id).collect();
-        let attempts: Vec<i32> = jobs.iter().map(|l| l.attempt).collect();
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'available', attempts = jobs.attempts - 1,
-                 locked_by = NULL, lease_expires_at = NULL
-             FROM UNNEST($1::bigint[], $2::int[]) AS l(id, attempt)
-             WHERE jobs.id = l.id AND jobs.attempts = l.attempt
-               AND jobs.state = 'running' AND jobs.locked_by = $3",
-        )
-        .bind(&ids)
-        .bind(&attempts)
-        .bind(clean_text(worker).as_ref())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET
-                 state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
-                 finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
-                 run_at = $1 + floor(random() * $4 * greatest(attempts, 1))::bigint,
-                 error_class = $2, last_error = $3,
-                 locked_by = NULL, lease_expires_at = NULL
-             WHERE state = 'running' AND lease_expires_at < $1",
-        )
-        .bind(now)
-        .bind(crate::PROCESS_DIED_CLASS)
-        .bind(crate::PROCESS_DIED_ERROR)
-        .bind(crate::EXPIRED_SPREAD_MS)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn schedule_due(
-        &self,
-        schedules: &[DomainSchedule],
-        now: Millis,
-    ) -> Result<ScheduleReport, StoreError> {
-        let mut seen = HashSet::new();
-        let schedules: Vec<&DomainSchedule> = schedules
-            .iter()
-            .filter(|s| seen.insert(s.domain.as_str()))
-            .collect();
-        retry_transient!(
-            "schedule_due",
-            self.schedule_due_once(&schedules, now).await
-        )
-    }
-
-    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let mut qb = QueryBuilder::<Postgres>::new(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE TRUE"
-        ));
-        if let Some(state) = filter.state {
-            qb.push(" AND state = ").push_bind(state.as_str());
-        }
-        if let Some(uid) = filter.user_integration_id {
-            qb.push(" AND user_integration_id = ").push_bind(uid);
-        }
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(filter.limit.unwrap_or(100).max(0));
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(job_from_row).collect()
-    }
-
-    async fn get_job(&self, id: i64) -> Result<Job, StoreError> {
-        let row = sqlx::query(SQL_JOB_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "job",
-                id: id.to_string(),
-            })?;
-        job_from_row(&row)
-    }
-
-    async fn retry_job(&self, id: i64, now: Millis) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR NO KEY UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match state.as_deref() {
-            None => {
-                return Err(StoreError::NotFound {
-                    what: "job",
-                    id: id.to_string(),
-                });
-            }
-            Some("dead" | "failed") => {}
-            Some(other) => {
-                return Err(StoreError::Conflict(format!(
-                    "job {id} is {other}: only dead or failed jobs can be retried"
-                )));
-            }
-        }
-        sqlx::query(
-            "UPDATE jobs SET state = 'available', attempts = 0, run_at = $1, finished_at = NULL,
-                 locked_by = NULL, lease_expires_at = NULL
-             WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| crate::common::retry_conflict(e, id))?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn job_counts(
-        &self,
-        user_integration_id: Option<i64>,
-    ) -> Result<Vec<JobCount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT state, priority, COUNT(*) AS n FROM jobs
-             WHERE $1::bigint IS NULL OR user_integration_id = $1
-             GROUP BY state, priority ORDER BY state, priority",
-        )
-        .bind(user_integration_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state")?;
-                Ok(JobCount {
-                    state: JobState::parse(&state).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown job state `{state}`"))
-                    })?,
-                    priority: row.try_get("priority")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let deleted = retry_transient!(
-            "prune_completed",
-            sqlx::query(SQL_PRUNE)
-                .bind(before)
-                .bind(limit)
-                .execute(&self.pool)
-                .await
-                .map_err(StoreError::from)
-        )?
-        .rows_affected();
-        self.vacuum.deleted(&self.pool, deleted);
-        Ok(deleted)
-    }
+fn stamp(dt: DateTime<Utc>) -> Stamp {
+    dt
 }
+
+/// JSON is bound as `jsonb`.
+fn json_param(value: &Value) -> sqlx::types::Json<&Value> {
+    sqlx::types::Json(value)
+}
+
+fn json_col(row: &PgRow, column: &str, _what: &str) -> Result<Value, StoreError> {
+    Ok(row.try_get(column)?)
+}
+
+/// A list of ids as one `bigint[]`.
+fn ids_param(ids: &[i64]) -> &[i64] {
+    ids
+}
+
+const SQL_UI_BY_IDS: &str = concat!(
+    "SELECT ",
+    crate::shared::ui_columns!(),
+    " FROM user_integrations WHERE id = ANY($1) ORDER BY id"
+);
+const SQL_STATUS_FOR_UPDATE: &str =
+    "SELECT status FROM user_integrations WHERE id = $1 FOR NO KEY UPDATE";
+const SQL_JOB_STATE_FOR_UPDATE: &str = "SELECT state FROM jobs WHERE id = $1 FOR NO KEY UPDATE";
+const SQL_REQUEUE_EXPIRED: &str = "UPDATE jobs SET
+         state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
+         finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
+         run_at = $1 + floor(random() * $4 * greatest(attempts, 1))::bigint,
+         error_class = $2, last_error = $3,
+         locked_by = NULL, lease_expires_at = NULL
+     WHERE state = 'running' AND lease_expires_at < $1";
+/// Takes an account's fairness counter at a priority forward by `$3` (never behind
+/// the queue's virtual time) and returns where it ends.
+const SQL_FAIR_COUNTERS: &str =
+    "INSERT INTO job_fair_counters (user_integration_id, priority, next_seq)
+     VALUES ($1, $2, COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0) + $3)
+     ON CONFLICT (user_integration_id, priority) DO UPDATE SET
+         next_seq = GREATEST(job_fair_counters.next_seq,
+             COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0)) + $3
+     RETURNING next_seq";
+
+store_flows!(PgStore);

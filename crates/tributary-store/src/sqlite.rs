@@ -24,26 +24,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqlSafeStr, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use tributary_sdk::Credentials;
 
 use crate::common::{
-    ContentRow, ContentSegment, DueGate, DueKind, FairGroup, PreparedOutputs, account_effects,
-    chunk_rows, clean_object, clean_text, completion_order, lookup_ids, merge_top_level, ms_to_dt,
-    now_dt, object_from_text, prepare_jobs, prepare_outputs, sqlite_time, value_from_text,
+    ContentRow, DueGate, DueKind, FairGroup, account_effects, applied_completions, blank_reports,
+    chunk_rows, clean_text, completion_order, distinct_leases, merge_top_level, ms_to_dt,
+    object_from_text, prepare_jobs, sqlite_time, value_from_text,
 };
+use crate::shared::store_flows;
 use crate::{
     Backend, Cipher, CompletionReport, ContentCounts, ContentItem, ContentQuery, DomainSchedule,
     FailureAction, Job, JobCompletion, JobCount, JobFailure, JobFilter, JobLease, JobState, Millis,
-    NewJob, NewUserIntegration, ScheduleReport, Store, StoreError, TICK_ENQUEUE_LIMIT, User,
+    NewJob, NewUserIntegration, ScheduleReport, StoreError, TICK_ENQUEUE_LIMIT, User,
     UserIntegration, UserIntegrationStatus,
 };
 
@@ -56,54 +55,6 @@ const RESTORE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 30000";
 /// The most document bytes one multi-row content insert carries.
 const INSERT_BYTES: usize = 1 << 20;
 
-macro_rules! job_columns {
-    () => {
-        "id, user_integration_id, task_type, payload, item_id, dedupe_key, priority, state, \
-         attempts, max_attempts, run_at, locked_by, lease_expires_at, error_class, last_error, \
-         created_at, finished_at, fair_seq"
-    };
-}
-macro_rules! ui_columns {
-    () => {
-        "id, user_id, integration_domain, credentials, settings, status, sync_state, \
-         last_synced_at, last_error, created_at, updated_at"
-    };
-}
-macro_rules! content_columns {
-    () => {
-        "id, user_id, user_integration_id, integration_domain, external_id, \
-         external_timestamp, content, content_size, created_at, updated_at, deleted_at, \
-         is_deleted"
-    };
-}
-
-const SQL_INSERT_UI: &str = concat!(
-    "INSERT INTO user_integrations (user_id, integration_domain, credentials, settings, \
-     status, sync_state, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, 'active', '{}', ?5, ?5) RETURNING ",
-    ui_columns!()
-);
-const SQL_UI_BY_ID: &str = concat!(
-    "SELECT ",
-    ui_columns!(),
-    " FROM user_integrations WHERE id = ?1"
-);
-const SQL_UI_BY_IDS: &str = concat!(
-    "SELECT ",
-    ui_columns!(),
-    " FROM user_integrations WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
-);
-const SQL_UI_LIST: &str = concat!(
-    "SELECT ",
-    ui_columns!(),
-    " FROM user_integrations WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id"
-);
-const SQL_CONTENT_BY_ID: &str = concat!(
-    "SELECT ",
-    content_columns!(),
-    " FROM user_integration_content WHERE id = ?1"
-);
-const SQL_JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1");
 /// Claims in (priority, fair_seq, id) order; `?1` worker, `?2` lease end, `?3` now,
 /// `?4` limit, `?5` the one account to claim for, if any.
 ///
@@ -124,7 +75,7 @@ const SQL_CLAIM: &str = concat!(
                     AND (?5 IS NULL OR j.user_integration_id = ?5) \
                   ORDER BY j.priority, j.fair_seq, j.id LIMIT ?4) \
      RETURNING ",
-    job_columns!()
+    crate::shared::job_columns!()
 );
 
 /// Deletes the oldest `?2` completed jobs finished before `?1`. The index is named
@@ -416,22 +367,7 @@ enum Checkpoint {
 
 /// The migrations of the SQLite schema, embedded in the binary.
 pub fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "given up fetches are known".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/sqlite/0002_given_up_fetches_are_known.sql").into_sql_str(),
-            false,
-        ),
-    ])
+    crate::shared::migrations!("sqlite")
 }
 
 impl SqliteStore {
@@ -532,106 +468,6 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
-
-    fn user_integration_from_row(&self, row: &SqliteRow) -> Result<UserIntegration, StoreError> {
-        let id: i64 = row.try_get("id")?;
-        let status: String = row.try_get("status")?;
-        let credentials: Vec<u8> = row.try_get("credentials")?;
-        let settings: String = row.try_get("settings")?;
-        let sync_state: String = row.try_get("sync_state")?;
-        Ok(UserIntegration {
-            id,
-            user_id: row.try_get("user_id")?,
-            integration_domain: row.try_get("integration_domain")?,
-            credentials: match self.cipher.decrypt_credentials(&credentials) {
-                Ok(credentials) => credentials,
-                // An unlinked account's credentials are never used again: when they
-                // do not decrypt (their key was lost and replaced), the account still
-                // reads, with none.
-                Err(_) if status == UserIntegrationStatus::Unlinked.as_str() => {
-                    Credentials::default()
-                }
-                Err(e) => {
-                    return Err(StoreError::Crypto(format!(
-                        "user integration {id}: {}",
-                        crypto_message(&e)
-                    )));
-                }
-            },
-            settings: object_from_text(&settings, "settings")?,
-            status: UserIntegrationStatus::parse(&status).ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "user integration {id} has unknown status `{status}`"
-                ))
-            })?,
-            sync_state: object_from_text(&sync_state, "sync_state")?,
-            last_synced_at: row.try_get("last_synced_at")?,
-            last_error: row.try_get("last_error")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-}
-
-fn crypto_message(e: &StoreError) -> String {
-    match e {
-        StoreError::Crypto(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: row.try_get("id")?,
-        external_ref: row.try_get("external_ref")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn content_from_row(row: &SqliteRow) -> Result<ContentItem, StoreError> {
-    let content: String = row.try_get("content")?;
-    Ok(ContentItem {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        user_integration_id: row.try_get("user_integration_id")?,
-        integration_domain: row.try_get("integration_domain")?,
-        external_id: row.try_get("external_id")?,
-        external_timestamp: row.try_get("external_timestamp")?,
-        content: value_from_text(&content, "content")?,
-        content_size: row.try_get("content_size")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-        is_deleted: row.try_get("is_deleted")?,
-    })
-}
-
-/// A job and its fair-queueing tag.
-fn job_from_row(row: &SqliteRow) -> Result<(Job, i64), StoreError> {
-    let id: i64 = row.try_get("id")?;
-    let state: String = row.try_get("state")?;
-    let payload: String = row.try_get("payload")?;
-    let job = Job {
-        id,
-        user_integration_id: row.try_get("user_integration_id")?,
-        task_type: row.try_get("task_type")?,
-        payload: value_from_text(&payload, "job payload")?,
-        item_id: row.try_get("item_id")?,
-        dedupe_key: row.try_get("dedupe_key")?,
-        priority: row.try_get("priority")?,
-        state: JobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("job {id} has unknown state `{state}`")))?,
-        attempts: row.try_get("attempts")?,
-        max_attempts: row.try_get("max_attempts")?,
-        run_at: row.try_get("run_at")?,
-        locked_by: row.try_get("locked_by")?,
-        lease_expires_at: row.try_get("lease_expires_at")?,
-        error_class: row.try_get("error_class")?,
-        last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        finished_at: row.try_get("finished_at")?,
-    };
-    Ok((job, row.try_get("fair_seq")?))
 }
 
 /// A JSON array of strings, for `json_each(?)` (one bind for any number of ids).
@@ -643,34 +479,6 @@ fn json_array<S: AsRef<str>>(items: &[S]) -> String {
             .collect(),
     )
     .to_string()
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
-}
-
-/// The queue's virtual time of every priority that a discovery job (no item) of the
-/// batch is enqueued at.
-async fn frontiers_of(
-    conn: &mut SqliteConnection,
-    prepared: &[crate::common::PreparedJob],
-) -> Result<HashMap<i16, i64>, StoreError> {
-    let mut frontiers = HashMap::new();
-    for job in prepared.iter().filter(|j| j.at_frontier) {
-        if let std::collections::hash_map::Entry::Vacant(slot) = frontiers.entry(job.priority) {
-            let seq: Option<i64> =
-                sqlx::query_scalar("SELECT seq FROM job_fair_frontier WHERE priority = ?1")
-                    .bind(job.priority)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            slot.insert(seq.unwrap_or(0));
-        }
-    }
-    Ok(frontiers)
 }
 
 /// Enqueues `jobs` on `conn` (inside the caller's write transaction): assigns
@@ -685,25 +493,7 @@ async fn enqueue_in(
         return Ok(0);
     }
     let (prepared, groups) = prepare_jobs(jobs);
-    let mut bases: HashMap<FairGroup, i64> = HashMap::with_capacity(groups.len());
-    for (group, n) in &groups {
-        let next: i64 = sqlx::query_scalar(
-            "INSERT INTO job_fair_counters (user_integration_id, priority, next_seq)
-             VALUES (?1, ?2,
-                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = ?2), 0) + ?3)
-             ON CONFLICT (user_integration_id, priority) DO UPDATE SET
-                 next_seq = MAX(next_seq,
-                     COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = ?2), 0)) + ?3
-             RETURNING next_seq",
-        )
-        .bind(group.user_integration_id)
-        .bind(group.priority)
-        .bind(n)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| unknown_account(e, group.user_integration_id))?;
-        bases.insert(*group, next - n);
-    }
+    let bases = fair_bases(&mut *conn, &groups).await?;
     let frontiers = frontiers_of(&mut *conn, &prepared).await?;
     let mut inserted = 0;
     for chunk in prepared.chunks(chunk_rows(12, MAX_BINDS)) {
@@ -712,15 +502,6 @@ async fn enqueue_in(
              priority, state, attempts, max_attempts, run_at, fair_seq, created_at) ",
         );
         qb.push_values(chunk, |mut row, job| {
-            let group = FairGroup {
-                user_integration_id: job.user_integration_id,
-                priority: job.priority,
-            };
-            let tag = if job.at_frontier {
-                frontiers.get(&job.priority).copied().unwrap_or(0)
-            } else {
-                bases.get(&group).copied().unwrap_or(0) + job.offset
-            };
             row.push_bind(job.user_integration_id)
                 .push_bind(job.task_type.clone())
                 .push_bind(job.payload_text.clone())
@@ -731,15 +512,16 @@ async fn enqueue_in(
                 .push_bind(0_i32)
                 .push_bind(job.max_attempts)
                 .push_bind(job.run_at)
-                .push_bind(tag)
+                .push_bind(job.tag(&bases, &frontiers))
                 .push_bind(now);
         });
         qb.push(" ON CONFLICT DO NOTHING");
+        let accounts: Vec<i64> = chunk.iter().map(|j| j.user_integration_id).collect();
         inserted += qb
             .build()
             .execute(&mut *conn)
             .await
-            .map_err(|e| unknown_account(e, chunk.first().map_or(0, |j| j.user_integration_id)))?
+            .map_err(|e| crate::common::unknown_account(e, &accounts))?
             .rows_affected();
     }
     if usize::try_from(inserted).unwrap_or(usize::MAX) < prepared.len() {
@@ -758,17 +540,6 @@ async fn enqueue_in(
         }
     }
     Ok(inserted)
-}
-
-fn unknown_account(e: sqlx::Error, id: i64) -> StoreError {
-    if is_foreign_key_violation(&e) {
-        StoreError::NotFound {
-            what: "user integration",
-            id: id.to_string(),
-        }
-    } else {
-        StoreError::Database(e)
-    }
 }
 
 /// Writes `rows` (distinct account and external id) inside the caller's write
@@ -876,7 +647,7 @@ async fn write_content_in(
         qb.push_values(chunk, |mut row, r| {
             row.push_bind(r.user_id)
                 .push_bind(r.account)
-                .push_bind(r.domain)
+                .push_bind(r.domain.as_ref())
                 .push_bind(r.item.external_id.as_str())
                 .push_bind(r.item.timestamp.map(sqlite_time))
                 .push_bind(r.item.text.as_str())
@@ -1041,254 +812,71 @@ async fn enqueue_due_in(
     Ok((u64::try_from(due.len()).unwrap_or(u64::MAX), inserted))
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
+// ---- the dialect the shared flows (`crate::shared`) run on ----
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        migrator().run(&self.pool).await?;
-        Ok(())
-    }
+type Db = Sqlite;
+const BACKEND: Backend = Backend::Sqlite;
 
-    // ---- users ----
+/// Timestamps are bound as fixed-width UTC text.
+type Stamp = String;
 
-    async fn create_user(&self, external_ref: &str) -> Result<User, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO users (external_ref, created_at) VALUES (?1, ?2)
-             RETURNING id, external_ref, created_at",
-        )
-        .bind(clean_text(external_ref).as_ref())
-        .bind(sqlite_time(now_dt()))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!(
-                    "a user with external_ref `{external_ref}` already exists"
-                ))
-            } else {
-                StoreError::Database(e)
-            }
-        })?;
-        user_from_row(&row)
-    }
+fn stamp(dt: DateTime<Utc>) -> Stamp {
+    sqlite_time(dt)
+}
 
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query("SELECT id, external_ref, created_at FROM users ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(user_from_row).collect()
-    }
+/// JSON is stored as its compact text.
+fn json_param(value: &Value) -> String {
+    value.to_string()
+}
 
-    async fn get_user(&self, id: i64) -> Result<User, StoreError> {
-        let row = sqlx::query("SELECT id, external_ref, created_at FROM users WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "user",
-                id: id.to_string(),
-            })?;
-        user_from_row(&row)
-    }
+fn json_col(row: &sqlx::sqlite::SqliteRow, column: &str, what: &str) -> Result<Value, StoreError> {
+    let text: String = row.try_get(column)?;
+    value_from_text(&text, what)
+}
 
-    // ---- user integrations ----
+/// A list of ids as one JSON array, for `json_each`.
+fn ids_param(ids: &[i64]) -> String {
+    Value::Array(ids.iter().map(|&i| Value::from(i)).collect()).to_string()
+}
 
-    async fn create_user_integration(
-        &self,
-        new: NewUserIntegration,
-    ) -> Result<UserIntegration, StoreError> {
-        let sealed = self.cipher.encrypt_credentials(&new.credentials)?;
-        let now = sqlite_time(now_dt());
-        let settings = Value::Object(clean_object(&new.settings)).to_string();
-        let row = sqlx::query(SQL_INSERT_UI)
-            .bind(new.user_id)
-            .bind(&new.integration_domain)
-            .bind(sealed)
-            .bind(settings)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    StoreError::NotFound {
-                        what: "user",
-                        id: new.user_id.to_string(),
-                    }
-                } else {
-                    StoreError::Database(e)
-                }
-            })?;
-        // Due at once: the next claim looks for it.
-        self.due.reopen();
-        self.user_integration_from_row(&row)
-    }
+const SQL_UI_BY_IDS: &str = concat!(
+    "SELECT ",
+    crate::shared::ui_columns!(),
+    " FROM user_integrations WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id"
+);
+// Writes run in `BEGIN IMMEDIATE` transactions: a read in one is already locked.
+const SQL_STATUS_FOR_UPDATE: &str = "SELECT status FROM user_integrations WHERE id = $1";
+const SQL_JOB_STATE_FOR_UPDATE: &str = "SELECT state FROM jobs WHERE id = $1";
+const SQL_REQUEUE_EXPIRED: &str = "UPDATE jobs SET
+         state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
+         finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
+         run_at = $1 + abs(random()) % ($4 * max(attempts, 1)),
+         error_class = $2, last_error = $3,
+         locked_by = NULL, lease_expires_at = NULL
+     WHERE state = 'running' AND lease_expires_at < $1";
+/// Takes an account's fairness counter at a priority forward by `$3` (never behind
+/// the queue's virtual time) and returns where it ends.
+const SQL_FAIR_COUNTERS: &str =
+    "INSERT INTO job_fair_counters (user_integration_id, priority, next_seq)
+     VALUES ($1, $2, COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0) + $3)
+     ON CONFLICT (user_integration_id, priority) DO UPDATE SET
+         next_seq = MAX(next_seq,
+             COALESCE((SELECT seq FROM job_fair_frontier WHERE priority = $2), 0)) + $3
+     RETURNING next_seq";
 
-    async fn get_user_integration(&self, id: i64) -> Result<UserIntegration, StoreError> {
-        let row = sqlx::query(SQL_UI_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "user integration",
-                id: id.to_string(),
-            })?;
-        self.user_integration_from_row(&row)
-    }
+store_flows!(SqliteStore);
 
-    async fn get_user_integrations(&self, ids: &[i64]) -> Result<Vec<UserIntegration>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = Value::Array(ids.iter().map(|&i| Value::from(i)).collect()).to_string();
-        let rows = sqlx::query(SQL_UI_BY_IDS)
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| self.user_integration_from_row(r))
-            .collect()
-    }
+// ---- what only SQLite does: the fast paths behind the shared flows ----
 
-    async fn list_user_integrations(
-        &self,
-        user_id: Option<i64>,
-    ) -> Result<Vec<UserIntegration>, StoreError> {
-        let rows = sqlx::query(SQL_UI_LIST)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| self.user_integration_from_row(r))
-            .collect()
-    }
-
-    async fn set_user_integration_status(
-        &self,
-        id: i64,
-        status: UserIntegrationStatus,
-        last_error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let old: Option<String> =
-            sqlx::query_scalar("SELECT status FROM user_integrations WHERE id = ?1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(old) = old else {
-            return Err(StoreError::NotFound {
-                what: "user integration",
-                id: id.to_string(),
-            });
-        };
-        sqlx::query(
-            "UPDATE user_integrations SET status = ?1, last_error = ?2, updated_at = ?3
-             WHERE id = ?4",
-        )
-        .bind(status.as_str())
-        .bind(last_error.map(|e| clean_text(e).into_owned()))
-        .bind(sqlite_time(now_dt()))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if status == UserIntegrationStatus::Unlinked {
-            // Unlinked accounts never sync again: their waiting jobs go (content stays).
-            sqlx::query("DELETE FROM jobs WHERE user_integration_id = ?1 AND state = 'available'")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if status == UserIntegrationStatus::Active && old != "active" {
-            // Resumed: move the waiting jobs up to the queue's virtual time (fairness).
-            sqlx::query(
-                "UPDATE jobs SET fair_seq = jobs.fair_seq + s.shift
-                 FROM (SELECT j.priority, f.seq - MIN(j.fair_seq) AS shift
-                       FROM jobs j JOIN job_fair_frontier f ON f.priority = j.priority
-                       WHERE j.user_integration_id = ?1 AND j.state = 'available'
-                       GROUP BY j.priority, f.seq) AS s
-                 WHERE jobs.user_integration_id = ?1 AND jobs.state = 'available'
-                   AND jobs.priority = s.priority AND s.shift > 0",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE job_fair_counters SET next_seq = m.top + 1
-                 FROM (SELECT priority, MAX(fair_seq) AS top FROM jobs
-                       WHERE user_integration_id = ?1 AND state = 'available'
-                       GROUP BY priority) AS m
-                 WHERE job_fair_counters.user_integration_id = ?1
-                   AND job_fair_counters.priority = m.priority
-                   AND m.top + 1 > job_fair_counters.next_seq",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        if status == UserIntegrationStatus::Active {
-            // A resumed account may be due: the next claim looks for it.
-            self.due.reopen();
-        }
-        Ok(())
-    }
-
-    async fn update_credentials(
-        &self,
-        id: i64,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError> {
-        let sealed = self.cipher.encrypt_credentials(credentials)?;
-        let done = sqlx::query(
-            "UPDATE user_integrations SET credentials = ?1, updated_at = ?2 WHERE id = ?3",
-        )
-        .bind(sealed)
-        .bind(sqlite_time(now_dt()))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "user integration",
-                id: id.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    async fn check_key(&self, sample: usize) -> Result<crate::KeyCheck, StoreError> {
-        let accounts: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM user_integrations WHERE status <> 'unlinked'")
-                .fetch_one(&self.pool)
-                .await?;
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, credentials FROM user_integrations WHERE status <> 'unlinked' \
-             ORDER BY id DESC LIMIT ?1",
-        )
-        .bind(i64::try_from(sample).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(crate::KeyCheck::run(
-            &self.cipher,
-            u64::try_from(accounts).unwrap_or(0),
-            &rows,
-        ))
-    }
-
-    // ---- content ----
-
-    async fn content_exists(
+impl SqliteStore {
+    /// The subset of `lookup` (cleaned ids) known for the account (see
+    /// `content_exists`): one statement over `json_each`.
+    async fn known_ids(
         &self,
         user_integration_id: i64,
-        external_ids: &[String],
-    ) -> Result<HashSet<String>, StoreError> {
-        if external_ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let (lookup, back) = lookup_ids(external_ids);
-        let ids: Vec<String> = sqlx::query_scalar(
+        lookup: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
             "SELECT ids.value FROM json_each(?2) AS ids
              WHERE EXISTS (SELECT 1 FROM user_integration_content c
                            WHERE c.user_integration_id = ?1 AND c.external_id = ids.value
@@ -1302,143 +890,51 @@ impl Store for SqliteStore {
                              AND j.dedupe_key IS NOT NULL AND j.state IN ('available', 'running'))",
         )
         .bind(user_integration_id)
-        .bind(json_array(&lookup))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| back.get(&id).cloned())
-            .collect())
-    }
-
-    async fn stored_external_ids(
-        &self,
-        user_integration_id: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT external_id FROM user_integration_content
-             WHERE is_deleted = 0 AND user_integration_id = ?1 ORDER BY id",
-        )
-        .bind(user_integration_id)
+        .bind(json_array(lookup))
         .fetch_all(&self.pool)
         .await?)
     }
 
-    async fn list_content(&self, query: &ContentQuery) -> Result<Vec<ContentItem>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(concat!(
-            "SELECT ",
-            content_columns!(),
-            " FROM user_integration_content WHERE 1 = 1"
-        ));
-        if !query.include_deleted {
-            qb.push(" AND is_deleted = 0");
-        }
-        if let Some(uid) = query.user_integration_id {
-            qb.push(" AND user_integration_id = ").push_bind(uid);
-        }
-        if let Some(since) = query.since {
-            qb.push(" AND updated_at >= ").push_bind(sqlite_time(since));
-        }
-        if let Some(after) = query.after_id {
-            qb.push(" AND id > ").push_bind(after);
-        }
-        qb.push(" ORDER BY id LIMIT ")
-            .push_bind(query.limit.unwrap_or(100).max(0));
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(content_from_row).collect()
-    }
-
-    async fn get_content(&self, id: i64) -> Result<ContentItem, StoreError> {
-        let row = sqlx::query(SQL_CONTENT_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "content item",
-                id: id.to_string(),
-            })?;
-        content_from_row(&row)
-    }
-
-    async fn content_counts(&self, user_integration_id: i64) -> Result<ContentCounts, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FILTER (WHERE is_deleted = 0) AS items,
-                    COUNT(*) FILTER (WHERE is_deleted = 1) AS deleted
-             FROM user_integration_content WHERE user_integration_id = ?1",
-        )
-        .bind(user_integration_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ContentCounts {
-            items: row.try_get("items")?,
-            deleted: row.try_get("deleted")?,
-        })
-    }
-
-    // ---- queue ----
-
-    async fn enqueue(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
-        if jobs.is_empty() {
-            return Ok(0);
-        }
+    async fn enqueue_jobs(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
         let n = enqueue_in(&mut tx, jobs, now).await?;
         tx.commit().await?;
         Ok(n)
     }
 
-    async fn claim_scoped(
+    /// One write transaction: the due accounts the ticks left become jobs, then the
+    /// claim walks `jobs_claim_idx` and the virtual time moves to the largest tag taken.
+    async fn claim_jobs(
         &self,
         worker: &str,
         limit: usize,
         lease_ms: i64,
         now: Millis,
-        user_integration_id: Option<i64>,
+        scope: Option<i64>,
     ) -> Result<Vec<Job>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let mut tx = self.write_tx().await?;
-        // Due accounts the ticks left for the claims become jobs first.
-        if user_integration_id.is_some() || self.due.open(now) {
+        if self.due.should_look(now, scope) {
             let wanted = u64::try_from(limit).unwrap_or(u64::MAX);
             let schedules = schedules_in(&mut tx).await?;
-            let (due_starts, _) = enqueue_due_in(
-                &mut tx,
-                &schedules,
-                DueKind::Start,
-                now,
-                wanted,
-                user_integration_id,
-            )
-            .await?;
-            let (due_histories, _) = enqueue_due_in(
-                &mut tx,
-                &schedules,
-                DueKind::History,
-                now,
-                wanted,
-                user_integration_id,
-            )
-            .await?;
-            if user_integration_id.is_none() {
-                self.due
-                    .looked(now, due_starts >= wanted || due_histories >= wanted);
-            }
+            let (due_starts, _) =
+                enqueue_due_in(&mut tx, &schedules, DueKind::Start, now, wanted, scope).await?;
+            let (due_histories, _) =
+                enqueue_due_in(&mut tx, &schedules, DueKind::History, now, wanted, scope).await?;
+            self.due
+                .looked_for(now, scope, due_starts.max(due_histories) >= wanted);
         }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(SQL_CLAIM)
             .bind(worker)
             .bind(now.saturating_add(lease_ms))
             .bind(now)
-            .bind(limit)
-            .bind(user_integration_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(scope)
             .fetch_all(&mut *tx)
             .await?;
-        let mut jobs = rows
-            .iter()
-            .map(job_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            jobs.push((job_from_row(row)?, row.try_get::<i64, _>("fair_seq")?));
+        }
         jobs.sort_by_key(|(j, seq)| (j.priority, *seq, j.id));
         // Advance the virtual time of each priority to the largest tag claimed.
         let mut frontier: HashMap<i16, i64> = HashMap::new();
@@ -1460,16 +956,13 @@ impl Store for SqliteStore {
         Ok(jobs.into_iter().map(|(j, _)| j).collect())
     }
 
-    async fn renew_leases(
+    /// Extends each lease in one write transaction; returns the ids whose lease was lost.
+    async fn renew_held(
         &self,
         worker: &str,
         jobs: &[JobLease],
-        lease_ms: i64,
-        now: Millis,
+        until: Millis,
     ) -> Result<Vec<i64>, StoreError> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut tx = self.write_tx().await?;
         let mut lost = Vec::new();
         for lease in jobs {
@@ -1477,7 +970,7 @@ impl Store for SqliteStore {
                 "UPDATE jobs SET lease_expires_at = ?1
                  WHERE id = ?2 AND attempts = ?3 AND state = 'running' AND locked_by = ?4",
             )
-            .bind(now.saturating_add(lease_ms))
+            .bind(until)
             .bind(lease.job_id)
             .bind(lease.attempt)
             .bind(worker)
@@ -1491,48 +984,31 @@ impl Store for SqliteStore {
         Ok(lost)
     }
 
-    async fn complete_jobs(
+    /// The commit of a batch, in one write transaction; then the WAL upkeep.
+    async fn commit_completions(
         &self,
         completions: &[JobCompletion],
         now: Millis,
     ) -> Result<Vec<CompletionReport>, StoreError> {
-        if completions.is_empty() {
-            return Ok(Vec::new());
-        }
         let now_text = sqlite_time(ms_to_dt(now)?);
         // `last_synced_at` moves at most once a second when nothing else changes, which
         // keeps the account row out of most commits.
         let second_ago_text = sqlite_time(ms_to_dt(now.saturating_sub(1000))?);
         let order = completion_order(completions);
-        let mut reports: Vec<CompletionReport> = completions
-            .iter()
-            .map(|c| CompletionReport {
-                job_id: c.lease.job_id,
-                ..CompletionReport::default()
-            })
-            .collect();
+        let mut reports = blank_reports(completions);
         let mut tx = self.write_tx().await?;
 
         // 1. Fence: only jobs still running under the attempt they were claimed as, in
-        // one statement for the whole batch (a lease named twice applies once).
-        let mut seen = HashSet::with_capacity(completions.len());
-        let leases: Vec<JobLease> = order
-            .iter()
-            .map(|&i| completions[i].lease)
-            .filter(|l| seen.insert(l.job_id))
-            .collect();
-        // `id IN ids` walks the primary key; `(id << 32) + attempts IN keys` checks the
-        // attempt against an ephemeral index SQLite builds for the list.
+        // one statement for the whole batch. `id IN ids` walks the primary key;
+        // `(id << 32) + attempts IN keys` checks the attempt against an ephemeral index
+        // SQLite builds for the list.
+        let leases = distinct_leases(completions);
         let ids: Vec<i64> = leases.iter().map(|l| l.job_id).collect();
         let keys: Vec<i64> = leases
             .iter()
             .map(|l| (l.job_id << 32) + i64::from(l.attempt))
             .collect();
-        let encode = |v: &[i64]| {
-            serde_json::to_string(v)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode leases: {e}")))
-        };
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i32, i64)> = sqlx::query_as(
             "UPDATE jobs SET
                  state = CASE WHEN rerun THEN 'available' ELSE 'completed' END,
                  finished_at = CASE WHEN rerun THEN NULL ELSE ?1 END,
@@ -1543,29 +1019,18 @@ impl Store for SqliteStore {
              WHERE id IN (SELECT value FROM json_each(?2))
                AND (id << 32) + attempts IN (SELECT value FROM json_each(?3))
                AND state = 'running'
-             RETURNING id, user_integration_id",
+             RETURNING id, attempts, user_integration_id",
         )
         .bind(now)
-        .bind(encode(&ids)?)
-        .bind(encode(&keys)?)
+        .bind(ids_param(&ids))
+        .bind(ids_param(&keys))
         .fetch_all(&mut *tx)
         .await?;
-        let mut fenced: HashMap<i64, i64> = rows.into_iter().collect();
-        let mut applied = Vec::with_capacity(fenced.len());
-        for &i in &order {
-            let c = &completions[i];
-            let Some(job_account) = fenced.remove(&c.lease.job_id) else {
-                continue;
-            };
-            if job_account != c.user_integration_id {
-                return Err(StoreError::Conflict(format!(
-                    "job {} belongs to user integration {job_account}, not {}",
-                    c.lease.job_id, c.user_integration_id
-                )));
-            }
-            reports[i].applied = true;
-            applied.push(i);
-        }
+        let fenced = rows
+            .into_iter()
+            .map(|(id, a, uid)| ((id, a), uid))
+            .collect();
+        let applied = applied_completions(completions, &order, fenced, &mut reports)?;
 
         // 2. The accounts: sync state (patches merged in order), rotated credentials,
         //    last sync.
@@ -1608,29 +1073,8 @@ impl Store for SqliteStore {
             .await?;
         }
 
-        // 3. Content and children. The content of consecutive jobs is written together
-        //    (`write_content_in`); a job touching an id already in the pending segment
-        //    (the same item twice in one batch) has it written first, so the jobs' order
-        //    holds.
-        let prepared: Vec<(usize, PreparedOutputs<'_>)> = applied
-            .iter()
-            .map(|&i| (i, prepare_outputs(&completions[i].outputs)))
-            .collect();
-        let mut segment = ContentSegment::default();
-        for (i, outputs) in &prepared {
-            let c = &completions[*i];
-            if segment.clashes(c.user_integration_id, outputs) {
-                write_content_in(&mut tx, &segment.take(), &now_text, &mut reports).await?;
-            }
-            segment.push(*i, c, outputs);
-            if !outputs.deletes.is_empty() {
-                reports[*i].deleted +=
-                    soft_delete_in(&mut tx, c.user_integration_id, &outputs.deletes, &now_text)
-                        .await?;
-            }
-            reports[*i].enqueued = enqueue_in(&mut tx, &c.children, now).await?;
-        }
-        write_content_in(&mut tx, &segment.take(), &now_text, &mut reports).await?;
+        // 3. Content and children.
+        apply_outputs_in(&mut tx, completions, &applied, now, &mut reports).await?;
         tx.commit().await?;
         if let Some(wal) = &self.wal {
             wal.after_commit().await;
@@ -1638,91 +1082,7 @@ impl Store for SqliteStore {
         Ok(reports)
     }
 
-    async fn fail_job(&self, failure: &JobFailure, now: Millis) -> Result<bool, StoreError> {
-        let lease = failure.lease;
-        let class = clean_text(&failure.error_class);
-        let message = clean_text(&failure.message);
-        let mut tx = self.write_tx().await?;
-        let fenced: Option<i64> = match failure.action {
-            FailureAction::Retry { run_at } => {
-                sqlx::query_scalar(
-                    "UPDATE jobs SET state = 'available', run_at = ?1, locked_by = NULL,
-                         lease_expires_at = NULL, error_class = ?2, last_error = ?3, rerun = 0
-                     WHERE id = ?4 AND state = 'running' AND attempts = ?5
-                     RETURNING user_integration_id",
-                )
-                .bind(run_at)
-                .bind(class.as_ref())
-                .bind(message.as_ref())
-                .bind(lease.job_id)
-                .bind(lease.attempt)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            FailureAction::Dead | FailureAction::Failed => {
-                let state = if failure.action == FailureAction::Dead {
-                    JobState::Dead
-                } else {
-                    JobState::Failed
-                };
-                sqlx::query_scalar(
-                    "UPDATE jobs SET state = ?1, finished_at = ?2, locked_by = NULL,
-                         lease_expires_at = NULL, error_class = ?3, last_error = ?4
-                     WHERE id = ?5 AND state = 'running' AND attempts = ?6
-                     RETURNING user_integration_id",
-                )
-                .bind(state.as_str())
-                .bind(now)
-                .bind(class.as_ref())
-                .bind(message.as_ref())
-                .bind(lease.job_id)
-                .bind(lease.attempt)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            FailureAction::PauseAccount => {
-                let uid: Option<i64> = sqlx::query_scalar(
-                    "UPDATE jobs SET state = 'available', attempts = attempts - 1, run_at = ?1,
-                         locked_by = NULL, lease_expires_at = NULL, error_class = ?2,
-                         last_error = ?3
-                     WHERE id = ?4 AND state = 'running' AND attempts = ?5
-                     RETURNING user_integration_id",
-                )
-                .bind(now)
-                .bind(class.as_ref())
-                .bind(message.as_ref())
-                .bind(lease.job_id)
-                .bind(lease.attempt)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(uid) = uid {
-                    sqlx::query(
-                        "UPDATE user_integrations
-                         SET status = 'needs_reauth', last_error = ?1, updated_at = ?2
-                         WHERE id = ?3",
-                    )
-                    .bind(message.as_ref())
-                    .bind(sqlite_time(ms_to_dt(now)?))
-                    .bind(uid)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                uid
-            }
-        };
-        tx.commit().await?;
-        Ok(fenced.is_some())
-    }
-
-    async fn release_jobs(
-        &self,
-        worker: &str,
-        jobs: &[JobLease],
-        _now: Millis,
-    ) -> Result<u64, StoreError> {
-        if jobs.is_empty() {
-            return Ok(0);
-        }
+    async fn release_held(&self, worker: &str, jobs: &[JobLease]) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
         let mut released = 0;
         for lease in jobs {
@@ -1742,38 +1102,13 @@ impl Store for SqliteStore {
         Ok(released)
     }
 
-    async fn requeue_expired(&self, now: Millis) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET
-                 state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'available' END,
-                 finished_at = CASE WHEN attempts >= max_attempts THEN ?1 ELSE NULL END,
-                 run_at = ?1 + abs(random()) % (?4 * max(attempts, 1)),
-                 error_class = ?2, last_error = ?3,
-                 locked_by = NULL, lease_expires_at = NULL
-             WHERE state = 'running' AND lease_expires_at < ?1",
-        )
-        .bind(now)
-        .bind(crate::PROCESS_DIED_CLASS)
-        .bind(crate::PROCESS_DIED_ERROR)
-        .bind(crate::EXPIRED_SPREAD_MS)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn schedule_due(
+    /// One tick in one write transaction: the schedules, then the due accounts.
+    async fn tick(
         &self,
         schedules: &[DomainSchedule],
         now: Millis,
     ) -> Result<ScheduleReport, StoreError> {
-        // One schedule per domain (the first wins).
-        let mut seen = HashSet::new();
-        let schedules: Vec<&DomainSchedule> = schedules
-            .iter()
-            .filter(|s| seen.insert(s.domain.as_str()))
-            .collect();
         let mut tx = self.write_tx().await?;
-
         // The schedules as this tick sees them: other domains' rows go.
         let domains: Vec<&str> = schedules.iter().map(|s| s.domain.as_str()).collect();
         sqlx::query(
@@ -1783,7 +1118,7 @@ impl Store for SqliteStore {
         .bind(json_array(&domains))
         .execute(&mut *tx)
         .await?;
-        for s in &schedules {
+        for s in schedules {
             sqlx::query(
                 "INSERT INTO job_schedules (integration_domain, start_every_ms, history_task,
                      history_every_ms, max_attempts)
@@ -1817,129 +1152,21 @@ impl Store for SqliteStore {
             histories,
             left_to_claims: 0,
         };
-        if due_starts >= limit || due_histories >= limit {
-            let left: i64 = sqlx::query_scalar(
-                "SELECT
-                     (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui
-                          ON ui.integration_domain = s.integration_domain
-                      WHERE ui.status = 'active' AND ui.next_start_at <= ?1)
-                     + (SELECT COUNT(*) FROM job_schedules s JOIN user_integrations ui
-                          ON ui.integration_domain = s.integration_domain
-                      WHERE s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL
-                        AND ui.status = 'active' AND ui.next_history_at <= ?1)",
-            )
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            report.left_to_claims = u64::try_from(left).unwrap_or(0);
+        if due_starts.max(due_histories) >= limit {
+            report.left_to_claims = count_due(&mut *tx, now).await?;
             self.due.reopen();
         }
         tx.commit().await?;
         Ok(report)
     }
 
-    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE 1 = 1"
-        ));
-        if let Some(state) = filter.state {
-            qb.push(" AND state = ").push_bind(state.as_str());
-        }
-        if let Some(uid) = filter.user_integration_id {
-            qb.push(" AND user_integration_id = ").push_bind(uid);
-        }
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(filter.limit.unwrap_or(100).max(0));
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| job_from_row(r).map(|(j, _)| j))
-            .collect()
-    }
-
-    async fn get_job(&self, id: i64) -> Result<Job, StoreError> {
-        let row = sqlx::query(SQL_JOB_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "job",
-                id: id.to_string(),
-            })?;
-        job_from_row(&row).map(|(j, _)| j)
-    }
-
-    async fn retry_job(&self, id: i64, now: Millis) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match state.as_deref() {
-            None => {
-                return Err(StoreError::NotFound {
-                    what: "job",
-                    id: id.to_string(),
-                });
-            }
-            Some("dead" | "failed") => {}
-            Some(other) => {
-                return Err(StoreError::Conflict(format!(
-                    "job {id} is {other}: only dead or failed jobs can be retried"
-                )));
-            }
-        }
-        sqlx::query(
-            "UPDATE jobs SET state = 'available', attempts = 0, run_at = ?1, finished_at = NULL,
-                 locked_by = NULL, lease_expires_at = NULL
-             WHERE id = ?2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| crate::common::retry_conflict(e, id))?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn job_counts(
-        &self,
-        user_integration_id: Option<i64>,
-    ) -> Result<Vec<JobCount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT state, priority, COUNT(*) AS n FROM jobs
-             WHERE ?1 IS NULL OR user_integration_id = ?1
-             GROUP BY state, priority ORDER BY state, priority",
-        )
-        .bind(user_integration_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state")?;
-                Ok(JobCount {
-                    state: JobState::parse(&state).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown job state `{state}`"))
-                    })?,
-                    priority: row.try_get("priority")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError> {
-        if limit == 0 {
-            return Ok(0);
-        }
+    async fn prune(&self, before: Millis, limit: i64) -> Result<u64, StoreError> {
         // One statement, one short write lock: the oldest `limit` entries of the
         // pruning index, then their rows by primary key. Freed pages go to SQLite's
         // free list and are reused by the next inserts, so the file stops growing.
         let done = sqlx::query(SQL_PRUNE)
             .bind(before)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(limit)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
@@ -1950,6 +1177,7 @@ impl Store for SqliteStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::prelude::*;
     use tributary_sdk::Task;
 
     #[test]

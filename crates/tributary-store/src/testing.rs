@@ -95,18 +95,25 @@ impl Drop for SqliteTestGuard {
     }
 }
 
+/// A fresh SQLite database path in the temp directory (no file yet: opening a store
+/// creates it), not migrated, and the guard that deletes it (a test that builds a
+/// database as an older release did).
+pub fn sqlite_test_database() -> SqliteTestGuard {
+    let path = std::env::temp_dir().join(format!("tributary_test_{}.sqlite", unique_token()));
+    let (key, key_base64) = test_key();
+    SqliteTestGuard {
+        path,
+        key_base64,
+        key,
+    }
+}
+
 /// A migrated SQLite store in a fresh temp file, and the guard that deletes it.
 ///
 /// # Panics
 /// When the temp directory is unusable (a broken test environment).
 pub async fn sqlite_test_store() -> (Arc<dyn Store>, SqliteTestGuard) {
-    let path = std::env::temp_dir().join(format!("tributary_test_{}.sqlite", unique_token()));
-    let (key, key_base64) = test_key();
-    let guard = SqliteTestGuard {
-        path,
-        key_base64,
-        key,
-    };
+    let guard = sqlite_test_database();
     let store = crate::sqlite::SqliteStore::connect(&guard.url(), guard.cipher())
         .await
         .unwrap_or_else(|e| panic!("cannot open test database {}: {e}", guard.path.display()));
@@ -242,17 +249,13 @@ fn with_database(url: &str, database: &str) -> String {
     out
 }
 
-/// A migrated PostgreSQL store on a fresh, uniquely named database
-/// (`tributary_test_<pid>_<random>`) of the server named by
-/// `TRIBUTARY_TEST_POSTGRES_URL` (default [`DEFAULT_TEST_POSTGRES_URL`]), with its URL;
-/// dropping the returned value drops the database. `None` when the server is
-/// unreachable, so the test can print that it skipped.
+/// A fresh, empty (not migrated) PostgreSQL database as [`postgres_test_store`] makes
+/// it, and the guard that drops it; `None` when the server is unreachable (a test that
+/// builds a database as an older release did).
 ///
 /// # Panics
-/// When the server is unreachable and the environment variable `CI` is `true` (CI must
-/// fail, not skip), or when the server is reachable but the database cannot be created
-/// or migrated.
-pub async fn postgres_test_store() -> Option<PgTestDb> {
+/// As [`postgres_test_store`].
+pub async fn postgres_test_database() -> Option<PgTestGuard> {
     use sqlx::Connection as _;
 
     let admin_url = std::env::var(TEST_POSTGRES_URL_ENV)
@@ -276,13 +279,27 @@ pub async fn postgres_test_store() -> Option<PgTestDb> {
     .unwrap_or_else(|e| panic!("cannot create test database {database}: {e}"));
     let _ = admin.close().await;
     let (key, key_base64) = test_key();
-    let guard = PgTestGuard {
+    Some(PgTestGuard {
         url: with_database(&admin_url, &database),
         admin_url,
         database,
         key_base64,
         key,
-    };
+    })
+}
+
+/// A migrated PostgreSQL store on a fresh, uniquely named database
+/// (`tributary_test_<pid>_<random>`) of the server named by
+/// `TRIBUTARY_TEST_POSTGRES_URL` (default [`DEFAULT_TEST_POSTGRES_URL`]), with its URL;
+/// dropping the returned value drops the database. `None` when the server is
+/// unreachable, so the test can print that it skipped.
+///
+/// # Panics
+/// When the server is unreachable and the environment variable `CI` is `true` (CI must
+/// fail, not skip), or when the server is reachable but the database cannot be created
+/// or migrated.
+pub async fn postgres_test_store() -> Option<PgTestDb> {
+    let guard = postgres_test_database().await?;
     let store = crate::postgres::PgStore::connect(&guard.url, guard.cipher())
         .await
         .unwrap_or_else(|e| panic!("cannot open test database {}: {e}", guard.database));

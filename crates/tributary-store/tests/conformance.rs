@@ -75,6 +75,7 @@ conformance!(
     fairness_idle_account_does_not_jump_ahead,
     resumed_account_does_not_monopolise_the_queue,
     nul_characters_are_stored_safely,
+    nul_characters_are_replaced_alike_in_every_text,
     paused_accounts_are_not_claimed,
     leases_renew_expire_and_die,
     stale_attempts_are_fenced,
@@ -1034,6 +1035,134 @@ async fn nul_characters_are_stored_safely(ctx: &Ctx) {
     assert!(ctx.store.fail_job(&failure, 2_000).await.unwrap());
     let j = ctx.store.get_job(job.id).await.unwrap();
     assert_eq!(j.last_error.as_deref(), Some("server said \u{FFFD}"));
+}
+
+/// The NUL rule, checked on every text the store accepts: each backend must store
+/// exactly U+FFFD where a caller's text had NUL (PostgreSQL cannot store NUL; SQLite
+/// could, and must not differ).
+async fn nul_characters_are_replaced_alike_in_every_text(ctx: &Ctx) {
+    const R: char = '\u{FFFD}';
+    let user = ctx.store.create_user("u\0r").await.unwrap();
+    assert_eq!(user.external_ref, format!("u{R}r"));
+    let mut settings = Map::new();
+    settings.insert("k\0".into(), json!(["v\0"]));
+    let ui = ctx
+        .store
+        .create_user_integration(NewUserIntegration {
+            user_id: user.id,
+            integration_domain: "do\0main".into(),
+            credentials: creds(SECRET),
+            settings,
+        })
+        .await
+        .unwrap();
+    let uid = ui.id;
+    let stored = ctx.store.get_user_integration(uid).await.unwrap();
+    assert_eq!(stored.integration_domain, format!("do{R}main"));
+    assert_eq!(
+        Value::Object(stored.settings),
+        json!({ format!("k{R}"): [format!("v{R}")] })
+    );
+
+    // A schedule names the domain as the caller spells it: it still finds the account.
+    let schedule = DomainSchedule {
+        domain: "do\0main".into(),
+        start_every_ms: 60_000,
+        history: Some(("check\0History".into(), 10_000)),
+        max_attempts: 3,
+    };
+    let report = ctx.store.schedule_due(&[schedule], 1_000).await.unwrap();
+    assert_eq!((report.starts, report.histories), (1, 1));
+
+    let claimed = ctx.store.claim("w\0", 10, 60_000, 1_000).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    for job in &claimed {
+        assert_eq!(job.locked_by.as_deref(), Some(format!("w{R}").as_str()));
+    }
+    let history = claimed
+        .iter()
+        .find(|j| j.task_type != "start")
+        .unwrap()
+        .clone();
+    assert_eq!(history.task_type, format!("check{R}History"));
+    let start = claimed.iter().find(|j| j.task_type == "start").unwrap();
+    let leases: Vec<JobLease> = claimed.iter().map(Job::lease).collect();
+    let lost = ctx
+        .store
+        .renew_leases("w\0", &leases, 60_000, 2_000)
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "the worker's leases are its own: {lost:?}");
+
+    let mut child = item_job(uid, "x\0", 2);
+    child.task.task_type = "fetch\0".into();
+    child.task.payload = json!({ "p\0": "\0" });
+    let mut patch = Map::new();
+    patch.insert("c\0".into(), json!("d\0"));
+    let mut done = completion(
+        start,
+        user.id,
+        "do\0main",
+        vec![Output::item("m\0", None, json!({"a\0": "b\0"}))],
+    );
+    done.children = vec![child];
+    done.sync_state_patch = Some(patch);
+    let reports = ctx.store.complete_jobs(&[done], 2_000).await.unwrap();
+    assert!(reports[0].applied);
+    assert_eq!((reports[0].inserted, reports[0].enqueued), (1, 1));
+
+    let items = ctx
+        .store
+        .list_content(&ContentQuery {
+            user_integration_id: Some(uid),
+            ..ContentQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].integration_domain, format!("do{R}main"));
+    assert_eq!(items[0].external_id, format!("m{R}"));
+    assert_eq!(
+        items[0].content,
+        json!({ format!("a{R}"): format!("b{R}") })
+    );
+    let stored = ctx.store.get_user_integration(uid).await.unwrap();
+    assert_eq!(
+        Value::Object(stored.sync_state),
+        json!({ format!("c{R}"): format!("d{R}") })
+    );
+    let fetch = jobs_of(ctx, uid, Some(JobState::Available))
+        .await
+        .into_iter()
+        .find(|j| j.item_id.is_some())
+        .unwrap();
+    assert_eq!(fetch.task_type, format!("fetch{R}"));
+    assert_eq!(fetch.item_id, Some(format!("x{R}")));
+    assert_eq!(fetch.dedupe_key, Some(format!("item:x{R}")));
+    assert_eq!(fetch.payload, json!({ format!("p{R}"): R.to_string() }));
+    let known = ctx
+        .store
+        .content_exists(uid, &["x\0".into(), "m\0".into(), "y\0".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        known,
+        HashSet::from(["x\0".to_owned(), "m\0".to_owned()]),
+        "asked ids are reported as asked"
+    );
+
+    let released = ctx
+        .store
+        .release_jobs("w\0", &[history.lease()], 3_000)
+        .await
+        .unwrap();
+    assert_eq!(released, 1);
+    ctx.store
+        .set_user_integration_status(uid, UserIntegrationStatus::Error, Some("bad\0"))
+        .await
+        .unwrap();
+    let stored = ctx.store.get_user_integration(uid).await.unwrap();
+    assert_eq!(stored.last_error, Some(format!("bad{R}")));
 }
 
 async fn paused_accounts_are_not_claimed(ctx: &Ctx) {

@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sqlx::Connection;
 use tributary_sdk::{Credentials, Output, Task};
+use tributary_store::prelude::*;
 use tributary_store::sqlite::{SqliteStore, WalLimits};
-use tributary_store::{Cipher, JobCompletion, NewJob, NewUserIntegration, Store};
+use tributary_store::{Cipher, JobCompletion, NewJob, NewUserIntegration};
 
 const LIMIT: u64 = 256 << 10;
 /// SQLite's own automatic checkpoint waits for 1,000 pages (4 MiB) of log.
