@@ -5,10 +5,11 @@
 //! commit (content + sync state + credentials + child jobs + job done) → queue.
 //!
 //! Module map:
+//! - [`node`]: [`Node`], one process's engine, scheduler and pruner from one config.
 //! - [`worker`]: [`Engine`], the worker pool: claims jobs in batches, runs each job's
 //!   lifecycle under a per-account concurrency cap and a per-domain request rate,
 //!   commits finished jobs in batched transactions, renews leases, shuts down
-//!   gracefully.
+//!   gracefully; its loop's state is `run_loop`.
 //! - [`retry`]: how an error class becomes a queue action (retry with backoff and
 //!   jitter, wait for `Retry-After`, pause the account, give up).
 //! - [`scheduler`]: [`Scheduler`], one SQL statement per tick for all due accounts.
@@ -26,6 +27,7 @@ pub mod config;
 mod gate;
 pub mod limits;
 pub mod link;
+pub mod node;
 pub mod prune;
 pub mod retry;
 mod run_loop;
@@ -36,6 +38,7 @@ pub mod worker;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
 pub use link::{LinkError, link_account, validate_credentials};
+pub use node::{Node, NodeConfig};
 pub use prune::{PruneRound, Pruner, PrunerConfig};
 pub use scheduler::{Scheduler, domain_schedules};
 pub use stats::{EngineStats, StatsSnapshot};

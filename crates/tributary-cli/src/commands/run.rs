@@ -1,14 +1,11 @@
 //! `tributary run`: the scheduler, the workers and the pruner of completed jobs until
 //! SIGINT or SIGTERM, with a periodic progress line on stderr.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tributary_engine::{
-    Engine, EngineConfig, Pruner, PrunerConfig, RunUntil, Scheduler, SystemClock, domain_schedules,
-};
+use tributary_engine::{EngineConfig, Node, NodeConfig, PrunerConfig};
 
 use crate::app::{GlobalArgs, StopSignal, redact_url, shutdown_signal};
 
@@ -120,40 +117,24 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     let store = crate::app::open(global).await?;
     let registry = crate::app::registry()?;
     let workers = args.workers.max(1);
-    let config = EngineConfig {
-        workers,
-        claim_batch: args.claim_batch.max(1),
-        claim_window: Duration::from_millis(args.claim_window_ms),
-        lease: Duration::from_secs(args.lease_seconds.max(1)),
-        ..EngineConfig::default()
+    let config = NodeConfig {
+        engine: EngineConfig {
+            workers,
+            claim_batch: args.claim_batch.max(1),
+            claim_window: Duration::from_millis(args.claim_window_ms),
+            lease: Duration::from_secs(args.lease_seconds.max(1)),
+            ..EngineConfig::default()
+        },
+        scheduler_tick: (!args.no_scheduler).then(|| Duration::from_secs(args.tick_seconds.max(1))),
+        // Every process prunes: on PostgreSQL their batches skip each other's rows.
+        pruner: Some(PrunerConfig {
+            keep_completed: args.keep_completed,
+            ..PrunerConfig::default()
+        }),
     };
-    let max_attempts = config.max_attempts;
-    let engine = Engine::new(store.clone(), registry.clone(), config)
-        .context("failed to start the engine")?;
+    let node = Node::new(store.clone(), registry, config).context("failed to start the engine")?;
+    let engine = node.engine();
     let stop = StopSignal::default();
-    let scheduler = (!args.no_scheduler).then(|| {
-        let scheduler = Scheduler::new(
-            store.clone(),
-            domain_schedules(&registry, max_attempts),
-            Arc::new(SystemClock),
-        );
-        let every = Duration::from_secs(args.tick_seconds.max(1));
-        let stopped = stop.stopped();
-        tokio::spawn(async move { scheduler.run(every, stopped).await })
-    });
-    // Every process prunes: on PostgreSQL their batches skip each other's rows.
-    let pruner = {
-        let pruner = Pruner::new(
-            store.clone(),
-            Arc::new(SystemClock),
-            PrunerConfig {
-                keep_completed: args.keep_completed,
-                ..PrunerConfig::default()
-            },
-        );
-        let stopped = stop.stopped();
-        Some(tokio::spawn(async move { pruner.run(stopped).await }))
-    };
     let log = (args.progress_seconds > 0).then(|| {
         crate::progress::spawn_run_log(
             engine.stats(),
@@ -173,10 +154,10 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<()> {
         signal.await;
         on_signal.stop();
     });
-    let result = engine.run(RunUntil::Shutdown, stop.stopped()).await;
+    let result = node.run(stop.stopped()).await;
     stop.stop();
-    for handle in [scheduler, pruner, log].into_iter().flatten() {
-        let _ = handle.await;
+    if let Some(log) = log {
+        let _ = log.await;
     }
     result.context("the engine stopped")?;
     let s = engine.stats().snapshot();
