@@ -1,8 +1,8 @@
 //! Tests that drive the real `tributary` binary through its commands.
 //!
 //! Each test has its own temporary SQLite database and a freshly generated
-//! `TRIBUTARY_SECRET_KEY`; Gmail is the testkit's fake, started in the test process
-//! (or by `tributary fake gmail` itself). Assertions are on exit codes, output and
+//! `TRIBUTARY_SECRET_KEY`; Gmail is its fake (`tributary-gmail-fake`), started in the
+//! test process (or by `tributary fake gmail` itself). Assertions are on exit codes, output and
 //! database contents, never on durations.
 
 use std::collections::BTreeSet;
@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
+use tributary_gmail_fake::{FakeGmail, GmailConfig};
 use tributary_sdk::Task;
 use tributary_store::{Cipher, KeySource, NewJob, Store};
-use tributary_testkit::gmail::{FakeGmail, GmailConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 /// Secrets of the fake's test credentials: no command may print them.
