@@ -190,11 +190,9 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
     let original = truth.synced;
     let left_out_at_start = truth.left_out;
     let link = fake.link();
-    let noun = fake.item_name();
     say(format!(
-        "fake {}: {} {noun}s to sync (and {left_out_at_start} it holds that a sync leaves out) at {}, answering in {} ms",
+        "fake {} at {}, answering in {} ms (it also holds {left_out_at_start} that a sync leaves out)",
         fake.describe(),
-        original.len(),
         link.base_url,
         args.latency_ms
     ));
