@@ -739,24 +739,14 @@ fn consent_url(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
 #[test]
 fn fake_gmail_standalone_can_be_linked_and_synced() {
     let env = Env::new();
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "--json",
-            "fake",
-            "gmail",
-            "--listen",
-            "127.0.0.1:0",
-            "--emails",
-            "25",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the fake");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the info line");
-    let info: Value = serde_json::from_str(&line).expect("the info line is JSON");
+    let (mut child, info) = spawn_fake(std::process::Command::new(BIN).args([
+        "fake",
+        "gmail",
+        "--listen",
+        "127.0.0.1:0",
+        "--emails",
+        "25",
+    ]));
     let creds = env.write("fake.json", &info["credentials"].to_string());
     env.ok(&["users", "add", "u"]);
     let linked = env.json(&[
@@ -851,17 +841,11 @@ fn fakes_are_found_through_the_registry() {
     );
 
     // Any integration with a fake: the synthetic one (a test double), linked and synced.
-    let mut child = std::process::Command::new(BIN)
-        .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
-        .args(["--json", "fake", "synthetic", "--items", "7"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the fake");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the info line");
-    let info: Value = serde_json::from_str(&line).expect("the info line is JSON");
+    let (mut child, info) = spawn_fake(
+        std::process::Command::new(BIN)
+            .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
+            .args(["fake", "synthetic", "--items", "7"]),
+    );
     let creds = env.write("synthetic.json", &info["credentials"].to_string());
     let with_doubles = |args: &[&str]| {
         let out = env
@@ -895,6 +879,22 @@ fn fakes_are_found_through_the_registry() {
     assert_eq!(summary["added"], 7, "{summary}");
     terminate(&mut child);
     assert!(child.wait().expect("the fake exits").success());
+}
+
+/// Spawns `tributary fake ...` (given without `--json`, which this adds) and reads the
+/// JSON line it prints first: the credentials and settings to link with.
+fn spawn_fake(command: &mut std::process::Command) -> (Child, Value) {
+    let mut child = command
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the fake");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read the info line");
+    let info: Value = serde_json::from_str(&line).expect("the info line is JSON");
+    (child, info)
 }
 
 fn terminate(child: &mut Child) {
