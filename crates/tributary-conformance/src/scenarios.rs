@@ -445,7 +445,7 @@ pub async fn deletion_soft_deletes<S: ConformanceSubject>(h: Harness) {
 /// fetch commits, and still the stored content ends equal to the truth.
 ///
 /// The race, step by step: an edit; a history check enqueues the item's fetch; the
-/// fake answers the fetch, whose response the [`crate::serving::ResponseGate`] holds;
+/// fake answers the fetch, whose response the [`tributary_testkit::serving::ResponseGate`] holds;
 /// a second edit; a second history check runs to completion; the held response goes
 /// and its (older) content commits; the engine runs until nothing is pending.
 ///
