@@ -119,9 +119,7 @@ async fn simulate(db: &FreshDb, backend: Backend, pruning: bool, run: PruneRun) 
             })
             .await?;
     }
-    let registry = Arc::new(Registry::new([
-        tributary_testkit::synthetic::registration(),
-    ])?);
+    let registry = Arc::new(Registry::new([tributary_synthetic::registration()])?);
     // A fixed simulated midnight; every queue time comes from this clock.
     let clock = ManualClock::new(1_800_000_000_000);
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());

@@ -19,10 +19,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tributary_engine::worker::start_job;
 use tributary_engine::{Engine, EngineConfig, RunUntil};
+use tributary_gmail_fake::{FakeGmail, GmailConfig, GmailMethod};
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::serde_json::Value;
 use tributary_store::{JobFilter, JobState, Store};
-use tributary_testkit::gmail::{FakeGmail, GmailConfig, GmailMethod};
 
 use crate::util::{Backend, FreshDb, gmail_registry, link_gmail, stored_items};
 

@@ -1,12 +1,13 @@
 //! `tributary demo`: what Tributary does, in one command and without any account.
 //!
-//! 1. Starts the Gmail fake on loopback with a generated mailbox of `--emails`
-//!    messages to sync (the generator also files about 2% in spam and trash, which a
-//!    Gmail client leaves out, as Gmail's own listing does). The fake answers each API
+//! 1. Starts the fake of `--integration` (Gmail unless told otherwise), found through
+//!    the registry, on loopback with `--emails` generated items to sync (Gmail's fake
+//!    also files about 2% of its generated mail in spam and trash, which a Gmail
+//!    client leaves out, as Gmail's own listing does). The fake answers each API
 //!    request after `--latency-ms`, as a remote service would; without latency a
 //!    loopback backfill is over before any new mail could arrive.
 //! 2. Recreates a SQLite database (`tributary-demo.db` unless `--database-url` names
-//!    another `sqlite://` file), creates a demo user and links the fake mailbox,
+//!    another `sqlite://` file), creates a demo user and links the fake's account,
 //!    validating the credentials as `tributary link` does.
 //! 3. Runs the engine (`--workers`), the scheduler, whose `start` interval is
 //!    shortened to `--start-every` seconds, from the moment the account is linked, and
@@ -27,7 +28,7 @@
 //! The summary is printed as text, or as one JSON document ([`DemoSummary`]) with
 //! `--json`; progress goes to stderr.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,15 +38,13 @@ use chrono::Utc;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use tributary_engine::worker::start_job;
 use tributary_engine::{
     Engine, EngineConfig, Pruner, PrunerConfig, RunUntil, Scheduler, SystemClock, domain_schedules,
     link_account,
 };
-use tributary_sdk::Credentials;
+use tributary_sdk::{FakeOptions, RunningFake};
 use tributary_store::{ContentQuery, Store};
-use tributary_testkit::gmail::{FakeGmail, FaultConfig, GmailConfig, GmailMethod, MessageTruth};
 
 use crate::app::{GlobalArgs, StopSignal, shutdown_signal, sqlite_path};
 
@@ -55,8 +54,12 @@ pub const DEMO_DATABASE_URL: &str = "sqlite://tributary-demo.db";
 /// `tributary demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Messages in the generated mailbox.
-    #[arg(long, default_value_t = 5000)]
+    /// The integration whose fake the demo syncs (one with a fake; see `tributary
+    /// fake`).
+    #[arg(long, default_value = "gmail")]
+    pub integration: String,
+    /// Items to sync in the generated fake (`--emails`: Gmail's messages).
+    #[arg(long, visible_alias = "items", default_value_t = 5000)]
     pub emails: usize,
     /// Jobs run at once.
     #[arg(long, default_value_t = 16)]
@@ -73,7 +76,7 @@ pub struct DemoArgs {
     /// before any new mail could arrive.
     #[arg(long, default_value_t = 40)]
     pub latency_ms: u64,
-    /// Seed of the generated mailbox.
+    /// Seed of the generated items.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Give up when nothing is stored for this many seconds.
@@ -88,7 +91,7 @@ pub struct DemoArgs {
 /// A message delivered during the backfill, and when it was stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct FreshMessage {
-    /// The Gmail message id (the stored external id).
+    /// The item's id at the service (the stored external id).
     pub external_id: String,
     /// When it was delivered, in epoch milliseconds.
     pub delivered_at_ms: i64,
@@ -107,15 +110,17 @@ pub struct DemoSummary {
     pub database_url: String,
     /// The demo account.
     pub user_integration_id: i64,
-    /// Messages to sync the mailbox started with.
+    /// Items to sync the fake started with (for Gmail, messages in the mailbox).
     pub mailbox_messages: usize,
     /// Messages delivered during the backfill.
     pub delivered: usize,
-    /// Messages to sync in the fake mailbox at the end (outside spam and trash).
+    /// Items to sync in the fake at the end (for Gmail, outside spam and trash).
     pub fake_messages: usize,
-    /// Messages in spam or trash at the end (not synced, as in Gmail's own listing).
+    /// Items the fake holds at the end that a sync leaves out (for Gmail, spam and
+    /// trash, as in Gmail's own listing).
     pub spam_or_trash: usize,
-    /// Messages delivered during the backfill straight to spam or trash.
+    /// Items added during the backfill that a sync leaves out (for Gmail, new mail
+    /// filed straight in spam or trash).
     pub delivered_to_spam: usize,
     /// Rows stored for the account.
     pub stored: usize,
@@ -139,8 +144,8 @@ pub struct DemoSummary {
     pub max_fresh_delay_ms: Option<i64>,
     /// Whether every delivered message was stored before the backfill finished.
     pub all_fresh_stored_before_backfill_finished: bool,
-    /// Requests the fake answered, by Gmail API method.
-    pub api_calls: BTreeMap<&'static str, u64>,
+    /// Requests the fake answered, by API method (Gmail: `users.messages.list`...).
+    pub api_calls: BTreeMap<String, u64>,
     /// Jobs that ended failed or dead, and items reported as failed.
     pub errors: u64,
     /// Jobs run.
@@ -169,23 +174,26 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
     let say = |line: String| eprintln!("{line}");
     say(format!("database: {url} (recreated)"));
 
-    let fake = FakeGmail::start(GmailConfig {
-        messages: args.emails,
-        seed: args.seed,
-        faults: FaultConfig {
+    let registry = crate::app::registry()?;
+    let domain = args.integration.as_str();
+    let fake = registry
+        .fake(domain)?
+        .start(FakeOptions {
+            items: args.emails,
+            seed: args.seed,
             latency: Duration::from_millis(args.latency_ms),
-            ..FaultConfig::default()
-        },
-        ..GmailConfig::default()
-    })
-    .await
-    .context("failed to start the Gmail fake")?;
-    let (original, spam_or_trash) = top_up(&fake, args.emails).await?;
+            ..FakeOptions::default()
+        })
+        .await
+        .with_context(|| format!("failed to start the {domain} fake"))?;
+    let truth = fake.truth();
+    let original = truth.synced;
+    let left_out_at_start = truth.left_out;
+    let link = fake.link();
     say(format!(
-        "fake Gmail: {} messages to sync (and {spam_or_trash} in spam or trash, which are not synced) for {} at {}, answering in {} ms",
-        original.len(),
-        fake.email(),
-        fake.base_url(),
+        "fake {} at {}, answering in {} ms (it also holds {left_out_at_start} that a sync leaves out)",
+        fake.describe(),
+        link.base_url,
         args.latency_ms
     ));
 
@@ -195,27 +203,23 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         crate::app::KeyUse::Credentials,
     )
     .await?;
-    let registry = crate::app::registry()?;
     let user = store
         .create_user("demo-user")
         .await
         .context("failed to create the demo user")?;
-    let info = fake.standalone_info();
-    let credentials = Credentials::new(object(&info["credentials"]));
-    let settings = object(&info["settings"]);
     let account = link_account(
         store.as_ref(),
         &registry,
         user.id,
-        "gmail",
-        credentials,
-        settings,
+        domain,
+        link.credentials,
+        link.settings,
     )
     .await
-    .context("failed to link the demo mailbox")?;
+    .context("failed to link the demo account")?;
     let id = account.id;
     say(format!(
-        "linked the mailbox as user integration {id} (credentials validated)"
+        "linked the fake's account as user integration {id} (credentials validated)"
     ));
 
     let workers = args.workers.max(1);
@@ -265,12 +269,20 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         args.start_every, args.deliver_every
     ));
 
-    let watched = watch(&args, &fake, store.as_ref(), id, &engine, global.json).await;
+    let watched = watch(
+        &args,
+        fake.as_ref(),
+        store.as_ref(),
+        id,
+        &engine,
+        global.json,
+    )
+    .await;
     stop.stop();
     let engine_result = engine_task.await;
     let _ = scheduler_task.await;
     let _ = pruner_task.await;
-    let (deliveries, delivered_to_spam) = watched?;
+    let deliveries = watched?;
     match engine_result {
         Ok(result) => result.context("the engine stopped")?,
         Err(e) => bail!("the engine task failed: {e}"),
@@ -278,18 +290,20 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
 
     let summary = summarize(Summarize {
         store: store.as_ref(),
-        fake: &fake,
+        fake: fake.as_ref(),
         url: &url,
         id,
         original: &original,
         deliveries,
-        delivered_to_spam,
+        left_out_at_start,
         linked_at_ms,
         began,
         engine: &engine,
     })
     .await?;
-    fake.stop().await.context("the Gmail fake failed")?;
+    fake.stop()
+        .await
+        .with_context(|| format!("the {domain} fake failed"))?;
     if global.json {
         crate::output::print_json(&summary)?;
     } else {
@@ -297,69 +311,13 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
     }
     if summary.duplicates > 0 || summary.missing > 0 || summary.unexpected > 0 {
         bail!(
-            "the database does not match the mailbox: {} duplicates, {} missing, {} unexpected",
+            "the database does not match the fake: {} duplicates, {} missing, {} unexpected",
             summary.duplicates,
             summary.missing,
             summary.unexpected
         );
     }
     Ok(())
-}
-
-/// Whether a Gmail client syncs this message (`messages.list` leaves spam and trash
-/// out, and so does the integration).
-fn syncable(truth: &MessageTruth) -> bool {
-    !truth.label_ids.iter().any(|l| l == "SPAM" || l == "TRASH")
-}
-
-/// The ids the integration syncs, and how many messages are in spam or trash.
-fn syncable_ids(fake: &FakeGmail) -> (HashSet<String>, usize) {
-    let mut ids = HashSet::new();
-    let mut hidden = 0;
-    for (id, truth) in fake.snapshot() {
-        if syncable(&truth) {
-            ids.insert(id);
-        } else {
-            hidden += 1;
-        }
-    }
-    (ids, hidden)
-}
-
-/// Delivers generated messages until the mailbox holds `wanted` messages outside spam
-/// and trash (the generator files about 2% there, as real mail goes), so that
-/// `--emails N` means N messages to sync.
-async fn top_up(fake: &FakeGmail, wanted: usize) -> Result<(HashSet<String>, usize)> {
-    loop {
-        let (ids, hidden) = syncable_ids(fake);
-        if ids.len() >= wanted {
-            return Ok((ids, hidden));
-        }
-        let handle = fake.handle().clone();
-        let missing = wanted - ids.len();
-        tokio::task::spawn_blocking(move || handle.generate(missing))
-            .await
-            .context("failed to generate the mailbox")?;
-    }
-}
-
-/// Delivers one new message that the integration syncs (a message the generator files
-/// in spam or trash is counted and another one delivered).
-async fn deliver(fake: &FakeGmail, to_spam: &mut usize) -> Result<Option<String>> {
-    for _ in 0..10 {
-        let handle = fake.handle().clone();
-        let ids = tokio::task::spawn_blocking(move || handle.generate(1))
-            .await
-            .context("failed to deliver a message")?;
-        let snapshot = fake.snapshot();
-        for id in ids {
-            if snapshot.get(&id).is_some_and(syncable) {
-                return Ok(Some(id));
-            }
-            *to_spam += 1;
-        }
-    }
-    Ok(None)
 }
 
 /// Deletes the SQLite database and its journal files; returns its absolute path.
@@ -385,10 +343,6 @@ fn recreate(path: &std::path::Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn object(value: &Value) -> Map<String, Value> {
-    value.as_object().cloned().unwrap_or_default()
-}
-
 /// A message delivered by the demo.
 struct Delivery {
     external_id: String,
@@ -399,16 +353,15 @@ struct Delivery {
 /// once every message is stored.
 async fn watch(
     args: &DemoArgs,
-    fake: &FakeGmail,
+    fake: &dyn RunningFake,
     store: &dyn Store,
     id: i64,
     engine: &Engine,
     quiet: bool,
-) -> Result<(Vec<Delivery>, usize)> {
+) -> Result<Vec<Delivery>> {
     let bars = Bars::new(args.emails as u64, quiet);
     let total = |delivered: usize| (args.emails + delivered) as i64;
     let mut deliveries: Vec<Delivery> = Vec::new();
-    let mut to_spam = 0;
     let mut delivering = true;
     let deliver_every = Duration::from_secs_f64(args.deliver_every);
     let mut next_delivery: Option<Instant> = None;
@@ -454,7 +407,7 @@ async fn watch(
             let rate = stored as f64 / now.duration_since(first).as_secs_f64().max(0.1);
             let seconds_left = remaining / rate.max(1.0);
             if seconds_left > 1.5 * args.start_every + 1.0 {
-                if let Some(external_id) = deliver(fake, &mut to_spam).await? {
+                if let Some(external_id) = fake.add_item() {
                     deliveries.push(Delivery {
                         external_id,
                         delivered_at_ms: Utc::now().timestamp_millis(),
@@ -482,7 +435,7 @@ async fn watch(
         }
         if !delivering && stored >= total(deliveries.len()) {
             bars.finish();
-            return Ok((deliveries, to_spam));
+            return Ok(deliveries);
         }
     }
 }
@@ -553,12 +506,12 @@ impl Bars {
 /// Inputs of [`summarize`].
 struct Summarize<'a> {
     store: &'a dyn Store,
-    fake: &'a FakeGmail,
+    fake: &'a dyn RunningFake,
     url: &'a str,
     id: i64,
-    original: &'a HashSet<String>,
+    original: &'a BTreeSet<String>,
     deliveries: Vec<Delivery>,
-    delivered_to_spam: usize,
+    left_out_at_start: usize,
     linked_at_ms: i64,
     began: Instant,
     engine: &'a Engine,
@@ -573,7 +526,7 @@ async fn summarize(input: Summarize<'_>) -> Result<DemoSummary> {
         id,
         original,
         deliveries,
-        delivered_to_spam,
+        left_out_at_start,
         linked_at_ms,
         began,
         engine,
@@ -603,7 +556,8 @@ async fn summarize(input: Summarize<'_>) -> Result<DemoSummary> {
                 .or_insert(at);
         }
     }
-    let (truth, spam_or_trash) = syncable_ids(fake);
+    let truth = fake.truth();
+    let (truth, spam_or_trash) = (truth.synced, truth.left_out);
     let missing = truth.iter().filter(|i| !stored_at.contains_key(*i)).count();
     let unexpected = stored_at.keys().filter(|i| !truth.contains(*i)).count();
     let backfill_finished_ms = original
@@ -633,7 +587,7 @@ async fn summarize(input: Summarize<'_>) -> Result<DemoSummary> {
         delivered: fresh.len(),
         fake_messages: truth.len(),
         spam_or_trash,
-        delivered_to_spam,
+        delivered_to_spam: spam_or_trash.saturating_sub(left_out_at_start),
         stored: rows,
         distinct_external_ids: stored_at.len(),
         duplicates: rows - stored_at.len(),
@@ -647,17 +601,7 @@ async fn summarize(input: Summarize<'_>) -> Result<DemoSummary> {
             .iter()
             .all(|f| f.stored_before_backfill_finished),
         fresh,
-        api_calls: [
-            GmailMethod::GetProfile,
-            GmailMethod::LabelsList,
-            GmailMethod::MessagesList,
-            GmailMethod::MessagesGet,
-            GmailMethod::HistoryList,
-        ]
-        .into_iter()
-        .map(|m| (m.name(), fake.calls(m)))
-        .filter(|(_, n)| *n > 0)
-        .collect(),
+        api_calls: fake.request_counts(),
         errors: s.jobs_failed + s.item_errors,
         jobs_completed: s.jobs_completed,
         wall_seconds: began.elapsed().as_secs_f64(),
@@ -669,7 +613,7 @@ fn print_summary(s: &DemoSummary) {
     println!();
     println!("Tributary demo: done in {:.1} s", s.wall_seconds);
     println!(
-        "  messages stored:   {} ({} in the mailbox at the start + {} delivered during the backfill; the fake holds {}, and {} in spam or trash, not synced)",
+        "  messages stored:   {} ({} in the mailbox at the start + {} delivered during the backfill; the fake holds {}, and {} that a sync leaves out)",
         s.stored, s.mailbox_messages, s.delivered, s.fake_messages, s.spam_or_trash
     );
     println!(
@@ -689,7 +633,7 @@ fn print_summary(s: &DemoSummary) {
         .iter()
         .map(|(m, n)| format!("{n} {m}"))
         .collect();
-    println!("  Gmail API calls:   {}", calls.join(", "));
+    println!("  API calls:         {}", calls.join(", "));
     if s.fresh.is_empty() {
         println!(
             "  new mail:          none delivered (the backfill was too short; try more --emails)"

@@ -78,9 +78,9 @@ enum Command {
     Content(commands::content::ContentCommand),
     /// Lists jobs, or retries a dead or failed one.
     Jobs(commands::jobs::JobsArgs),
-    /// Runs a fake service for trying Tributary without an account.
-    #[command(subcommand)]
-    Fake(commands::fake::FakeCommand),
+    /// Serves an integration's fake service (e.g. `fake gmail`) until Ctrl-C, for
+    /// trying Tributary without an account.
+    Fake(commands::fake::FakeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -219,7 +219,7 @@ async fn run(cli: Cli, database_url_given: bool) -> Result<()> {
         Command::Run(args) => commands::run::run(global, args).await,
         Command::Content(command) => commands::content::run(global, command).await,
         Command::Jobs(args) => commands::jobs::run(global, args).await,
-        Command::Fake(command) => commands::fake::run(global, command).await,
+        Command::Fake(args) => commands::fake::run(global, args).await,
         Command::Demo(args) => {
             let database_url = database_url_given.then(|| global.database_url().to_owned());
             demo::run(global, args, database_url)

@@ -1,7 +1,10 @@
 //! The one list of integrations this binary knows: one line per integration.
 //!
-//! The testkit's test doubles, `synthetic` (a deterministic synthetic source) and
-//! `noop` (jobs that do nothing, for queue benchmarks), are not integrations a user
+//! A line attaches the integration's fake when it ships one
+//! (`Registration::with_fake`): `tributary fake <domain>` and the demo find it here.
+//!
+//! The test doubles, `synthetic` (the integration of the testkit's synthetic source)
+//! and `noop` (jobs that do nothing, for queue benchmarks), are not integrations a user
 //! can link: a normal run neither lists nor accepts them. Tests that drive the real
 //! binary with them set [`TEST_INTEGRATIONS_ENV`] to `1`, which the binary reads once
 //! at start-up ([`init_from_env`]); it is meant for tests only and is not documented
@@ -39,11 +42,14 @@ pub fn builtin_integrations() -> Result<Registry, ManifestError> {
 /// The real integrations, and the test doubles if `test_doubles`.
 fn integrations(test_doubles: bool) -> Result<Registry, ManifestError> {
     let mut all: Vec<Result<Registration, ManifestError>> = vec![
-        tributary_gmail::registration(),
+        tributary_gmail::registration().map(|r| r.with_fake(tributary_gmail_fake::fake())),
         // One line per integration.
     ];
     if test_doubles {
-        all.push(tributary_testkit::synthetic::registration());
+        all.push(
+            tributary_synthetic::registration()
+                .map(|r| r.with_fake(tributary_testkit::synthetic::fake())),
+        );
         all.push(tributary_testkit::noop::registration());
     }
     Registry::new(all)
@@ -64,5 +70,17 @@ mod tests {
         assert!(normal.get("synthetic").is_err());
         let with_doubles = integrations(true).unwrap();
         assert_eq!(domains(&with_doubles), ["gmail", "noop", "synthetic"]);
+    }
+
+    #[test]
+    fn fakes_are_registered_with_their_integrations() {
+        let registry = integrations(true).unwrap();
+        assert!(registry.fake("gmail").is_ok());
+        assert!(registry.fake("synthetic").is_ok());
+        let error = registry.fake("noop").err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("the `noop` integration has no fake; integrations with a fake: gmail, synthetic")
+        );
     }
 }

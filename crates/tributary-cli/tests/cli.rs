@@ -1,8 +1,8 @@
 //! Tests that drive the real `tributary` binary through its commands.
 //!
 //! Each test has its own temporary SQLite database and a freshly generated
-//! `TRIBUTARY_SECRET_KEY`; Gmail is the testkit's fake, started in the test process
-//! (or by `tributary fake gmail` itself). Assertions are on exit codes, output and
+//! `TRIBUTARY_SECRET_KEY`; Gmail is its fake (`tributary-gmail-fake`), started in the
+//! test process (or by `tributary fake gmail` itself). Assertions are on exit codes, output and
 //! database contents, never on durations.
 
 use std::collections::BTreeSet;
@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
+use tributary_gmail_fake::{FakeGmail, GmailConfig};
 use tributary_sdk::Task;
 use tributary_store::{Cipher, KeySource, NewJob, Store};
-use tributary_testkit::gmail::{FakeGmail, GmailConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 /// Secrets of the fake's test credentials: no command may print them.
@@ -759,24 +759,14 @@ fn consent_url(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
 #[test]
 fn fake_gmail_standalone_can_be_linked_and_synced() {
     let env = Env::new();
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "--json",
-            "fake",
-            "gmail",
-            "--listen",
-            "127.0.0.1:0",
-            "--emails",
-            "25",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the fake");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the info line");
-    let info: Value = serde_json::from_str(&line).expect("the info line is JSON");
+    let (mut child, info) = spawn_fake(std::process::Command::new(BIN).args([
+        "fake",
+        "gmail",
+        "--listen",
+        "127.0.0.1:0",
+        "--emails",
+        "25",
+    ]));
     let creds = env.write("fake.json", &info["credentials"].to_string());
     env.ok(&["users", "add", "u"]);
     let linked = env.json(&[
@@ -803,6 +793,128 @@ fn fake_gmail_standalone_can_be_linked_and_synced() {
     assert!((20..=25).contains(&added), "{summary}");
     terminate(&mut child);
     assert!(child.wait().expect("the fake exits").success());
+}
+
+#[test]
+fn fake_gmail_prints_how_to_link_an_account() {
+    let mut child = std::process::Command::new(BIN)
+        .args(["fake", "gmail", "--emails", "25", "--deliver-every", "3600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the fake");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut text = String::new();
+    for line in stdout.lines() {
+        let line = line.expect("a line");
+        text.push_str(&line);
+        text.push('\n');
+        if line == "Ctrl-C to stop" {
+            break;
+        }
+    }
+    terminate(&mut child);
+    assert!(child.wait().expect("the fake exits").success());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("fake Gmail serving 25 messages for tester@example.com"),
+        "{text}"
+    );
+    for prefix in [
+        "  base URL:      http://127.0.0.1:",
+        "  token URL:     http://",
+        "  authorize URL: http://",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(prefix)),
+            "no {prefix:?} in {text}"
+        );
+    }
+    assert!(
+        text.contains("test credentials (the fake accepts nothing else):"),
+        "{text}"
+    );
+    let link = lines
+        .iter()
+        .find(|l| l.starts_with("  tributary link gmail --user <user id> --credentials CREDENTIALS.json --setting baseUrl=http://"))
+        .unwrap_or_else(|| panic!("no link command in {text}"));
+    assert!(link.contains(" --setting tokenUrl=http://"), "{link}");
+    assert!(
+        text.contains("delivering a new message every 3600 s"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fakes_are_found_through_the_registry() {
+    let env = Env::new();
+    env.fails(
+        &["fake", "slack"],
+        "unknown integration `slack`; integrations with a fake: gmail",
+    );
+    env.fails_cmd(
+        env.cmd()
+            .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
+            .args(["fake", "noop"]),
+        "the `noop` integration has no fake; integrations with a fake: gmail, synthetic",
+    );
+
+    // Any integration with a fake: the synthetic one (a test double), linked and synced.
+    let (mut child, info) = spawn_fake(
+        std::process::Command::new(BIN)
+            .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
+            .args(["fake", "synthetic", "--items", "7"]),
+    );
+    let creds = env.write("synthetic.json", &info["credentials"].to_string());
+    let with_doubles = |args: &[&str]| {
+        let out = env
+            .cmd()
+            .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("run tributary");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")
+    };
+    with_doubles(&["users", "add", "u"]);
+    let base_url = info["settings"]["baseUrl"].as_str().expect("url");
+    let linked = with_doubles(&[
+        "link",
+        "synthetic",
+        "--user",
+        "1",
+        "--credentials",
+        creds.to_str().expect("utf-8"),
+        "--setting",
+        &format!("baseUrl={base_url}"),
+    ]);
+    let id = linked["id"].as_i64().expect("id").to_string();
+    let summary = with_doubles(&["sync", &id, "--until-idle"]);
+    assert_eq!(summary["added"], 7, "{summary}");
+    terminate(&mut child);
+    assert!(child.wait().expect("the fake exits").success());
+}
+
+/// Spawns `tributary fake ...` (given without `--json`, which this adds) and reads the
+/// JSON line it prints first: the credentials and settings to link with.
+fn spawn_fake(command: &mut std::process::Command) -> (Child, Value) {
+    let mut child = command
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the fake");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read the info line");
+    let info: Value = serde_json::from_str(&line).expect("the info line is JSON");
+    (child, info)
 }
 
 fn terminate(child: &mut Child) {

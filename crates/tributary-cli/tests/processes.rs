@@ -194,8 +194,8 @@ async fn postgres_four_worker_processes_share_the_queue() {
     // ticks at start-up and finds the account no longer due. (A start enqueued by hand
     // as well would list the source twice, and a listing that asks again for an item
     // being fetched has that fetch re-run, by design.)
-    let registry = tributary_sdk::Registry::new([tributary_testkit::synthetic::registration()])
-        .expect("registry");
+    let registry =
+        tributary_sdk::Registry::new([tributary_synthetic::registration()]).expect("registry");
     let report = db
         .store
         .schedule_due(

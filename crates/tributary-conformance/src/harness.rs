@@ -61,8 +61,8 @@ pub struct Harness {
     pub backend: Backend,
     /// The subject's integration domain.
     pub domain: String,
-    /// The subject's history task type (from its manifest).
-    pub history_task: String,
+    /// The subject's history task type (from its manifest), if it has one.
+    pub history_task: Option<String>,
     _guard: Box<dyn Any + Send>,
 }
 
@@ -123,17 +123,20 @@ impl Harness {
     /// `None` when PostgreSQL is asked for and unreachable outside CI.
     ///
     /// # Panics
-    /// When the subject's manifest is invalid or declares no history task.
+    /// When the subject's manifest is invalid, or declares a history task while the
+    /// subject declares no [`crate::Capabilities::history`] (or the other way round).
     pub async fn new<S: ConformanceSubject>(backend: Backend) -> Option<Harness> {
         tributary_sdk::http::install_crypto_provider();
         let registration = S::registration().expect("the subject's manifest is valid");
         let domain = registration.manifest.domain.clone();
-        let history_task = registration
-            .manifest
-            .schedule
-            .history_task
-            .clone()
-            .unwrap_or_else(|| panic!("`{domain}` declares no history task in its manifest"));
+        let history_task = registration.manifest.schedule.history_task.clone();
+        assert_eq!(
+            history_task.is_some(),
+            S::CAPABILITIES.history,
+            "`{domain}`'s manifest names history task {history_task:?}, but its subject \
+             declares history: {}",
+            S::CAPABILITIES.history
+        );
         let registry = Arc::new(Registry::new([Ok(registration)]).expect("registry"));
         let (store, guard): (Arc<dyn Store>, Box<dyn Any + Send>) = match backend {
             Backend::Sqlite => {
@@ -221,9 +224,17 @@ impl Harness {
     }
 
     /// Enqueues a history check for account `ui`, due now.
+    ///
+    /// # Panics
+    /// When the integration has no history task (a scenario that checks the history
+    /// must require [`crate::Capability::History`]).
     pub async fn enqueue_history(&self, ui: i64) {
         let now = self.clock.now_ms();
-        let job = tributary_engine::worker::history_job(ui, &self.history_task, MAX_ATTEMPTS, now);
+        let task = self
+            .history_task
+            .as_deref()
+            .expect("a history check needs the History capability");
+        let job = tributary_engine::worker::history_job(ui, task, MAX_ATTEMPTS, now);
         self.store
             .enqueue(&[job], now)
             .await

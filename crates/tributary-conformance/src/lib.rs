@@ -2,83 +2,109 @@
 //! integration runs against its fake, on SQLite and on PostgreSQL (DESIGN.md,
 //! "Testing"; in the manner of vector's source compliance runner).
 //!
-//! An integration's test crate implements [`ConformanceSubject`] over its fake (start a
-//! fake with N items, mutate it, read its truth, inject faults, expire tokens and
-//! cursors) and stamps out the tests with [`conformance_tests!`]:
+//! An integration's test (`integrations/<domain>/tests/conformance.rs`) implements
+//! [`ConformanceSubject`] over its fake (start a fake with N items, mutate it, read its
+//! truth, inject faults, expire tokens and cursors), declares its [`Capabilities`], and
+//! stamps out every scenario with [`conformance_tests!`]:
 //!
 //! ```text
-//! tributary_conformance::conformance_tests!(GmailSubject;
-//!     full_sync, resync_nothing_new, new_item_appears, edit_updates_content,
-//!     deletion_soft_deletes, expired_cursor_falls_back, token_expiry_mid_sync,
-//!     faults_converge, revoked_credentials_need_reauth, convergence,
-//! );
+//! tributary_conformance::conformance_tests!(GmailSubject);
 //! ```
 //!
-//! which yields `sqlite::full_sync`, `postgres::full_sync`, ... Each test builds a
-//! fresh migrated database ([`Harness`]), an engine on a manual clock, and runs one
-//! scenario of [`scenarios`] through the real engine, store and integration, talking
-//! HTTP to the fake.
+//! which yields `sqlite::full_sync`, `postgres::full_sync`, ... for every scenario of
+//! [`scenarios`], on both backends. No scenario can be left out: one that needs a
+//! capability the subject declares absent checks that the capability is truly absent
+//! (a manifest without a history task, an edit or a restore the fake refuses, a sync
+//! that never asks a token endpoint) and prints that it was skipped, and why. Each
+//! test builds a fresh migrated database ([`Harness`]), an engine on a manual clock,
+//! and runs one scenario through the real engine, store and integration, talking HTTP
+//! to the fake.
 //!
 //! Module map:
-//! - [`subject`]: [`ConformanceSubject`], what an integration provides.
+//! - [`subject`]: [`ConformanceSubject`], what an integration provides, and its
+//!   [`Capabilities`].
 //! - [`harness`]: [`Harness`], a store plus engines on a manual clock, and the helpers
 //!   the scenarios share (run until settled, read content, compare with the truth).
 //! - [`scenarios`]: the scenarios, one async function each.
-//! - [`serving`]: serving a fake's router on a loopback port behind the harness's
-//!   layers, such as [`serving::ResponseGate`], which holds a fetch's answer while a
-//!   scenario changes the item.
-//! - [`fault_layer`]: random 429 and 5xx answers in front of any axum fake that has no
-//!   fault injection of its own.
+//! - [`stamp`]: what a stamped test runs: the scenario, or the absence checks of the
+//!   capabilities it needs.
+//!
+//! The fakes are served through the testkit's `serving` (a loopback server, and a
+//! [`tributary_testkit::serving::ResponseGate`] that holds a fetch's answer while a
+//! scenario changes the item) and `fault_layer` (random 429 and 5xx answers in front
+//! of a fake without fault injection of its own).
 //!
 //! Time never passes by sleeping: retries become due when a scenario moves the manual
 //! clock ([`Harness::settle`] moves it to the next due retry).
 
-pub mod fault_layer;
 pub mod harness;
 pub mod scenarios;
-pub mod serving;
+pub mod stamp;
 pub mod subject;
 
 pub use harness::{Backend, Harness, run_scenario};
-pub use subject::{ConformanceSubject, FaultRates};
+pub use stamp::run_stamped;
+pub use subject::{Capabilities, Capability, ConformanceSubject};
+pub use tributary_testkit::fault_layer::FaultRates;
 
-/// Stamps out one `#[test]` per scenario and backend for a [`ConformanceSubject`]:
-/// `sqlite::<scenario>` and `postgres::<scenario>`.
+/// Stamps out one `#[test]` per scenario of [`scenarios`] and backend for a
+/// [`ConformanceSubject`]: `sqlite::<scenario>` and `postgres::<scenario>`, each
+/// through [`run_stamped`] with the capabilities the scenario needs.
 ///
-/// The first argument is the subject type (in scope where the macro is called), then
-/// the names of functions in [`scenarios`]. A PostgreSQL test returns early, printing
-/// why, when no server is reachable and `CI` is not `true` (see
-/// `tributary_store::testing::postgres_test_store`).
+/// The argument is the subject type (in scope where the macro is called). A
+/// PostgreSQL test returns early, printing why, when no server is reachable and `CI`
+/// is not `true` (see `tributary_store::testing::postgres_test_store`).
 #[macro_export]
 macro_rules! conformance_tests {
-    ($subject:ty; $($scenario:ident),+ $(,)?) => {
+    ($subject:ty $(,)?) => {
         /// The scenarios on SQLite.
         mod sqlite {
             #[allow(unused_imports)]
             use super::*;
-            $(
-                #[test]
-                fn $scenario() {
-                    $crate::run_scenario::<$subject, _, _>(
-                        $crate::Backend::Sqlite,
-                        $crate::scenarios::$scenario::<$subject>,
-                    );
-                }
-            )+
+            $crate::__conformance_scenarios!($subject, Sqlite);
         }
         /// The scenarios on PostgreSQL.
         mod postgres {
             #[allow(unused_imports)]
             use super::*;
-            $(
-                #[test]
-                fn $scenario() {
-                    $crate::run_scenario::<$subject, _, _>(
-                        $crate::Backend::Postgres,
-                        $crate::scenarios::$scenario::<$subject>,
-                    );
-                }
-            )+
+            $crate::__conformance_scenarios!($subject, Postgres);
         }
+    };
+}
+
+/// The list of every scenario and the capabilities it needs (used by
+/// [`conformance_tests!`]; a new scenario is added here and in [`scenarios`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_scenarios {
+    ($subject:ty, $backend:ident) => {
+        $crate::__conformance_scenarios!(@stamp $subject, $backend;
+            full_sync: [],
+            resync_nothing_new: [],
+            new_item_appears: [History],
+            edit_updates_content: [History, Edits],
+            edit_during_fetch: [History, Edits],
+            change_burst: [History, Edits],
+            deletion_soft_deletes: [History],
+            expired_cursor_falls_back: [History],
+            token_expiry_mid_sync: [History, ExpiringTokens],
+            token_reuse: [ExpiringTokens],
+            faults_converge: [History],
+            revoked_credentials_need_reauth: [History],
+            convergence: [History],
+        );
+    };
+    (@stamp $subject:ty, $backend:ident; $($scenario:ident: [$($capability:ident),*]),+ $(,)?) => {
+        $(
+            #[test]
+            fn $scenario() {
+                $crate::run_stamped::<$subject, _, _>(
+                    $crate::Backend::$backend,
+                    stringify!($scenario),
+                    &[$($crate::Capability::$capability),*],
+                    $crate::scenarios::$scenario::<$subject>,
+                );
+            }
+        )+
     };
 }

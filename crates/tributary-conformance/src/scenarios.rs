@@ -2,21 +2,25 @@
 //! [`Harness`] and running one behaviour end to end through the engine, the store and
 //! the integration against the subject's fake.
 //!
-//! | scenario | checks |
-//! |---|---|
-//! | [`full_sync`] | every item stored once, equal to the truth; each fetched once |
-//! | [`resync_nothing_new`] | a second `start` makes ≤ 4 list calls, no fetch, no write; a same-content fetch writes nothing |
-//! | [`new_item_appears`] | a new item arrives through `start` and through the history |
-//! | [`edit_updates_content`] | an edit reaches the stored content through the history |
-//! | [`change_burst`] | hundreds of changes between two checks (history pages) converge |
-//! | [`deletion_soft_deletes`] | a deletion soft-deletes, visible only with `include_deleted`; a restore revives the row |
-//! | [`edit_during_fetch`] | an edit made while the item's fetch is in flight is not lost |
-//! | [`expired_cursor_falls_back`] | an expired cursor falls back, converges, and a fresh cursor works |
-//! | [`token_expiry_mid_sync`] | an access token that expires mid-sync is refreshed |
-//! | [`token_reuse`] | twice the full-sync items at 16 workers, tokens expiring halfway: at most 2 token requests |
-//! | [`faults_converge`] | 5% 429 and 5% 5xx: everything still converges |
-//! | [`revoked_credentials_need_reauth`] | `needs_reauth`, jobs wait, resume after re-authorization |
-//! | [`convergence`] | 20 rounds of random changes: the database equals the truth |
+//! | scenario | needs | checks |
+//! |---|---|---|
+//! | [`full_sync`] | | every item stored once, equal to the truth; each fetched once |
+//! | [`resync_nothing_new`] | | a second `start` makes ≤ 4 list calls, no fetch, no write; a same-content fetch writes nothing |
+//! | [`new_item_appears`] | history | a new item arrives through `start` and through the history |
+//! | [`edit_updates_content`] | history, edits | an edit reaches the stored content through the history |
+//! | [`change_burst`] | history, edits | hundreds of changes between two checks (history pages) converge |
+//! | [`deletion_soft_deletes`] | history | a deletion soft-deletes, visible only with `include_deleted`; with restore, a restore revives the row |
+//! | [`edit_during_fetch`] | history, edits | an edit made while the item's fetch is in flight is not lost |
+//! | [`expired_cursor_falls_back`] | history | an expired cursor falls back, converges, and a fresh cursor works |
+//! | [`token_expiry_mid_sync`] | history, expiring tokens | an access token that expires mid-sync is refreshed |
+//! | [`token_reuse`] | expiring tokens | twice the full-sync items at 16 workers, tokens expiring halfway: at most 2 token requests |
+//! | [`faults_converge`] | history | 5% 429 and 5% 5xx: everything still converges |
+//! | [`revoked_credentials_need_reauth`] | history | `needs_reauth`, jobs wait, resume after re-authorization |
+//! | [`convergence`] | history | 20 rounds of random changes: the database equals the truth |
+//!
+//! "Needs" is what [`crate::conformance_tests!`] checks before running a scenario
+//! (see [`crate::stamp`]). Edits and restores made in passing (a round of random
+//! changes, the last step of a scenario) happen only when the subject declares them.
 //!
 //! None depends on the order in which jobs of one priority run (listing and downloads
 //! may interleave either way): each runs until the account has nothing pending.
@@ -70,6 +74,19 @@ async fn updated_at(h: &Harness, ui: i64) -> BTreeMap<String, i64> {
         .into_iter()
         .map(|(id, item)| (id, item.updated_at.timestamp_millis()))
         .collect()
+}
+
+/// Edits `id` when the subject declares edits (which it must then make); nothing
+/// otherwise. Returns whether it edited.
+fn edit<S: ConformanceSubject>(subject: &S, id: &str) -> bool {
+    if !S::CAPABILITIES.edits {
+        return false;
+    }
+    assert!(
+        subject.edit_item(id),
+        "the subject declares edits but refused to edit {id}"
+    );
+    true
 }
 
 /// The id at `position` (wrapping) among the truth's ids, in id order.
@@ -287,7 +304,7 @@ pub async fn edit_updates_content<S: ConformanceSubject>(h: Harness) {
 
     subject.reset_counters();
     h.clock.advance_ms(TICK_MS);
-    subject.edit_item(&id);
+    edit(&subject, &id);
     let want = subject.truth()[&id].clone();
     assert_ne!(
         want, stored_before,
@@ -334,7 +351,7 @@ pub async fn change_burst<S: ConformanceSubject>(h: Harness) {
     let ids: Vec<String> = subject.truth().into_keys().collect();
     for _ in 0..4 {
         for id in &ids {
-            subject.edit_item(id);
+            edit(&subject, id);
         }
     }
     for i in 0..20 {
@@ -394,6 +411,14 @@ pub async fn deletion_soft_deletes<S: ConformanceSubject>(h: Harness) {
         .await;
 
     // A deleted item that comes back is restored: the same row, no longer deleted.
+    if !S::CAPABILITIES.restore {
+        assert_eq!(
+            subject.restore_item(),
+            None,
+            "the subject declares no restore but restored an item"
+        );
+        return;
+    }
     h.clock.advance_ms(TICK_MS);
     let back = subject
         .restore_item()
@@ -420,7 +445,7 @@ pub async fn deletion_soft_deletes<S: ConformanceSubject>(h: Harness) {
 /// fetch commits, and still the stored content ends equal to the truth.
 ///
 /// The race, step by step: an edit; a history check enqueues the item's fetch; the
-/// fake answers the fetch, whose response the [`crate::serving::ResponseGate`] holds;
+/// fake answers the fetch, whose response the [`tributary_testkit::serving::ResponseGate`] holds;
 /// a second edit; a second history check runs to completion; the held response goes
 /// and its (older) content commits; the engine runs until nothing is pending.
 ///
@@ -437,7 +462,7 @@ pub async fn edit_during_fetch<S: ConformanceSubject>(h: Harness) {
     let gate = subject.response_gate();
 
     h.clock.advance_ms(TICK_MS);
-    subject.edit_item(&id);
+    edit(&subject, &id);
     gate.hold(subject.fetch_path(&id));
     h.enqueue_history(ui).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -457,10 +482,10 @@ pub async fn edit_during_fetch<S: ConformanceSubject>(h: Harness) {
     .await;
 
     // The fetch has read the first edit; a second edit and its history check now.
-    subject.edit_item(&id);
+    edit(&subject, &id);
     let histories = |jobs: Vec<tributary_store::Job>| {
         jobs.iter()
-            .filter(|j| j.task_type == h.history_task)
+            .filter(|j| Some(&j.task_type) == h.history_task.as_ref())
             .count()
     };
     let checks_before = histories(h.jobs(ui, JobState::Completed).await);
@@ -539,7 +564,7 @@ pub async fn expired_cursor_falls_back<S: ConformanceSubject>(h: Harness) {
     h.clock.advance_ms(TICK_MS);
     subject.reset_counters();
     subject.add_item();
-    subject.edit_item(&pick(&subject, 23));
+    edit(&subject, &pick(&subject, 23));
     subject.delete_item(&pick(&subject, 57));
     h.check_history(&engine, ui).await;
     assert_eq!(
@@ -568,7 +593,7 @@ pub async fn token_reuse<S: ConformanceSubject>(h: Harness) {
     let halfway = u64::try_from(items / 2).unwrap_or(u64::MAX);
     assert!(
         subject.expire_tokens_after_calls(halfway),
-        "the subject has no expiring tokens: leave token_reuse out of its scenarios"
+        "the subject declares expiring tokens but cannot expire them"
     );
     let engine = h.engine(TOKEN_REUSE_WORKERS);
     h.sync(&engine, ui).await;
@@ -597,7 +622,7 @@ pub async fn token_expiry_mid_sync<S: ConformanceSubject>(h: Harness) {
     let calls = u64::try_from(S::ITEMS / 2).unwrap_or(u64::MAX);
     assert!(
         subject.expire_tokens_after_calls(calls),
-        "the subject has no expiring tokens: leave token_expiry_mid_sync out of its scenarios"
+        "the subject declares expiring tokens but cannot expire them"
     );
     let issued_before = subject.tokens_issued();
     h.sync(&engine, ui).await;
@@ -615,7 +640,7 @@ pub async fn token_expiry_mid_sync<S: ConformanceSubject>(h: Harness) {
     // The stored token expires before the next history check.
     h.clock.advance_ms(TICK_MS);
     subject.add_item();
-    subject.edit_item(&pick(&subject, 3));
+    edit(&subject, &pick(&subject, 3));
     let issued_before = subject.tokens_issued();
     subject.expire_tokens_after_calls(0);
     h.check_history(&engine, ui).await;
@@ -657,7 +682,7 @@ pub async fn faults_converge<S: ConformanceSubject>(h: Harness) {
         h.clock.advance_ms(TICK_MS);
         for _ in 0..3 {
             subject.add_item();
-            subject.edit_item(&pick(&subject, rng.random_range(0..1000)));
+            edit(&subject, &pick(&subject, rng.random_range(0..1000)));
             subject.delete_item(&pick(&subject, rng.random_range(0..1000)));
         }
         h.enqueue_history(ui).await;
@@ -763,8 +788,9 @@ pub async fn convergence<S: ConformanceSubject>(h: Harness) {
                     added += 1;
                 }
                 1 => {
-                    subject.edit_item(&pick(&subject, rng.random_range(0..100_000)));
-                    edited += 1;
+                    if edit(&subject, &pick(&subject, rng.random_range(0..100_000))) {
+                        edited += 1;
+                    }
                 }
                 2 => {
                     if subject.restore_item().is_some() {
@@ -788,8 +814,10 @@ pub async fn convergence<S: ConformanceSubject>(h: Harness) {
         h.assert_matches_truth(&subject, ui, &format!("after convergence round {round}"))
             .await;
     }
+    let edits = edited > 0 || !S::CAPABILITIES.edits;
+    let restores = restored > 0 || !S::CAPABILITIES.restore;
     assert!(
-        added > 0 && edited > 0 && deleted > 0 && restored > 0,
+        added > 0 && edits && deleted > 0 && restores,
         "a kind of change never happened: {added} added, {edited} edited, {deleted} deleted, \
          {restored} restored"
     );

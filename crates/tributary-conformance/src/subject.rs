@@ -19,26 +19,69 @@ use std::future::Future;
 use serde_json::{Map, Value};
 use tributary_sdk::{Credentials, ManifestError, Registration};
 
-use crate::serving::ResponseGate;
+use tributary_testkit::fault_layer::FaultRates;
+use tributary_testkit::serving::ResponseGate;
 
-/// Shares of API requests the fake answers with a fault, each in `[0, 1]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaultRates {
-    /// Share answered 429 Too Many Requests, with a short `Retry-After`.
-    pub rate_limited: f64,
-    /// Share answered 500 or 503.
-    pub server_error: f64,
-    /// Seed of the fault draws.
-    pub seed: u64,
+/// What a subject's service can do, beyond listing, fetching and deleting items
+/// (which every service does). The macro [`crate::conformance_tests!`] stamps every
+/// scenario for every subject: a scenario that needs a capability the subject declares
+/// absent checks that it is truly absent and prints that it was skipped, and the
+/// scenarios that only touch a capability in passing leave that part out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The integration reads the service's change history (its manifest names a
+    /// history task), so changes arrive between two `start`s and a cursor can expire.
+    pub history: bool,
+    /// Items change in place at the service, keeping their id (Gmail: labels).
+    pub edits: bool,
+    /// A deleted item can come back with the same id (Gmail: out of the trash).
+    pub restore: bool,
+    /// Access tokens expire and are refreshed at a token endpoint (OAuth2).
+    pub expiring_tokens: bool,
 }
 
-impl FaultRates {
-    /// No faults.
-    pub const NONE: FaultRates = FaultRates {
-        rate_limited: 0.0,
-        server_error: 0.0,
-        seed: 0,
+impl Capabilities {
+    /// Every capability.
+    pub const ALL: Capabilities = Capabilities {
+        history: true,
+        edits: true,
+        restore: true,
+        expiring_tokens: true,
     };
+
+    /// Whether `capability` is declared.
+    pub fn has(self, capability: Capability) -> bool {
+        match capability {
+            Capability::History => self.history,
+            Capability::Edits => self.edits,
+            Capability::Restore => self.restore,
+            Capability::ExpiringTokens => self.expiring_tokens,
+        }
+    }
+}
+
+/// One of the [`Capabilities`], as a scenario requires it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// [`Capabilities::history`].
+    History,
+    /// [`Capabilities::edits`].
+    Edits,
+    /// [`Capabilities::restore`].
+    Restore,
+    /// [`Capabilities::expiring_tokens`].
+    ExpiringTokens,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Capability::History => "history",
+            Capability::Edits => "edits",
+            Capability::Restore => "restore",
+            Capability::ExpiringTokens => "expiring tokens",
+        })
+    }
 }
 
 /// An integration's fake, driven by the conformance scenarios.
@@ -48,6 +91,9 @@ impl FaultRates {
 pub trait ConformanceSubject: Send + Sync + Sized + 'static {
     /// One item's comparable projection (see the module docs).
     type Projection: Debug + Clone + PartialEq + Send;
+
+    /// What the service can do (see [`Capabilities`]).
+    const CAPABILITIES: Capabilities;
 
     /// How many items the full-sync scenario syncs.
     const FULL_SYNC_ITEMS: usize;
@@ -78,15 +124,16 @@ pub trait ConformanceSubject: Send + Sync + Sized + 'static {
     fn add_item(&self) -> String;
 
     /// Changes item `id` in place so that its projection changes (for Gmail a label
-    /// change).
-    fn edit_item(&self, id: &str);
+    /// change); returns false when the service has no edits
+    /// ([`Capabilities::edits`]).
+    fn edit_item(&self, id: &str) -> bool;
 
     /// Removes item `id` from what a sync must hold.
     fn delete_item(&self, id: &str);
 
     /// Brings back an item that [`ConformanceSubject::delete_item`] removed, with the
     /// same external id (Gmail: out of the trash); returns its id, or `None` when no
-    /// removed item can come back.
+    /// removed item can come back (always `None` without [`Capabilities::restore`]).
     fn restore_item(&self) -> Option<String>;
 
     // ---- truth ----
@@ -119,7 +166,7 @@ pub trait ConformanceSubject: Send + Sync + Sized + 'static {
 
     /// Lets `calls` more API requests through, then expires every access token, as a
     /// token running out in the middle of a sync. Returns false when the service has
-    /// no expiring tokens (leave `token_expiry_mid_sync` out of its scenarios).
+    /// no expiring tokens ([`Capabilities::expiring_tokens`]).
     fn expire_tokens_after_calls(&self, calls: u64) -> bool;
 
     /// Tokens the fake's token endpoint issued so far (0 without one).
@@ -132,7 +179,8 @@ pub trait ConformanceSubject: Send + Sync + Sized + 'static {
     /// new credentials.
     fn reauthorize(&self) -> Credentials;
 
-    /// Forgets the change history: a stored history cursor is now too old.
+    /// Forgets the change history: a stored history cursor is now too old (only called
+    /// with [`Capabilities::history`]).
     fn expire_history_cursor(&self);
 
     // ---- races ----

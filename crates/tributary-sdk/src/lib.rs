@@ -14,6 +14,7 @@
 //! - [`credentials`]: [`Credentials`], a secret-redacting map of credential fields.
 //! - [`manifest`]: `manifest.json` parsing and validation.
 //! - [`registry`]: [`Registration`] and [`Registry`], the list of known integrations.
+//! - [`fake`]: [`Fake`], an integration's stand-in service, attached to its registration.
 //! - [`http`]: a thin HTTP client that maps status codes to error classes.
 //! - [`oauth`]: the OAuth2 refresh-token grant and the access tokens jobs share.
 //! - [`kit`]: typed integrations: settings, credentials, OAuth, listings, deltas,
@@ -23,6 +24,7 @@
 
 pub mod credentials;
 pub mod error;
+pub mod fake;
 pub mod http;
 pub mod integration;
 pub mod kit;
@@ -36,11 +38,12 @@ pub mod task;
 pub use async_trait::async_trait;
 pub use credentials::Credentials;
 pub use error::{ErrorClass, IntegrationError};
+pub use fake::{Fake, FakeLink, FakeOptions, FakeTruth, RunningFake};
 pub use integration::{ContentExists, Integration, IntegrationContext};
 pub use kit::{Job, TypedIntegration};
 pub use manifest::{Limits, Manifest, ManifestError};
 pub use output::Output;
-pub use registry::{Registration, Registry, UnknownDomain};
+pub use registry::{NoFake, Registration, Registry, UnknownDomain};
 pub use result::TaskResult;
 pub use task::{Task, TaskType};
 

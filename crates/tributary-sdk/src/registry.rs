@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::fake::{Fake, SharedFake};
 use crate::{Integration, IntegrationContext, IntegrationError, Manifest, ManifestError};
 
 /// Builds an integration instance for one job.
@@ -20,12 +21,15 @@ pub struct Registration {
     pub manifest: Manifest,
     /// Builds an instance.
     pub construct: Constructor,
+    /// The integration's fake, if it ships one ([`Registration::with_fake`]).
+    pub fake: Option<SharedFake>,
 }
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registration")
             .field("domain", &self.manifest.domain)
+            .field("fake", &self.fake.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -45,7 +49,36 @@ impl Registration {
         Ok(Registration {
             manifest: Manifest::parse(manifest_file, manifest_text)?,
             construct: Arc::new(construct),
+            fake: None,
         })
+    }
+
+    /// This registration with its integration's fake (`tributary fake <domain>`, the
+    /// demo): `tributary_x::registration().map(|r| r.with_fake(tributary_x_fake::fake()))`.
+    #[must_use]
+    pub fn with_fake(mut self, fake: impl Fake) -> Registration {
+        self.fake = Some(Arc::new(fake));
+        self
+    }
+}
+
+/// A domain without a fake, with the domains that have one for the error message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}; integrations with a fake: {}", reason(domain, *known_domain), if with_fake.is_empty() { "none".to_owned() } else { with_fake.join(", ") })]
+pub struct NoFake {
+    /// The domain asked for.
+    pub domain: String,
+    /// Whether the domain is a registered integration (one without a fake).
+    pub known_domain: bool,
+    /// The domains with a fake, sorted.
+    pub with_fake: Vec<String>,
+}
+
+fn reason(domain: &str, known: bool) -> String {
+    if known {
+        format!("the `{domain}` integration has no fake")
+    } else {
+        format!("unknown integration `{domain}`")
     }
 }
 
@@ -100,6 +133,22 @@ impl Registry {
         self.by_domain.keys().map(String::as_str)
     }
 
+    /// The fake of `domain`'s integration, or an error naming the domains that have one.
+    pub fn fake(&self, domain: &str) -> Result<SharedFake, NoFake> {
+        let registration = self.by_domain.get(domain);
+        registration
+            .and_then(|r| r.fake.clone())
+            .ok_or_else(|| NoFake {
+                domain: domain.to_owned(),
+                known_domain: registration.is_some(),
+                with_fake: self
+                    .iter()
+                    .filter(|r| r.fake.is_some())
+                    .map(|r| r.manifest.domain.clone())
+                    .collect(),
+            })
+    }
+
     /// Every registration, sorted by domain.
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.by_domain.values()
@@ -139,6 +188,42 @@ mod tests {
             "unknown integration `gamma`; known integrations: alpha, beta"
         );
         assert!(r.get("alpha").is_ok());
+    }
+
+    struct NoService;
+    #[async_trait::async_trait]
+    impl Fake for NoService {
+        async fn start(
+            &self,
+            _: crate::fake::FakeOptions,
+        ) -> std::io::Result<Box<dyn crate::fake::RunningFake>> {
+            Err(std::io::Error::other("nothing to serve"))
+        }
+    }
+
+    #[test]
+    fn fakes_are_found_by_domain() {
+        let r = Registry::new([
+            reg("beta").map(|r| r.with_fake(NoService)),
+            reg("alpha"),
+            reg("gamma").map(|r| r.with_fake(NoService)),
+        ])
+        .unwrap();
+        assert!(r.fake("beta").is_ok());
+        assert_eq!(
+            r.fake("alpha").err().map(|e| e.to_string()).as_deref(),
+            Some("the `alpha` integration has no fake; integrations with a fake: beta, gamma")
+        );
+        assert_eq!(
+            r.fake("delta").err().map(|e| e.to_string()).as_deref(),
+            Some("unknown integration `delta`; integrations with a fake: beta, gamma")
+        );
+        let none = Registry::new([reg("alpha")]).unwrap();
+        assert!(
+            none.fake("alpha")
+                .err()
+                .is_some_and(|e| e.to_string().ends_with("integrations with a fake: none"))
+        );
     }
 
     #[test]

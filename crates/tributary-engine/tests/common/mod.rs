@@ -65,7 +65,7 @@ impl Harness {
         tributary_sdk::http::install_crypto_provider();
         let registry = Arc::new(
             Registry::new([
-                tributary_testkit::synthetic::registration(),
+                tributary_synthetic::registration(),
                 tributary_testkit::noop::registration(),
             ])
             .expect("test registry"),

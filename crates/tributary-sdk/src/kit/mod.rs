@@ -154,6 +154,7 @@ pub fn registration<T: TypedIntegration>(
     Ok(Registration {
         manifest: (*manifest).clone(),
         construct: Arc::new(move |ctx| construct::<T>(&construct_manifest, ctx)),
+        fake: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The synthetic integration (domain `synthetic`), written against the SDK only, as a
-//! real integration would be.
+//! real integration would be. Its fake is the testkit's synthetic source
+//! (`tributary_testkit::synthetic`), a loopback HTTP server with hooks.
 //!
 //! Settings: `baseUrl` (required), `pageSize` (optional, 1 to 500).
 //! Credentials: `token` (secret).
@@ -26,8 +27,8 @@ const FULL_SCAN_PAGE_SIZE: u32 = 500;
 /// The integration's registration (manifest and constructor).
 pub fn registration() -> Result<Registration, ManifestError> {
     Registration::new(
-        "crates/tributary-testkit/src/synthetic/manifest.json",
-        include_str!("manifest.json"),
+        "integrations/synthetic/manifest.json",
+        include_str!("../manifest.json"),
         SyntheticIntegration::construct,
     )
 }

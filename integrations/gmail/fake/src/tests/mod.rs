@@ -7,6 +7,7 @@ mod history;
 mod oauth;
 mod paging;
 mod schema;
+mod standalone;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;

@@ -1,4 +1,18 @@
-//! The synthetic source: a stateful loopback HTTP server holding items in memory.
+//! The synthetic source: a deterministic, stateful loopback HTTP server holding items
+//! in memory ([`SourceServer`]), with hooks to add, edit and delete items, inject
+//! faults and read request counters. The `synthetic` integration
+//! (`integrations/synthetic/`) syncs it through the SDK exactly as an integration for a
+//! real service would; [`fake`] is its fake for the registry.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use tributary_testkit::synthetic::{SourceConfig, SourceServer};
+//! let server = SourceServer::start(SourceConfig::new(1_000, 42, "token")).await?;
+//! let settings = server.settings(); // {"baseUrl": "http://127.0.0.1:<port>"}
+//! server.add_items(3);
+//! assert_eq!(server.snapshot().len(), 1_003);
+//! # Ok(()) }
+//! ```
 //!
 //! Wire format (every request needs `Authorization: Bearer <token>`):
 //!
@@ -36,9 +50,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tributary_sdk::Credentials;
+use tributary_sdk::{Credentials, FakeLink, FakeOptions, FakeTruth, RunningFake};
+
+use crate::serving::{Deliveries, LoopbackServer};
 
 /// The default number of ids per list page.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -1013,9 +1027,7 @@ pub async fn serve(
     source: Source,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(source))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::serving::serve(listener, router(source), shutdown).await
 }
 
 /// A running synthetic source on a loopback port. Dereferences to its [`Source`], so
@@ -1024,15 +1036,13 @@ pub async fn serve(
 /// Dropping it stops the server.
 pub struct SourceServer {
     source: Source,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    server: LoopbackServer,
 }
 
 impl std::fmt::Debug for SourceServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .field("source", &self.source)
             .finish()
     }
@@ -1041,30 +1051,25 @@ impl std::fmt::Debug for SourceServer {
 impl SourceServer {
     /// Generates the config's items and serves them on `127.0.0.1` at a free port.
     pub async fn start(config: SourceConfig) -> std::io::Result<SourceServer> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
+        SourceServer::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Generates the config's items and serves them on `addr`.
+    pub async fn start_on(addr: SocketAddr, config: SourceConfig) -> std::io::Result<SourceServer> {
+        let listener = TcpListener::bind(addr).await?;
         let source = Source::new(&config);
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, source.clone(), async move {
-            // A dropped sender also means "stop".
-            let _ = rx.await;
-        }));
-        Ok(SourceServer {
-            source,
-            addr,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        let server = LoopbackServer::serve(listener, router(source.clone()));
+        Ok(SourceServer { source, server })
     }
 
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// A handle on the state, to keep after the server is moved.
@@ -1089,14 +1094,8 @@ impl SourceServer {
 
     /// Stops accepting connections, finishes the requests in flight and waits for the
     /// server task.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
-        }
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.server.stop().await
     }
 }
 
@@ -1108,11 +1107,92 @@ impl Deref for SourceServer {
     }
 }
 
-impl Drop for SourceServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+/// The synthetic source as the `synthetic` integration's fake, for the registry
+/// (`tributary fake synthetic` in tests, with the test doubles registered).
+pub fn fake() -> SyntheticFake {
+    SyntheticFake
+}
+
+/// The [`tributary_sdk::Fake`] of the synthetic source: items generated from the seed,
+/// a token derived from it, the latency and deliveries asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyntheticFake;
+
+#[tributary_sdk::async_trait]
+impl tributary_sdk::Fake for SyntheticFake {
+    async fn start(&self, options: FakeOptions) -> std::io::Result<Box<dyn RunningFake>> {
+        let config = SourceConfig::new(
+            options.items,
+            options.seed,
+            format!("token-{}", options.seed),
+        );
+        let server = SourceServer::start_on(options.listen, config).await?;
+        if !options.latency.is_zero() {
+            server.set_latency(Some(options.latency));
         }
+        let source = server.source();
+        let deliveries = options
+            .deliver_every
+            .and_then(|every| Deliveries::every(every, move || drop(source.add_items(1))));
+        Ok(Box::new(RunningSynthetic {
+            server,
+            _deliveries: deliveries,
+        }))
+    }
+}
+
+/// A running [`SyntheticFake`].
+struct RunningSynthetic {
+    server: SourceServer,
+    _deliveries: Option<Deliveries>,
+}
+
+#[tributary_sdk::async_trait]
+impl RunningFake for RunningSynthetic {
+    fn describe(&self) -> String {
+        format!("synthetic source serving {} items", self.server.len())
+    }
+
+    fn item_name(&self) -> &'static str {
+        "item"
+    }
+
+    fn link(&self) -> FakeLink {
+        FakeLink {
+            base_url: self.server.base_url(),
+            endpoints: Vec::new(),
+            settings: self.server.settings(),
+            credentials: self.server.credentials(),
+        }
+    }
+
+    fn truth(&self) -> FakeTruth {
+        FakeTruth {
+            synced: self.server.ids().into_iter().collect(),
+            left_out: 0,
+        }
+    }
+
+    fn add_item(&self) -> Option<String> {
+        self.server.add_items(1).pop()
+    }
+
+    fn request_counts(&self) -> BTreeMap<String, u64> {
+        let counts = self.server.counts();
+        [
+            ("list", counts.list_calls),
+            ("item", counts.item_fetches),
+            ("changes", counts.change_calls),
+            ("cursor", counts.cursor_calls),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| (name.to_owned(), n))
+        .collect()
+    }
+
+    async fn stop(self: Box<Self>) -> std::io::Result<()> {
+        self.server.shutdown().await
     }
 }
 

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tributary_sdk::{ErrorClass, IntegrationError, MAX_EMPTY_PAGES, Output, Task, TaskResult};
+use tributary_synthetic::{CURSOR_KEY, SyntheticTask, registration};
 use tributary_testkit::driver::Driver;
-use tributary_testkit::synthetic::{
-    CURSOR_KEY, Fault, SourceConfig, SourceServer, SyntheticTask, registration,
-};
+use tributary_testkit::synthetic::{Fault, SourceConfig, SourceServer};
 
 const TOKEN: &str = "syn-token-77c1";
 const MAX_RUNS: usize = 20_000;
@@ -624,7 +623,7 @@ fn tasks_have_the_stored_shape() {
 }
 
 #[test]
-fn manifests_are_valid() {
+fn manifest_is_valid() {
     let synthetic = registration().expect("synthetic manifest").manifest;
     assert_eq!(synthetic.domain, "synthetic");
     assert_eq!(
@@ -637,51 +636,4 @@ fn manifests_are_valid() {
         Some("checkChanges")
     );
     assert_eq!(synthetic.schedule.start_every_seconds, 60);
-
-    let noop = tributary_testkit::noop::registration()
-        .expect("noop manifest")
-        .manifest;
-    assert_eq!(noop.domain, "noop");
-    assert_eq!(noop.task_types, ["start", "noop"]);
-    let registry =
-        tributary_sdk::Registry::new([registration(), tributary_testkit::noop::registration()])
-            .expect("both register");
-    assert_eq!(
-        registry.domains().collect::<Vec<_>>(),
-        ["noop", "synthetic"]
-    );
-}
-
-#[tokio::test]
-async fn noop_tasks_do_nothing() {
-    use tributary_testkit::noop::{NoopTask, registration as noop_registration};
-    let mut driver = Driver::new(
-        noop_registration().expect("manifest"),
-        Default::default(),
-        Map::new(),
-    )
-    .expect("driver");
-    driver.validate().await.expect("always valid");
-    for task in [
-        Task::start(),
-        NoopTask::task(None).expect("task"),
-        NoopTask::task(Some("x".into())).expect("task"),
-    ] {
-        let result = driver.run(&task).await.expect("runs");
-        assert!(result.outputs.is_empty() && result.tasks.is_empty());
-        assert!(result.sync_state.is_none() && result.credentials.is_none());
-    }
-    assert_eq!(
-        NoopTask::task(Some("x".into()))
-            .expect("task")
-            .item_id
-            .as_deref(),
-        Some("x")
-    );
-    let err = driver
-        .run(&Task::new("fetchItem", Value::Null))
-        .await
-        .expect_err("unknown");
-    assert_eq!(err.class(), ErrorClass::Permanent);
-    assert!(err.message().contains("fetchItem"));
 }

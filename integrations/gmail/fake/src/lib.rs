@@ -56,11 +56,17 @@
 //! - Faults ([`FaultConfig`], [`GmailHandle::fail_next`]) apply to API requests only,
 //!   not to the OAuth endpoints.
 //!
+//! # Through the registry
+//!
+//! [`fake()`] is the fake as the integration's [`tributary_sdk::Fake`] (the
+//! `tributary` binary attaches it with `Registration::with_fake`), which
+//! `tributary fake gmail` and `tributary demo` start: see [`standalone`].
+//!
 //! # Use in tests
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
-//! use tributary_testkit::gmail::{FakeGmail, GmailConfig, GmailMethod};
+//! use tributary_gmail_fake::{FakeGmail, GmailConfig, GmailMethod};
 //!
 //! let fake = FakeGmail::start(GmailConfig { messages: 500, ..GmailConfig::default() }).await?;
 //! let base_url = fake.base_url(); // http://127.0.0.1:PORT/
@@ -83,6 +89,7 @@ mod mailbox;
 mod mime;
 mod oauth;
 mod server;
+pub mod standalone;
 
 #[cfg(test)]
 mod tests;
@@ -95,11 +102,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tributary_testkit::serving::LoopbackServer;
 
 pub use faults::{Counters, Fault, FaultConfig, GmailMethod};
 pub use mailbox::MessageTruth;
+pub use standalone::{GmailFake, fake};
 
 use generator::Generator;
 use mailbox::{Mailbox, NewMessage, Source, format_id, parse_id};
@@ -541,9 +548,7 @@ pub async fn serve(
     handle: GmailHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, handle.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    tributary_testkit::serving::serve(listener, handle.router(), shutdown).await
 }
 
 /// A fake Gmail running on a loopback port. Dereferences to its [`GmailHandle`] for
@@ -551,9 +556,7 @@ pub async fn serve(
 #[derive(Debug)]
 pub struct FakeGmail {
     handle: GmailHandle,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    server: LoopbackServer,
 }
 
 impl FakeGmail {
@@ -565,21 +568,12 @@ impl FakeGmail {
     /// Builds the mailbox and serves it on `addr` (the standalone mode's `--listen`).
     pub async fn start_on(addr: SocketAddr, config: GmailConfig) -> std::io::Result<FakeGmail> {
         let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         // Generating a large mailbox takes CPU time: keep it off the async workers.
         let handle = tokio::task::spawn_blocking(move || GmailHandle::new(config))
             .await
             .map_err(std::io::Error::other)?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, handle.clone(), async {
-            let _ = rx.await;
-        }));
-        Ok(FakeGmail {
-            handle,
-            addr,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        let server = LoopbackServer::serve(listener, handle.router());
+        Ok(FakeGmail { handle, server })
     }
 
     /// The state and hooks.
@@ -589,30 +583,30 @@ impl FakeGmail {
 
     /// The address served.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The server root, with a trailing slash: `http://127.0.0.1:PORT/`. API paths
     /// (`gmail/v1/users/me/...`) are relative to it, as to
     /// `https://gmail.googleapis.com/`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/", self.addr)
+        format!("http://{}/", self.addr())
     }
 
     /// The token endpoint (Google's `https://oauth2.googleapis.com/token`).
     pub fn token_url(&self) -> String {
-        format!("http://{}/token", self.addr)
+        format!("http://{}/token", self.addr())
     }
 
     /// The authorization endpoint (Google's
     /// `https://accounts.google.com/o/oauth2/v2/auth`).
     pub fn authorize_url(&self) -> String {
-        format!("http://{}/authorize", self.addr)
+        format!("http://{}/authorize", self.addr())
     }
 
     /// The revocation endpoint (Google's `https://oauth2.googleapis.com/revoke`).
     pub fn revoke_url(&self) -> String {
-        format!("http://{}/revoke", self.addr)
+        format!("http://{}/revoke", self.addr())
     }
 
     /// What the standalone mode prints: the test credentials in the shape of the
@@ -638,14 +632,8 @@ impl FakeGmail {
     }
 
     /// Stops serving and waits for the server to finish.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
-        }
+    pub async fn stop(self) -> std::io::Result<()> {
+        self.server.stop().await
     }
 }
 
@@ -654,13 +642,5 @@ impl std::ops::Deref for FakeGmail {
 
     fn deref(&self) -> &GmailHandle {
         &self.handle
-    }
-}
-
-impl Drop for FakeGmail {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! Random 429 and 5xx answers in front of an axum fake that has no fault injection of
-//! its own (or only one kind), for [`crate::ConformanceSubject::set_fault_rates`].
+//! its own (or only one kind), at [`FaultRates`] (what the conformance harness's
+//! `set_fault_rates` asks for).
 //!
 //! Each request draws once from a seeded generator: with probability
 //! `rate_limited` it is answered 429 with `Retry-After: 1`, with probability
@@ -17,7 +18,25 @@ use axum::response::{IntoResponse, Response};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
-use crate::FaultRates;
+/// Shares of API requests a fake answers with a fault, each in `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaultRates {
+    /// Share answered 429 Too Many Requests, with a short `Retry-After`.
+    pub rate_limited: f64,
+    /// Share answered 500 or 503.
+    pub server_error: f64,
+    /// Seed of the fault draws.
+    pub seed: u64,
+}
+
+impl FaultRates {
+    /// No faults.
+    pub const NONE: FaultRates = FaultRates {
+        rate_limited: 0.0,
+        server_error: 0.0,
+        seed: 0,
+    };
+}
 
 /// A fault injector shared by a router's requests. Cheap to clone.
 #[derive(Debug, Clone)]

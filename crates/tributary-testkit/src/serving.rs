@@ -1,49 +1,67 @@
-//! Serving a fake's axum router on a loopback port, with the harness's layers in
-//! front of it: [`ResponseGate`], which holds chosen responses until released (to make
-//! a change happen while a fetch is in flight), and
-//! [`crate::fault_layer::FaultInjector`].
+//! Serving a fake's axum router on a loopback port ([`LoopbackServer`]), with layers
+//! that tests put in front of it: [`ResponseGate`], which holds chosen responses until
+//! released (to make a change happen while a fetch is in flight), and
+//! [`crate::fault_layer::FaultInjector`]; and [`Deliveries`], which adds items to a
+//! running fake on a period (`tributary fake <domain> --deliver-every`).
 //!
 //! A held response has already been computed by the fake: the fetch has read the
 //! item's state, and only its answer waits. That is the window in which a change at
 //! the service races with a sync.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 
-/// A fake served on `127.0.0.1` at a free port; stops when dropped.
+/// A router served on a TCP address until stopped or dropped.
 #[derive(Debug)]
 pub struct LoopbackServer {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl LoopbackServer {
-    /// Serves `router` until dropped.
+    /// Serves `router` on `127.0.0.1` at a free port until dropped.
     ///
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start(router: Router) -> LoopbackServer {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        LoopbackServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), router)
             .await
-            .expect("bind a loopback port");
+            .expect("bind a loopback port")
+    }
+
+    /// Serves `router` on `addr` (port 0 picks a free one) until dropped or
+    /// [`LoopbackServer::stop`].
+    pub async fn bind(addr: SocketAddr, router: Router) -> std::io::Result<LoopbackServer> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(LoopbackServer::serve(listener, router))
+    }
+
+    /// Serves `router` on a bound `listener`.
+    ///
+    /// # Panics
+    /// When the listener has no local address (never for a bound TCP listener).
+    pub fn serve(listener: TcpListener, router: Router) -> LoopbackServer {
         let addr = listener.local_addr().expect("local address");
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(serve(listener, router, async {
+            // A dropped sender also means "stop".
+            let _ = rx.await;
+        }));
         LoopbackServer {
             addr,
             shutdown: Some(tx),
+            task: Some(task),
         }
     }
 
@@ -56,6 +74,18 @@ impl LoopbackServer {
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.addr)
     }
+
+    /// Stops accepting connections, finishes the requests in flight and waits for the
+    /// server task.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for LoopbackServer {
@@ -63,6 +93,52 @@ impl Drop for LoopbackServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes the
+/// requests in flight and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Calls a function on a period (the first call one period after the start) until
+/// dropped: a running fake's `--deliver-every`.
+#[derive(Debug)]
+pub struct Deliveries {
+    task: JoinHandle<()>,
+}
+
+impl Deliveries {
+    /// Calls `deliver` every `every` on a blocking thread (generating an item may
+    /// take CPU time); `None` for a zero period.
+    pub fn every(every: Duration, deliver: impl Fn() + Send + Sync + 'static) -> Option<Self> {
+        if every.is_zero() {
+            return None;
+        }
+        let deliver = Arc::new(deliver);
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let deliver = deliver.clone();
+                let _ = tokio::task::spawn_blocking(move || deliver()).await;
+            }
+        });
+        Some(Deliveries { task })
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -17,7 +17,7 @@ use super::{SIMPLE, Setup, reply_to_simple, setup};
 fn discovery() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../integrations/gmail/spec/gmail-v1-discovery.json"
+        "/../spec/gmail-v1-discovery.json"
     );
     let text = std::fs::read_to_string(path).expect("the vendored discovery document is readable");
     serde_json::from_str(&text).expect("the discovery document is json")
