@@ -2,20 +2,26 @@
 //! real integration would be. Its fake is the testkit's synthetic source
 //! (`tributary_testkit::synthetic`), a loopback HTTP server with hooks.
 //!
+//! It is the tutorial's worked example (`docs/tutorial.md`): a typed integration on the
+//! SDK's kit, whose manifest declares its settings and whose kit helpers own the
+//! early-stop rule and the full comparison.
+//!
 //! Settings: `baseUrl` (required), `pageSize` (optional, 1 to 500).
 //! Credentials: `token` (secret).
 //! Sync state: `cursor`, the change-log position up to which changes were applied.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tributary_sdk::chrono::{DateTime, Utc};
 use tributary_sdk::http::{HttpClient, HttpResponse};
+use tributary_sdk::kit::delta::FullComparison;
+use tributary_sdk::kit::listing;
 use tributary_sdk::{
-    Integration, IntegrationContext, IntegrationError, MAX_EMPTY_PAGES, ManifestError, Output,
-    Registration, Task, TaskResult, TaskType,
+    IntegrationContext, IntegrationError, Job, ManifestError, Output, Registration, Task,
+    TaskResult, TaskType, TypedIntegration,
 };
 
 /// The sync-state key holding the change-log cursor.
@@ -26,11 +32,27 @@ const FULL_SCAN_PAGE_SIZE: u32 = 500;
 
 /// The integration's registration (manifest and constructor).
 pub fn registration() -> Result<Registration, ManifestError> {
-    Registration::new(
+    tributary_sdk::kit::registration::<SyntheticIntegration>(
         "integrations/synthetic/manifest.json",
         include_str!("../manifest.json"),
-        SyntheticIntegration::construct,
     )
+}
+
+/// The account's settings (declared, with their ranges, in the manifest).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyntheticSettings {
+    /// The source's URL.
+    pub base_url: String,
+    /// Items per list page; the source's default when absent.
+    pub page_size: Option<u32>,
+}
+
+/// The account's credentials.
+#[derive(Clone, Deserialize)]
+pub struct SyntheticCredentials {
+    /// The source's bearer token.
+    pub token: String,
 }
 
 /// The tasks of the synthetic integration, stored as `{type, payload}`.
@@ -155,48 +177,39 @@ fn encode_segment(segment: &str) -> String {
     out
 }
 
-impl SyntheticIntegration {
-    /// Builds an instance; a missing `baseUrl`, a bad `pageSize` or a missing `token`
-    /// is a permanent error naming the field.
-    pub fn construct(ctx: IntegrationContext) -> Result<Box<dyn Integration>, IntegrationError> {
-        Ok(Box::new(SyntheticIntegration::new(ctx)?))
-    }
+#[async_trait::async_trait]
+impl TypedIntegration for SyntheticIntegration {
+    type Task = SyntheticTask;
+    type Settings = SyntheticSettings;
+    type Credentials = SyntheticCredentials;
 
-    /// Like [`SyntheticIntegration::construct`], returning the concrete type.
-    pub fn new(ctx: IntegrationContext) -> Result<SyntheticIntegration, IntegrationError> {
-        let base_url = match ctx.setting("baseUrl").map(str::trim) {
-            Some(url) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
-            _ => {
-                return Err(IntegrationError::permanent(
-                    "setting `baseUrl` is missing: the synthetic integration needs the source's URL",
-                ));
-            }
-        };
-        let page_size = match ctx.settings.get("pageSize") {
-            None | Some(Value::Null) => None,
-            Some(value) => {
-                let n = value
-                    .as_u64()
-                    .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
-                match n {
-                    Some(n @ 1..=500) => u32::try_from(n).ok(),
-                    _ => {
-                        return Err(IntegrationError::permanent(format!(
-                            "setting `pageSize` must be an integer from 1 to 500, found {value}"
-                        )));
-                    }
-                }
-            }
-        };
-        let token = ctx.credentials.require("token")?.to_owned();
+    fn new(job: Job<SyntheticSettings, SyntheticCredentials>) -> Result<Self, IntegrationError> {
         Ok(SyntheticIntegration {
-            ctx,
-            base_url,
-            token,
-            page_size,
+            base_url: job.settings.base_url.trim_end_matches('/').to_owned(),
+            page_size: job.settings.page_size,
+            token: job.credentials.token,
+            ctx: job.ctx,
         })
     }
 
+    async fn validate_authentication(&mut self) -> Result<(), IntegrationError> {
+        self.current_cursor().await.map(|_| ())
+    }
+
+    async fn run(&mut self, task: SyntheticTask) -> Result<TaskResult, IntegrationError> {
+        match task {
+            SyntheticTask::Start => self.start().await,
+            SyntheticTask::ListItems {
+                page_token,
+                empty_pages,
+            } => self.list_items(page_token, empty_pages).await,
+            SyntheticTask::FetchItem { id } => self.fetch_item(&id).await,
+            SyntheticTask::CheckChanges => self.check_changes().await,
+        }
+    }
+}
+
+impl SyntheticIntegration {
     fn http(&self) -> &HttpClient {
         &self.ctx.http
     }
@@ -271,29 +284,19 @@ impl SyntheticIntegration {
         page_token: Option<String>,
         empty_pages: u32,
     ) -> Result<TaskResult, IntegrationError> {
-        let mut result = TaskResult::new();
-        if empty_pages >= MAX_EMPTY_PAGES {
-            return Ok(result);
-        }
         let page = self
             .list_page(page_token.as_deref(), self.page_size)
             .await?;
-        let ids: Vec<String> = page.items.into_iter().map(|entry| entry.id).collect();
-        let new_ids = self.ctx.new_ids(ids).await?;
-        let empty_pages = if new_ids.is_empty() {
-            empty_pages + 1
-        } else {
-            0
-        };
-        for id in new_ids {
+        let ids = page.items.into_iter().map(|entry| entry.id).collect();
+        let step = listing::page(&self.ctx, ids, page.next_page_token, empty_pages).await?;
+        let mut result = TaskResult::new();
+        for id in step.new_ids {
             result.push_task(&SyntheticTask::FetchItem { id })?;
         }
-        if let Some(next) = page.next_page_token
-            && empty_pages < MAX_EMPTY_PAGES
-        {
+        if let Some(next) = step.next {
             result.push_task(&SyntheticTask::ListItems {
-                page_token: Some(next),
-                empty_pages,
+                page_token: Some(next.token),
+                empty_pages: next.consecutive_empty_pages,
             })?;
         }
         Ok(result)
@@ -384,61 +387,27 @@ impl SyntheticIntegration {
         Ok(result)
     }
 
-    /// The cursor expired: compare every id at the source with the stored ones.
+    /// The cursor expired: compare every id at the source with the stored ones, in
+    /// the kit's order (a fresh cursor first, then the stored ids, then the listing).
     async fn full_comparison(&self) -> Result<TaskResult, IntegrationError> {
         let mut result = TaskResult::new();
-        // A fresh cursor first: changes made during the walk are replayed next time.
         let cursor = self.current_cursor().await?;
-        let mut remote: Vec<String> = Vec::new();
+        let mut comparison = FullComparison::begin(&self.ctx).await?;
         let mut page_token: Option<String> = None;
         loop {
             let page = self
                 .list_page(page_token.as_deref(), Some(FULL_SCAN_PAGE_SIZE))
                 .await?;
-            let ids: Vec<String> = page.items.into_iter().map(|entry| entry.id).collect();
-            // One batched query per page, as in a listing; pending fetches count as known.
-            for id in self.ctx.new_ids(ids.clone()).await? {
+            let ids = page.items.into_iter().map(|entry| entry.id).collect();
+            for id in comparison.listed(&self.ctx, ids).await? {
                 result.push_task(&SyntheticTask::FetchItem { id })?;
             }
-            remote.extend(ids);
             match page.next_page_token {
                 Some(next) => page_token = Some(next),
                 None => break,
             }
         }
-        let remote: HashSet<String> = remote.into_iter().collect();
-        let mut vanished: Vec<String> = self
-            .ctx
-            .content_exists
-            .stored_ids()
-            .await?
-            .into_iter()
-            .filter(|id| !remote.contains(id))
-            .collect();
-        vanished.sort();
-        for id in vanished {
-            result.push_output(Output::deleted(id));
-        }
-        result.set_sync_state(CURSOR_KEY, Value::String(cursor));
+        comparison.finish(&mut result, CURSOR_KEY, Value::String(cursor));
         Ok(result)
-    }
-}
-
-#[async_trait::async_trait]
-impl Integration for SyntheticIntegration {
-    async fn validate_authentication(&mut self) -> Result<(), IntegrationError> {
-        self.current_cursor().await.map(|_| ())
-    }
-
-    async fn run_task(&mut self, task: &Task) -> Result<TaskResult, IntegrationError> {
-        match task.decode::<SyntheticTask>()? {
-            SyntheticTask::Start => self.start().await,
-            SyntheticTask::ListItems {
-                page_token,
-                empty_pages,
-            } => self.list_items(page_token, empty_pages).await,
-            SyntheticTask::FetchItem { id } => self.fetch_item(&id).await,
-            SyntheticTask::CheckChanges => self.check_changes().await,
-        }
     }
 }

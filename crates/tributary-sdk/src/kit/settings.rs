@@ -45,12 +45,15 @@ pub fn decode_settings<S: DeserializeOwned>(
     })
 }
 
-/// The account's credentials as `C`. The message names the field but never a value.
+/// The account's credentials as `C`. An empty string counts as absent (a required
+/// field given as `""` is missing). The message names the field but never a value.
 pub fn decode_credentials<C: DeserializeOwned>(
     manifest: &Manifest,
     given: &Credentials,
 ) -> Result<C, IntegrationError> {
-    decode(Value::Object(given.as_map().clone())).map_err(|(path, problem)| {
+    let mut fields = given.as_map().clone();
+    fields.retain(|_, v| v.as_str() != Some(""));
+    decode(Value::Object(fields)).map_err(|(path, problem)| {
         // serde's messages quote the offending value for some errors (an invalid
         // type); a credential's value is a secret, so only the field is named then.
         let problem =
@@ -166,6 +169,11 @@ mod tests {
         let given = Credentials::new(map(serde_json::json!({"refreshToken": "s3cret"})));
         let e = decode_credentials::<Secret>(&manifest(), &given).unwrap_err();
         assert!(e.to_string().contains("clientId"), "{e}");
+        let given = Credentials::new(map(
+            serde_json::json!({"refreshToken": "s3cret", "clientId": ""}),
+        ));
+        let e = decode_credentials::<Secret>(&manifest(), &given).unwrap_err();
+        assert!(e.to_string().contains("missing field `clientId`"), "{e}");
         let given = Credentials::new(map(
             serde_json::json!({"refreshToken": 12345, "clientId": "c"}),
         ));
