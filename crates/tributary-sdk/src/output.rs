@@ -32,7 +32,8 @@ pub enum Output {
     },
     /// The item could not be fetched or decoded, for good (the guide's non-2xx output):
     /// the engine logs it, counts it (`item_errors`) and stores the marker
-    /// `{"failed": true, "code": <code>, "error": <error>}` in place of the content, so
+    /// `{"failed": true, "code": <code>, "error": {"error": <error>}}` in place of the
+    /// content (the shape stored since before outputs were typed), so
     /// the item is known (not fetched again by every listing) and a reader sees why.
     Failed {
         /// The item's unique id in the external system.

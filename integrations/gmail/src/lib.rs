@@ -13,10 +13,11 @@
 //!
 //! # Configuration
 //! - Credentials: `clientId`, `clientSecret`, `refreshToken` (OAuth 2.0, scope
-//!   `gmail.readonly`), and optionally `accessToken`, which the integration keeps up to
-//!   date itself.
-//! - Settings: `baseUrl` (default `https://gmail.googleapis.com/`), `tokenUrl`
-//!   (default `https://oauth2.googleapis.com/token`), `pageSize` (1 to 500, default 50).
+//!   `gmail.readonly`), and optionally `accessToken` and `accessTokenExpiresAt`, which
+//!   the kit keeps up to date.
+//! - Settings (declared, with their defaults and ranges, in `manifest.json`): `baseUrl`,
+//!   `tokenUrl` (the manifest's `oauth.tokenUrl` when absent), `pageSize` and
+//!   `backfillPageSize`.
 //! - Sync state: `lastHistoryId`, the Gmail history cursor.
 //!
 //! # Content
