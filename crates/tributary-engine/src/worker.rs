@@ -553,7 +553,7 @@ impl Engine {
                 registration.manifest.task_types.join(", ")
             )));
         }
-        let http = match inner.gates.get(&account.integration_domain) {
+        let http = match inner.gates.gate(&account.integration_domain, account.id) {
             Some(gate) => inner.http.with_gate(gate),
             None => inner.http.clone(),
         };
