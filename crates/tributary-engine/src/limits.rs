@@ -154,7 +154,8 @@ impl std::fmt::Debug for DomainGates {
 
 impl DomainGates {
     /// Gates from the manifests' `limits.requestsPerSecond`, overridden by the config's
-    /// `domain_rates` (where `0` means no limit), and their `limits.budgets`.
+    /// `domain_rates` (where `0` means no limit), and their `limits.budgets` (unless the
+    /// config's `enforce_budgets` is off).
     pub fn new(registry: &Registry, config: &EngineConfig) -> DomainGates {
         let mut rates = HashMap::new();
         let mut budgets = HashMap::new();
@@ -170,7 +171,7 @@ impl DomainGates {
                 let gate = DomainGate(RateLimiter::direct(Quota::per_second(rate)));
                 rates.insert(domain.clone(), Arc::new(gate));
             }
-            if !manifest.limits.budgets.is_empty() {
+            if config.enforce_budgets && !manifest.limits.budgets.is_empty() {
                 let mut list: Vec<Arc<Budget>> = manifest
                     .limits
                     .budgets
