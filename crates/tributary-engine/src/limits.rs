@@ -16,7 +16,11 @@
 //! refilled: no polling, no lock held while waiting, no way for a later request to
 //! overtake an earlier one.
 //!
-//! Each process keeps its own buckets.
+//! Each process keeps its own buckets, unless a [`BudgetStore`] is given (PostgreSQL,
+//! where several processes share the service's quotas): then every budget's units come
+//! from one row per key in the database ([`SharedBucket`]), taken request by request
+//! in one `UPDATE` that refills the row from the time elapsed, so all processes
+//! together keep the bound.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -27,6 +31,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 use tributary_sdk::http::RequestGate;
 use tributary_sdk::{Budget, BudgetScope, Registry};
+use tributary_store::BudgetStore;
 
 use crate::EngineConfig;
 
@@ -117,6 +122,69 @@ impl UnitSource for UnitBucket {
     }
 }
 
+/// A budget's units taken from the database's row for its key, shared by every
+/// process on the database: each reservation is one `UPDATE` of that row
+/// ([`BudgetStore::take_budget_units`]), which refills it from the time elapsed.
+pub struct SharedBucket {
+    store: Arc<dyn BudgetStore>,
+    key: String,
+    burst: u64,
+    per_second: f64,
+    /// One reservation at a time from this process, in arrival order.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SharedBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBucket")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a shared bucket waits before asking the database again after it failed.
+const SHARED_RETRY: Duration = Duration::from_millis(200);
+
+impl SharedBucket {
+    /// The shared bucket of `budget` under `key`.
+    pub fn new(store: Arc<dyn BudgetStore>, key: String, budget: &Budget) -> SharedBucket {
+        SharedBucket {
+            store,
+            key,
+            burst: budget.burst(),
+            per_second: budget.refill_per_second(),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+#[tributary_sdk::async_trait]
+impl UnitSource for SharedBucket {
+    async fn charge(&self, units: u64) {
+        let _turn = self.turn.lock().await;
+        loop {
+            let now = chrono::Utc::now().timestamp_millis();
+            let taken = self
+                .store
+                .take_budget_units(&self.key, units, self.burst, self.per_second, now)
+                .await;
+            let wait = match taken {
+                Ok(None) => return,
+                Ok(Some(missing)) => {
+                    wait_for(missing, self.per_second).max(Duration::from_millis(1))
+                }
+                Err(e) => {
+                    // Spending without the database's word could break the quota; wait
+                    // for the database instead (the job's lease is renewed meanwhile).
+                    tracing::warn!(error = %e, key = %self.key, "rate budget unavailable; waiting");
+                    SHARED_RETRY
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 /// What one job's requests pass: its domain's request rate, then every budget.
 struct JobGate {
     rate: Option<Arc<DomainGate>>,
@@ -141,6 +209,7 @@ pub struct DomainGates {
     /// Each domain's budgets, project-scoped first.
     budgets: HashMap<String, Vec<Arc<Budget>>>,
     buckets: Mutex<HashMap<String, Arc<dyn UnitSource>>>,
+    shared: Option<Arc<dyn BudgetStore>>,
 }
 
 impl std::fmt::Debug for DomainGates {
@@ -148,6 +217,7 @@ impl std::fmt::Debug for DomainGates {
         f.debug_struct("DomainGates")
             .field("rates", &self.rates.keys().collect::<Vec<_>>())
             .field("budgets", &self.budgets.keys().collect::<Vec<_>>())
+            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -155,8 +225,13 @@ impl std::fmt::Debug for DomainGates {
 impl DomainGates {
     /// Gates from the manifests' `limits.requestsPerSecond`, overridden by the config's
     /// `domain_rates` (where `0` means no limit), and their `limits.budgets` (unless the
-    /// config's `enforce_budgets` is off).
-    pub fn new(registry: &Registry, config: &EngineConfig) -> DomainGates {
+    /// config's `enforce_budgets` is off), kept in `shared` when given (else in this
+    /// process).
+    pub fn new(
+        registry: &Registry,
+        config: &EngineConfig,
+        shared: Option<Arc<dyn BudgetStore>>,
+    ) -> DomainGates {
         let mut rates = HashMap::new();
         let mut budgets = HashMap::new();
         for registration in registry.iter() {
@@ -187,6 +262,7 @@ impl DomainGates {
             rates,
             budgets,
             buckets: Mutex::new(HashMap::new()),
+            shared,
         }
     }
 
@@ -212,7 +288,10 @@ impl DomainGates {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         buckets
             .entry(key)
-            .or_insert_with(|| Arc::new(UnitBucket::for_budget(budget)))
+            .or_insert_with_key(|key| match &self.shared {
+                Some(store) => Arc::new(SharedBucket::new(store.clone(), key.clone(), budget)),
+                None => Arc::new(UnitBucket::for_budget(budget)),
+            })
             .clone()
     }
 }

@@ -118,7 +118,10 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
         let http = HttpClient::new().map_err(|e| EngineError::Setup(e.to_string()))?;
-        let gates = DomainGates::new(&registry, &config);
+        // On PostgreSQL every process shares the budgets through the database.
+        let shared = (store.backend() == tributary_store::Backend::Postgres)
+            .then(|| store.clone() as Arc<dyn tributary_store::BudgetStore>);
+        let gates = DomainGates::new(&registry, &config, shared);
         let gate = WorkerGate::new(config.workers.max(1));
         Ok(Engine {
             inner: Arc::new(Inner {

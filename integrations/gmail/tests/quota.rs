@@ -129,3 +129,13 @@ async fn a_sync_at_16_workers_stays_under_the_per_user_quota_near_its_rate() {
     let counters = sync_under_quota(store, 1).await;
     assert_close_under_the_quota(&counters);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_engines_on_one_postgres_database_share_the_per_user_quota() {
+    let Some(db) = tributary_store::testing::postgres_test_store().await else {
+        println!("skipped: PostgreSQL is not reachable");
+        return;
+    };
+    let counters = sync_under_quota(db.store.clone(), 4).await;
+    assert_close_under_the_quota(&counters);
+}
