@@ -58,6 +58,9 @@ pub fn engine_config(workers: usize) -> EngineConfig {
         workers,
         per_account_concurrency: workers,
         idle_poll: Duration::from_millis(10),
+        // The engine's own speed: the fake enforces no quota here (`quota` measures
+        // a sync within Gmail's).
+        enforce_budgets: false,
         ..EngineConfig::default()
     }
 }

@@ -114,6 +114,8 @@ pub fn engine_config(workers: usize) -> EngineConfig {
         backoff_base: Duration::from_secs(1),
         backoff_max: Duration::from_secs(30),
         lease: Duration::from_secs(7 * 24 * 3600),
+        // The fakes' scenarios test behaviour, not quotas (`quota` tests those).
+        enforce_budgets: false,
         ..EngineConfig::default()
     }
 }

@@ -36,6 +36,10 @@ pub struct EngineConfig {
     /// Requests per second per domain, overriding the manifests' limits
     /// (`0` removes a limit).
     pub domain_rates: HashMap<String, u32>,
+    /// Whether requests are charged to the manifests' quota budgets (`limits.budgets`).
+    /// On by default; off only against a stand-in service that enforces no quota (a
+    /// benchmark or test of the engine's own speed against a fake).
+    pub enforce_budgets: bool,
     /// How long shutdown waits for in-flight jobs before releasing them.
     pub shutdown_grace: Duration,
     /// The largest content (as JSON) stored for one item; larger content is replaced by
@@ -59,6 +63,7 @@ impl Default for EngineConfig {
             backoff_max: Duration::from_secs(300),
             per_account_concurrency: 8,
             domain_rates: HashMap::new(),
+            enforce_budgets: true,
             shutdown_grace: Duration::from_secs(10),
             max_content_bytes: 16 * 1024 * 1024,
         }

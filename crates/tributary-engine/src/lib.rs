@@ -15,7 +15,7 @@
 //! - [`scheduler`]: [`Scheduler`], one SQL statement per tick for all due accounts.
 //! - [`prune`]: [`Pruner`], deletes completed jobs older than the retention window
 //!   (bounded batches; failed and dead jobs are kept).
-//! - [`limits`]: per-domain rate gates and per-account semaphores.
+//! - [`limits`]: per-domain rate gates and the quota budgets' token buckets.
 //! - [`link`]: validating credentials and linking an account.
 //! - [`clock`]: the time source (a manual clock in tests).
 //! - [`config`]: the engine settings, [`EngineConfig`].

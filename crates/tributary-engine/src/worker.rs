@@ -118,7 +118,10 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, EngineError> {
         let http = HttpClient::new().map_err(|e| EngineError::Setup(e.to_string()))?;
-        let gates = DomainGates::new(&registry, &config);
+        // On PostgreSQL every process shares the budgets through the database.
+        let shared = (store.backend() == tributary_store::Backend::Postgres)
+            .then(|| store.clone() as Arc<dyn tributary_store::BudgetStore>);
+        let gates = DomainGates::new(&registry, &config, shared);
         let gate = WorkerGate::new(config.workers.max(1));
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -553,7 +556,7 @@ impl Engine {
                 registration.manifest.task_types.join(", ")
             )));
         }
-        let http = match inner.gates.get(&account.integration_domain) {
+        let http = match inner.gates.gate(&account.integration_domain, account.id) {
             Some(gate) => inner.http.with_gate(gate),
             None => inner.http.clone(),
         };

@@ -41,7 +41,7 @@ pub use error::{ErrorClass, IntegrationError};
 pub use fake::{Fake, FakeLink, FakeOptions, FakeTruth, RunningFake};
 pub use integration::{ContentExists, Integration, IntegrationContext};
 pub use kit::{Job, TypedIntegration};
-pub use manifest::{Limits, Manifest, ManifestError};
+pub use manifest::{Budget, BudgetScope, Limits, Manifest, ManifestError};
 pub use output::Output;
 pub use registry::{NoFake, Registration, Registry, UnknownDomain};
 pub use result::TaskResult;

@@ -21,9 +21,31 @@
 //!     "tokenUrl": "https://oauth2.googleapis.com/token",
 //!     "scopes": ["https://www.googleapis.com/auth/gmail.readonly"]
 //!   },
-//!   "limits": {"requestsPerSecond": 200, "concurrentJobsPerAccount": 8}
+//!   "limits": {
+//!     "requestsPerSecond": 200,
+//!     "concurrentJobsPerAccount": 8,
+//!     "budgets": [
+//!       {"name": "perUser", "scope": "account", "windowSeconds": 60, "capacity": 15000,
+//!        "costs": {"users.messages.get": 5, "users.history.list": 2}, "defaultCost": 5}
+//!     ]
+//!   }
 //! }
 //! ```
+//!
+//! # Rate budgets
+//! `limits.budgets` states a service's quotas in its own units: within any
+//! `windowSeconds`, the requests charged to one budget key may cost at most `capacity`
+//! units. The key is the account for `scope: "account"` (a per-user quota) and the
+//! whole deployment for `scope: "project"` (a per-project quota, shared by every
+//! process on PostgreSQL). A request costs `costs[class]` units, its class being the
+//! name an integration passes to [`crate::http::HttpClient::send_as`] or
+//! [`crate::http::HttpClient::permit`] (a method name such as `users.messages.get`), and
+//! `defaultCost` (1 when absent) for any other class. Every request is charged to every
+//! budget before it is sent; [`Budget::burst`] and [`Budget::refill_per_window`] give
+//! the token bucket the engine keeps, whose burst plus one window of refill stays
+//! below the capacity. Names are unique, numbers positive, and a cost may be at most
+//! half the capacity (a larger one would leave the bucket no room to refill within the
+//! bound; one larger than the capacity could never be sent at all).
 //!
 //! Validation happens once, when the registry is built, and a bad manifest is rejected
 //! with a message naming the file and the field.
@@ -246,6 +268,131 @@ pub struct Limits {
     /// Jobs of one account running at once (the engine's default when absent).
     #[serde(default)]
     pub concurrent_jobs_per_account: Option<u32>,
+    /// The service's quotas in its own units (see the module docs).
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+}
+
+/// Whom a budget's quota applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BudgetScope {
+    /// Each linked account has its own quota (Gmail's per-user limit).
+    Account,
+    /// One quota for the whole deployment (Gmail's per-project limit).
+    Project,
+}
+
+/// One quota of a service: at most `capacity` units per `window_seconds` per key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Budget {
+    /// Unique among the integration's budgets (`perUser`).
+    pub name: String,
+    /// Per account or per project.
+    pub scope: BudgetScope,
+    /// The length of the service's window, in seconds.
+    pub window_seconds: u64,
+    /// The units the service allows per key within any window.
+    pub capacity: u64,
+    /// Units per request class.
+    #[serde(default)]
+    pub costs: std::collections::BTreeMap<String, u64>,
+    /// Units of a request whose class is not in `costs`.
+    #[serde(default = "one")]
+    pub default_cost: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Budget {
+    /// The units a request of `class` costs.
+    pub fn cost(&self, class: &str) -> u64 {
+        self.costs.get(class).copied().unwrap_or(self.default_cost)
+    }
+
+    /// The most units one request costs.
+    pub fn max_cost(&self) -> u64 {
+        self.costs
+            .values()
+            .copied()
+            .chain([self.default_cost])
+            .max()
+            .unwrap_or(self.default_cost)
+    }
+
+    /// The bucket's size: a twentieth of the capacity, or the largest cost if more.
+    pub fn burst(&self) -> u64 {
+        (self.capacity / 20).max(self.max_cost())
+    }
+
+    /// The units the bucket refills over one window: the capacity less the burst and
+    /// a fiftieth held back for the difference between when a request leaves and when
+    /// the service counts it. So the units sent within any window (at most the burst
+    /// plus one window of refill) stay under the capacity, and the long-run rate is
+    /// 93 % of it for small costs.
+    pub fn refill_per_window(&self) -> u64 {
+        self.capacity
+            .saturating_sub(self.burst())
+            .saturating_sub(self.capacity / 50)
+    }
+
+    /// [`Budget::refill_per_window`] per second.
+    pub fn refill_per_second(&self) -> f64 {
+        self.refill_per_window() as f64 / self.window_seconds as f64
+    }
+
+    fn validate(&self, at: &str, earlier: &[Budget]) -> Result<(), (String, String)> {
+        if self.name.trim().is_empty() {
+            return Err((format!("{at}.name"), "must not be empty".into()));
+        }
+        if earlier.iter().any(|b| b.name == self.name) {
+            return Err((
+                format!("{at}.name"),
+                format!("`{}` is listed twice", self.name),
+            ));
+        }
+        for (field, value) in [
+            ("windowSeconds", self.window_seconds),
+            ("capacity", self.capacity),
+            ("defaultCost", self.default_cost),
+        ] {
+            if value == 0 {
+                return Err((format!("{at}.{field}"), "must be at least 1".into()));
+            }
+        }
+        let costs = self
+            .costs
+            .iter()
+            .map(|(class, &cost)| (format!("{at}.costs.{class}"), cost))
+            .chain([(format!("{at}.defaultCost"), self.default_cost)]);
+        for (field, cost) in costs {
+            if cost == 0 {
+                return Err((field, "must be at least 1".into()));
+            }
+            if cost > self.capacity {
+                return Err((
+                    field,
+                    format!(
+                        "{cost} units is more than the capacity ({}): such a request could never be sent",
+                        self.capacity
+                    ),
+                ));
+            }
+            if cost > self.capacity / 2 {
+                return Err((
+                    field,
+                    format!(
+                        "{cost} units is more than half the capacity ({}): the bucket could not refill within the window's bound",
+                        self.capacity
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A manifest that could not be loaded, naming the file and the field at fault.
@@ -401,6 +548,9 @@ impl Manifest {
                 "must be at least 1".into(),
             ));
         }
+        for (i, budget) in self.limits.budgets.iter().enumerate() {
+            budget.validate(&format!("limits.budgets[{i}]"), &self.limits.budgets[..i])?;
+        }
         if self.schedule.start_every_seconds == 0 {
             return Err((
                 "schedule.startEverySeconds".into(),
@@ -530,6 +680,51 @@ mod tests {
     fn bad_domain_rejected() {
         let e = error_of(&GOOD.replace(r#""domain": "example""#, r#""domain": "Ex ample""#));
         assert_eq!(e.field, "domain");
+    }
+
+    fn with_budgets(budgets: &str) -> String {
+        GOOD.replace(
+            r#""schedule":"#,
+            &format!(r#""limits": {{"budgets": {budgets}}}, "schedule":"#),
+        )
+    }
+
+    const PER_USER: &str = r#"{"name": "perUser", "scope": "account", "windowSeconds": 60,
+        "capacity": 15000, "costs": {"users.messages.get": 5, "users.history.list": 2}}"#;
+
+    #[test]
+    fn budgets_parse_with_costs_and_bucket() {
+        let m = Manifest::parse("x", &with_budgets(&format!("[{PER_USER}]"))).unwrap();
+        let b = &m.limits.budgets[0];
+        assert_eq!(b.scope, BudgetScope::Account);
+        assert_eq!(b.cost("users.messages.get"), 5);
+        assert_eq!(b.cost("users.history.list"), 2);
+        assert_eq!(b.cost("anything else"), 1);
+        assert_eq!(b.burst(), 750);
+        assert_eq!(b.refill_per_window(), 15000 - 750 - 300);
+        assert!(b.burst() + b.refill_per_window() <= b.capacity);
+        assert!(b.refill_per_window() as f64 >= 0.9 * b.capacity as f64);
+    }
+
+    #[test]
+    fn budget_mistakes_are_named() {
+        let twice = with_budgets(&format!("[{PER_USER}, {PER_USER}]"));
+        assert_eq!(error_of(&twice).field, "limits.budgets[1].name");
+        let zero = with_budgets(&format!("[{}]", PER_USER.replace("60", "0")));
+        assert_eq!(error_of(&zero).field, "limits.budgets[0].windowSeconds");
+        let huge = with_budgets(&format!("[{}]", PER_USER.replace(": 5,", ": 20000,")));
+        let e = error_of(&huge);
+        assert_eq!(e.field, "limits.budgets[0].costs.users.messages.get");
+        assert!(e.problem.contains("more than the capacity"), "{e}");
+        let half = with_budgets(&format!("[{}]", PER_USER.replace(": 5,", ": 7501,")));
+        assert!(error_of(&half).problem.contains("half the capacity"));
+        let free = with_budgets(&format!("[{}]", PER_USER.replace(": 2}", ": 0}")));
+        assert_eq!(
+            error_of(&free).field,
+            "limits.budgets[0].costs.users.history.list"
+        );
+        let scope = with_budgets(&format!("[{}]", PER_USER.replace("account", "user")));
+        assert!(error_of(&scope).problem.contains("unknown variant"));
     }
 
     #[test]

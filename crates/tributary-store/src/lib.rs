@@ -1,7 +1,7 @@
 //! Tributary's storage: users, linked accounts (user integrations), content items and
 //! the durable job queue, behind one [`Store`] trait with two backends. [`Store`] is
 //! the union of role traits that say what they touch: [`AccountStore`],
-//! [`ContentStore`], [`JobQueue`], [`ScheduleStore`], [`QueueAdmin`].
+//! [`ContentStore`], [`JobQueue`], [`ScheduleStore`], [`QueueAdmin`], [`BudgetStore`].
 //!
 //! - [`sqlite::SqliteStore`]: the embedded default, one process.
 //! - [`postgres::PgStore`]: any number of processes share one database; jobs are
@@ -138,7 +138,15 @@ pub enum Backend {
 /// caller holding a concrete store imports the role traits it calls, or [`prelude`]).
 #[async_trait]
 pub trait Store:
-    AccountStore + ContentStore + JobQueue + ScheduleStore + QueueAdmin + Send + Sync + 'static
+    AccountStore
+    + ContentStore
+    + JobQueue
+    + ScheduleStore
+    + QueueAdmin
+    + BudgetStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is.
     fn backend(&self) -> Backend;
@@ -358,10 +366,33 @@ pub trait QueueAdmin: Send + Sync + 'static {
     async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError>;
 }
 
+/// Rate budgets shared by every process on the database (`rate_budgets`): one token
+/// bucket per budget key, refilled from the time elapsed by the statement that takes
+/// units from it, so processes on one PostgreSQL database share a service's quota.
+#[async_trait]
+pub trait BudgetStore: Send + Sync + 'static {
+    /// Takes `units` from the bucket `key`, after refilling it at `per_second` for the
+    /// time since it was last touched (capped at `burst`; a key's first use makes it
+    /// full). Returns `None` when they were taken, or `Some(missing)` when the bucket
+    /// holds too few: nothing was taken, and `missing` (more than zero) units must
+    /// refill first. One `UPDATE` when the units are there; safe from many processes
+    /// at once (the row's lock orders them). `now` is epoch milliseconds.
+    async fn take_budget_units(
+        &self,
+        key: &str,
+        units: u64,
+        burst: u64,
+        per_second: f64,
+        now: Millis,
+    ) -> Result<Option<f64>, StoreError>;
+}
+
 /// The store's traits, for callers that hold a concrete store
 /// (`use tributary_store::prelude::*`).
 pub mod prelude {
-    pub use crate::{AccountStore, ContentStore, JobQueue, QueueAdmin, ScheduleStore, Store};
+    pub use crate::{
+        AccountStore, BudgetStore, ContentStore, JobQueue, QueueAdmin, ScheduleStore, Store,
+    };
 }
 
 /// Opens the store named by `url` (`sqlite://PATH` creates the file when missing;

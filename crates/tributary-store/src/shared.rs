@@ -80,6 +80,11 @@ macro_rules! migrations {
                         "/0002_given_up_fetches_are_known.sql"
                     )),
                 ),
+                (
+                    3,
+                    "rate budgets",
+                    include_str!(concat!("../migrations/", $dir, "/0003_rate_budgets.sql")),
+                ),
             ]
             .into_iter()
             .map(|(version, name, sql)| {
@@ -787,6 +792,84 @@ macro_rules! store_flows {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected())
+            }
+        }
+
+        /// A budget's level now: its tokens refilled at `$3` units per second for the
+        /// milliseconds since `updated_at` (none when the clock is behind it), capped
+        /// at the burst `$2`; `$4` is now.
+        macro_rules! budget_level {
+            () => {
+                "(CASE WHEN tokens + (CASE WHEN $4 > updated_at THEN $4 - updated_at ELSE 0 END) \
+                   * CAST($3 AS DOUBLE PRECISION) / 1000.0 > CAST($2 AS DOUBLE PRECISION) \
+                 THEN CAST($2 AS DOUBLE PRECISION) \
+                 ELSE tokens + (CASE WHEN $4 > updated_at THEN $4 - updated_at ELSE 0 END) \
+                   * CAST($3 AS DOUBLE PRECISION) / 1000.0 END)"
+            };
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::BudgetStore for $store {
+            async fn take_budget_units(
+                &self,
+                key: &str,
+                units: u64,
+                burst: u64,
+                per_second: f64,
+                now: Millis,
+            ) -> Result<Option<f64>, StoreError> {
+                let key = $crate::common::clean_text(key);
+                let (units, burst) = (units as f64, burst as f64);
+                for _ in 0..2 {
+                    // One statement refills and takes, or leaves the row alone.
+                    let taken = sqlx::query(concat!(
+                        "UPDATE rate_budgets SET tokens = ",
+                        budget_level!(),
+                        " - CAST($5 AS DOUBLE PRECISION), \
+                         updated_at = CASE WHEN $4 > updated_at THEN $4 ELSE updated_at END \
+                         WHERE budget_key = $1 AND ",
+                        budget_level!(),
+                        " >= CAST($5 AS DOUBLE PRECISION)"
+                    ))
+                    .bind(key.as_ref())
+                    .bind(burst)
+                    .bind(per_second)
+                    .bind(now)
+                    .bind(units)
+                    .execute(&self.pool)
+                    .await?;
+                    if taken.rows_affected() > 0 {
+                        return Ok(None);
+                    }
+                    let level: Option<f64> = sqlx::query_scalar(concat!(
+                        "SELECT CAST(",
+                        budget_level!(),
+                        " AS DOUBLE PRECISION) FROM rate_budgets WHERE budget_key = $1"
+                    ))
+                    .bind(key.as_ref())
+                    .bind(burst)
+                    .bind(per_second)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    if let Some(level) = level {
+                        return Ok(Some((units - level).max(f64::MIN_POSITIVE)));
+                    }
+                    // First use of the key: a full bucket (another process may have
+                    // made it meanwhile).
+                    sqlx::query(
+                        "INSERT INTO rate_budgets (budget_key, tokens, updated_at) \
+                         VALUES ($1, CAST($2 AS DOUBLE PRECISION), $3) ON CONFLICT (budget_key) DO NOTHING",
+                    )
+                    .bind(key.as_ref())
+                    .bind(burst)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                Err(StoreError::Corrupt(format!(
+                    "rate budget {key} could not be created"
+                )))
             }
         }
 

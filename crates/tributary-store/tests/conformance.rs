@@ -62,6 +62,7 @@ macro_rules! conformance {
 
 conformance!(
     migrate_twice,
+    rate_budgets_refill_take_and_share,
     users,
     link_and_encrypted_credentials,
     status_changes,
@@ -2826,4 +2827,52 @@ async fn unknown_ids_are_not_found(ctx: &Ctx) {
     );
     let e = ctx.store.get_user(42).await.unwrap_err();
     assert_eq!(e.to_string(), "user 42 not found");
+}
+
+/// Rate budgets: a key's first use is a full bucket; units come out while they are
+/// there, the shortfall is told when they are not (nothing taken), and the bucket
+/// refills from the time elapsed, capped at its burst. Keys are independent, and a
+/// second store on the same database (another process) sees the same bucket.
+async fn rate_budgets_refill_take_and_share(ctx: &Ctx) {
+    let store = &ctx.store;
+    let key = "gmail/perUser/account/1";
+    // burst 10 units, 2 units a second.
+    let take = |units: u64, now: i64| store.take_budget_units(key, units, 10, 2.0, now);
+    assert_eq!(take(6, 1_000).await.unwrap(), None);
+    assert_eq!(take(4, 1_000).await.unwrap(), None);
+    let missing = take(3, 1_000).await.unwrap().unwrap();
+    assert!((missing - 3.0).abs() < 1e-9, "{missing}");
+    // Half a second refills one unit: 2 of 3 still missing, and nothing was taken.
+    let missing = take(3, 1_500).await.unwrap().unwrap();
+    assert!((missing - 2.0).abs() < 1e-9, "{missing}");
+    assert_eq!(take(3, 2_500).await.unwrap(), None);
+    // A clock behind the row refills nothing (and takes nothing back).
+    assert!(take(1, 2_000).await.unwrap().is_some());
+    // A long pause refills only up to the burst.
+    assert_eq!(take(10, 100_000).await.unwrap(), None);
+    assert!(take(1, 100_000).await.unwrap().is_some());
+    // Another key is its own full bucket.
+    let other = store
+        .take_budget_units("gmail/perProject/project", 10, 10, 2.0, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(other, None);
+    // Another process on the same database shares the bucket.
+    let second = tributary_store::connect(&ctx.url, ctx.cipher.clone())
+        .await
+        .unwrap();
+    assert!(
+        second
+            .take_budget_units(key, 1, 10, 2.0, 100_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        second
+            .take_budget_units(key, 2, 10, 2.0, 101_000)
+            .await
+            .unwrap(),
+        None
+    );
 }

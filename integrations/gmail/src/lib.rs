@@ -67,4 +67,30 @@ mod tests {
         let secrets: Vec<&str> = manifest.secret_fields().collect();
         assert_eq!(secrets, ["clientSecret", "refreshToken", "accessToken"]);
     }
+
+    /// Google's published quota page (Gmail API, usage limits): 15,000 units per user
+    /// and 1,200,000 per project per minute; the methods the client calls cost these.
+    #[test]
+    fn manifest_budgets_are_googles_quotas() {
+        use tributary_sdk::BudgetScope;
+        let manifest = registration().unwrap().manifest;
+        let budgets = &manifest.limits.budgets;
+        assert_eq!(budgets.len(), 2);
+        for (budget, scope, capacity) in [
+            (&budgets[0], BudgetScope::Account, 15_000),
+            (&budgets[1], BudgetScope::Project, 1_200_000),
+        ] {
+            assert_eq!((budget.scope, budget.capacity), (scope, capacity));
+            assert_eq!(budget.window_seconds, 60);
+            for (method, units) in [
+                ("users.getProfile", 1),
+                ("users.labels.list", 1),
+                ("users.messages.list", 5),
+                ("users.messages.get", 5),
+                ("users.history.list", 2),
+            ] {
+                assert_eq!(budget.cost(method), units, "{method}");
+            }
+        }
+    }
 }

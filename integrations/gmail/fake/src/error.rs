@@ -129,6 +129,17 @@ impl ApiError {
         error
     }
 
+    /// 403 `userRateLimitExceeded` for the per-user quota, as Gmail words it (no
+    /// `Retry-After`: Google's guide says to back off exponentially).
+    pub(crate) fn user_quota_exceeded() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "usageLimits",
+            "userRateLimitExceeded",
+            "User Rate Limit Exceeded",
+        )
+    }
+
     /// 500 with reason `backendError`.
     pub(crate) fn backend_error() -> ApiError {
         ApiError::new(

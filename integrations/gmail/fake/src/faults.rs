@@ -120,6 +120,12 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Successful token endpoint grants.
     pub tokens_issued: u64,
+    /// Requests refused for the per-user quota (403 `userRateLimitExceeded`).
+    pub quota_exceeded: u64,
+    /// Quota units spent by the requests the quota accepted.
+    pub quota_units: u64,
+    /// The most units the quota's window ever held (how close clients came to it).
+    pub quota_peak: u64,
 }
 
 impl Counters {

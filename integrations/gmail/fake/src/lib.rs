@@ -55,6 +55,11 @@
 //!   known, else `In-Reply-To`/`References`; subjects are not compared.
 //! - Faults ([`FaultConfig`], [`GmailHandle::fail_next`]) apply to API requests only,
 //!   not to the OAuth endpoints.
+//! - With a quota ([`GmailConfig::quota`], [`UserQuota::GOOGLE`] for Google's 15,000
+//!   units per minute), each authenticated request costs its method's units
+//!   ([`GmailMethod::quota_units`]) in a sliding window; one that would overflow it is
+//!   answered 403 `userRateLimitExceeded`, as Gmail does, and counted
+//!   ([`Counters::quota_exceeded`]; [`Counters::quota_units`] counts what was spent).
 //!
 //! # Through the registry
 //!
@@ -88,6 +93,7 @@ pub mod generator;
 mod mailbox;
 mod mime;
 mod oauth;
+mod quota;
 mod server;
 pub mod standalone;
 
@@ -106,6 +112,7 @@ use tributary_testkit::serving::LoopbackServer;
 
 pub use faults::{Counters, Fault, FaultConfig, GmailMethod};
 pub use mailbox::MessageTruth;
+pub use quota::UserQuota;
 pub use standalone::{GmailFake, fake};
 
 use generator::Generator;
@@ -140,6 +147,9 @@ pub struct GmailConfig {
     pub history_retention: usize,
     /// Injected faults from the start.
     pub faults: FaultConfig,
+    /// The per-user quota enforced ([`UserQuota::GOOGLE`] is Google's); none when
+    /// `None` (the default).
+    pub quota: Option<UserQuota>,
     /// The largest request body accepted (uploads).
     pub max_upload_bytes: usize,
 }
@@ -159,6 +169,7 @@ impl Default for GmailConfig {
             generated_span: Duration::from_secs(2 * 365 * 24 * 3600),
             history_retention: 100_000,
             faults: FaultConfig::default(),
+            quota: None,
             max_upload_bytes: 50 * 1024 * 1024,
         }
     }
@@ -173,6 +184,7 @@ impl std::fmt::Debug for GmailConfig {
             .field("seed", &self.seed)
             .field("history_retention", &self.history_retention)
             .field("faults", &self.faults)
+            .field("quota", &self.quota)
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +237,7 @@ struct Shared {
     mailbox: Mutex<Mailbox>,
     tokens: Mutex<TokenStore>,
     faults: Mutex<faults::Faults>,
+    quota: Mutex<quota::QuotaWindow>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -245,6 +258,10 @@ impl Shared {
 
     fn faults(&self) -> MutexGuard<'_, faults::Faults> {
         lock(&self.faults)
+    }
+
+    fn quota(&self) -> MutexGuard<'_, quota::QuotaWindow> {
+        lock(&self.quota)
     }
 }
 
@@ -306,6 +323,7 @@ impl GmailHandle {
                 mailbox: Mutex::new(mailbox),
                 tokens: Mutex::new(tokens),
                 faults: Mutex::new(faults::Faults::new(config.faults.clone(), config.seed)),
+                quota: Mutex::new(quota::QuotaWindow::new(config.quota)),
             }),
         }
     }
@@ -514,6 +532,11 @@ impl GmailHandle {
     /// Replaces the fault rates and latency.
     pub fn set_faults(&self, config: FaultConfig) {
         self.shared.faults().set_config(config);
+    }
+
+    /// Enforces `quota` from now on (`None`: no quota), with an empty window.
+    pub fn set_quota(&self, quota: Option<UserQuota>) {
+        self.shared.quota().set(quota);
     }
 
     /// Reseeds the fault RNG, to replay a sequence of faults.

@@ -2,7 +2,7 @@
 //! under `upload/gmail/v1/`, and the OAuth endpoints.
 //!
 //! Every API request goes through [`GmailHandle::gate`]: counted, delayed, maybe
-//! faulted, then authenticated. Handlers never panic on request data: a bad id,
+//! faulted, then authenticated and charged to the per-user quota. Handlers never panic on request data: a bad id,
 //! parameter, page token or body is a Google-style 400.
 
 use std::collections::HashMap;
@@ -204,6 +204,15 @@ impl GmailHandle {
         if user != "me" && !user.eq_ignore_ascii_case(&self.shared.email) {
             return Err(ApiError::forbidden(format!("delegation denied for {user}")));
         }
+        let units = method.quota_units();
+        let in_window = self.shared.quota().charge(units, std::time::Instant::now());
+        let counters = &mut self.shared.faults().counters;
+        let Some(in_window) = in_window else {
+            counters.quota_exceeded += 1;
+            return Err(ApiError::user_quota_exceeded());
+        };
+        counters.quota_units += units;
+        counters.quota_peak = counters.quota_peak.max(in_window);
         Ok(truncate)
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::super::{Fault, FaultConfig, GmailConfig, GmailMethod};
+use super::super::{Fault, FaultConfig, GmailConfig, GmailMethod, UserQuota};
 use super::{assert_google_error, setup, setup_with};
 
 fn faulty(seed: u64) -> GmailConfig {
@@ -141,4 +141,34 @@ async fn counters_count_calls_per_method() {
     s.fake.reset_counters();
     assert_eq!(s.fake.counters().total_calls(), 0);
     assert_eq!(GmailMethod::MessagesList.name(), "users.messages.list");
+}
+
+#[tokio::test]
+async fn the_user_quota_refuses_what_overflows_its_window_as_gmail_does() {
+    let s = setup(3).await;
+    s.fake.set_quota(Some(UserQuota {
+        capacity: 12,
+        window: Duration::from_secs(3600),
+    }));
+    // labels.list 1, messages.list 5, history.list 2: 8 units; one more list is 13.
+    assert_eq!(s.get("labels").await.status, StatusCode::OK);
+    assert_eq!(s.get("messages").await.status, StatusCode::OK);
+    let start = s.fake.history_id();
+    let history = format!("history?startHistoryId={start}");
+    assert_eq!(s.get(&history).await.status, StatusCode::OK);
+    let refused = s.get("messages").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let reason = assert_google_error(&refused, 403, "PERMISSION_DENIED");
+    assert_eq!(reason, "userRateLimitExceeded");
+    assert_eq!(refused.json["error"]["errors"][0]["domain"], "usageLimits");
+    // What still fits goes through: 4 units are left.
+    assert_eq!(s.get(&history).await.status, StatusCode::OK);
+    assert_eq!(s.get(&history).await.status, StatusCode::OK);
+    assert_eq!(s.get("labels").await.status, StatusCode::FORBIDDEN);
+    let counters = s.fake.counters();
+    assert_eq!(counters.quota_exceeded, 2);
+    assert_eq!(counters.quota_units, 12);
+    assert_eq!(counters.quota_peak, 12);
+    s.fake.set_quota(None);
+    assert_eq!(s.get("messages").await.status, StatusCode::OK);
 }
