@@ -41,7 +41,6 @@ use serde::Serialize;
 use tributary_engine::worker::start_job;
 use tributary_engine::{
     Engine, EngineConfig, Pruner, PrunerConfig, RunUntil, Scheduler, SystemClock, domain_schedules,
-    link_account,
 };
 use tributary_sdk::{FakeOptions, RunningFake};
 use tributary_store::{ContentQuery, Store};
@@ -207,16 +206,10 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         .create_user("demo-user")
         .await
         .context("failed to create the demo user")?;
-    let account = link_account(
-        store.as_ref(),
-        &registry,
-        user.id,
-        domain,
-        link.credentials,
-        link.settings,
-    )
-    .await
-    .context("failed to link the demo account")?;
+    let account = tributary_app::App::new(store.clone(), registry.clone())
+        .link(user.id, domain, link.credentials, link.settings)
+        .await
+        .context("failed to link the demo account")?;
     let id = account.id;
     say(format!(
         "linked the fake's account as user integration {id} (credentials validated)"

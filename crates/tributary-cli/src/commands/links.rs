@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tributary_engine::{LinkError, link_account};
+use tributary_app::{App, StatusChange, check_credentials};
 use tributary_sdk::{Credentials, Manifest};
 use tributary_store::{JobState, Store, StoreError, UserIntegration, UserIntegrationStatus};
 
@@ -74,39 +74,13 @@ pub fn read_credentials(source: &std::path::Path, manifest: &Manifest) -> Result
 
 /// Checks credential text (see [`read_credentials`]); `name` says where it came from.
 pub fn parse_credentials(name: &str, text: &str, manifest: &Manifest) -> Result<Credentials> {
-    let domain = &manifest.domain;
     let value: Value = serde_json::from_str(text)
         // serde_json's message gives line and column, never the content.
         .map_err(|e| anyhow::anyhow!("{name} is not valid JSON: {e}"))?;
     let Value::Object(fields) = value else {
         bail!("{name} must hold a JSON object of credential fields");
     };
-    let known: Vec<&str> = manifest
-        .credentials
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect();
-    for (key, value) in &fields {
-        if !known.contains(&key.as_str()) {
-            bail!(
-                "{name} has an unknown field `{key}` for {domain}; expected fields: {}",
-                known.join(", ")
-            );
-        }
-        if !value.is_string() {
-            bail!("{name}: field `{key}` must be a string");
-        }
-    }
-    for field in manifest.credentials.iter().filter(|f| f.required) {
-        match fields.get(&field.name).and_then(Value::as_str) {
-            Some(v) if !v.trim().is_empty() => {}
-            Some(_) => bail!("{name}: field `{}` is empty", field.name),
-            None => bail!(
-                "{name} lacks the required field `{}` for {domain}",
-                field.name
-            ),
-        }
-    }
+    check_credentials(manifest, &fields).map_err(|e| anyhow::anyhow!("{}", e.describe(name)))?;
     Ok(Credentials::new(fields))
 }
 
@@ -116,22 +90,12 @@ pub async fn link(global: &GlobalArgs, args: LinkArgs) -> Result<()> {
     let manifest = &registry.get(&args.domain)?.manifest;
     let credentials = read_credentials(&args.credentials, manifest)?;
     let settings: Map<String, Value> = args.settings.into_iter().collect();
-    let store = crate::app::open(global).await?;
-    let linked = link_account(
-        store.as_ref(),
-        &registry,
-        args.user,
-        &args.domain,
-        credentials,
-        settings,
-    )
-    .await
-    .map_err(|e| match e {
-        LinkError::Store(e) => not_found_or(e, || "failed to store the linked account".into()),
-        other => other.into(),
-    })?;
+    let app = App::new(crate::app::open(global).await?, registry.clone());
+    let linked = app
+        .link(args.user, &args.domain, credentials, settings)
+        .await?;
     if global.json {
-        print_json(&view(store.as_ref(), &linked).await?)
+        print_json(&view(app.store().as_ref(), &linked).await?)
     } else {
         println!("{}", linked.id);
         eprintln!(
@@ -161,76 +125,34 @@ pub async fn ensure_exists(store: &dyn Store, id: i64) -> Result<()> {
     }
 }
 
-/// What `pause`, `resume` and `unlink` do.
-#[derive(Debug, Clone, Copy)]
-pub enum StatusChange {
-    /// Stop syncing until resumed.
-    Pause,
-    /// Sync again.
-    Resume,
-    /// Stop syncing for good; content is kept.
-    Unlink,
-}
-
-/// Changes an account's status.
+/// Changes an account's status (the rules are the App's: [`tributary_app::status`]).
 pub async fn change_status(global: &GlobalArgs, id: i64, change: StatusChange) -> Result<()> {
-    use UserIntegrationStatus as S;
-    let unlink = matches!(change, StatusChange::Unlink);
-    let store = if unlink {
+    let store = if change == StatusChange::Unlink {
         // Unlinking reads no credentials: it is how accounts sealed with a lost key
         // are retired (see `crate::app::open_store`).
         crate::app::open_without_credentials(global).await?
     } else {
         crate::app::open(global).await?
     };
-    let current = match store.get_user_integration(id).await {
-        Ok(account) => account.status,
-        // The row exists but this key cannot read its credentials. An unlinked
-        // account reads without them, so this one is not unlinked yet: unlink it.
-        Err(StoreError::Crypto(_)) if unlink => S::Error,
-        Err(e) => {
-            return Err(not_found_or(e, || {
-                format!("failed to load user integration {id}")
-            }));
-        }
-    };
-    let target = match (change, current) {
-        (StatusChange::Unlink, S::Unlinked) => None,
-        (StatusChange::Unlink, _) => Some(S::Unlinked),
-        (_, S::Unlinked) => {
-            bail!("user integration {id} is unlinked; link the account again to sync it")
-        }
-        (StatusChange::Pause, S::Paused) => None,
-        (StatusChange::Pause, _) => Some(S::Paused),
-        (StatusChange::Resume, S::Active) => None,
-        (StatusChange::Resume, _) => Some(S::Active),
-    };
-    let status = match target {
-        Some(status) => {
-            store
-                .set_user_integration_status(id, status, None)
-                .await
-                .map_err(|e| {
-                    not_found_or(e, || format!("failed to update user integration {id}"))
-                })?;
-            status
-        }
-        None => current,
-    };
+    let app = App::new(store, crate::app::registry()?);
+    let done = app.change_status(id, change).await?;
     if global.json {
-        let account = load(store.as_ref(), id).await?;
-        return print_json(&view(store.as_ref(), &account).await?);
+        let account = load(app.store().as_ref(), id).await?;
+        return print_json(&view(app.store().as_ref(), &account).await?);
     }
-    match (target, change) {
-        (None, _) => println!("user integration {id} is already {}", status.as_str()),
-        (Some(_), StatusChange::Unlink) => println!(
+    if !done.changed() {
+        println!("user integration {id} is already {}", done.after.as_str());
+        return Ok(());
+    }
+    match change {
+        StatusChange::Unlink => println!(
             "user integration {id} unlinked: its content is kept and it is no longer synced"
         ),
-        (Some(_), StatusChange::Pause) => {
+        StatusChange::Pause => {
             println!("user integration {id} paused: no job runs until `tributary resume {id}`")
         }
-        (Some(_), StatusChange::Resume) => {
-            let note = if current == S::NeedsReauth {
+        StatusChange::Resume => {
+            let note = if done.before == UserIntegrationStatus::NeedsReauth {
                 " (it was waiting for re-authorization: if the credentials are still refused it stops again)"
             } else {
                 ""
