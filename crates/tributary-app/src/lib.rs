@@ -4,7 +4,10 @@
 //! - [`App::link`]: the credentials checked against the manifest
 //!   ([`check_credentials`]), then with the service, then stored;
 //! - [`App::pause`], [`App::resume`], [`App::unlink`]: the status rules (see
-//!   [`status`]).
+//!   [`status`]);
+//! - [`App::overview`]: every account with its item counts, pending jobs and last
+//!   error in one store query, listing accounts whose credentials do not decrypt
+//!   instead of failing.
 //!
 //! Errors are an [`AppError`] enum, for each front end to render (one line on the
 //! CLI's stderr, a status code over HTTP). Nothing here prints, parses arguments or
@@ -13,6 +16,7 @@
 
 mod error;
 mod link;
+mod overview;
 pub mod status;
 
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use tributary_store::Store;
 pub use error::{AppError, CredentialProblem, CredentialsError};
 pub use link::check_credentials;
 pub use status::{StatusChange, StatusChanged};
+pub use tributary_store::{AccountOverview, AccountScope};
 
 /// The application over one store and one registry (cheap to clone).
 #[derive(Clone)]

@@ -7,9 +7,11 @@
 //! - unlinking reads no credentials, so an account whose credentials no longer decrypt
 //!   (a lost key) can always be retired; its content is kept and its waiting jobs go;
 //! - resuming an account that waited for re-authorization lets its jobs run again: if
-//!   the service still refuses the credentials it stops again.
+//!   the service still refuses the credentials it stops again;
+//! - an account whose credentials do not decrypt with the store's key is not resumed
+//!   ([`AppError::CredentialsUnreadable`]): its jobs could not run.
 
-use tributary_store::{StoreError, UserIntegrationStatus};
+use tributary_store::UserIntegrationStatus;
 
 use crate::App;
 use crate::error::AppError;
@@ -68,21 +70,17 @@ impl App {
         change: StatusChange,
     ) -> Result<StatusChanged, AppError> {
         use UserIntegrationStatus as S;
-        let before = match self.store.get_user_integration(id).await {
-            Ok(account) => account.status,
-            // The row exists but this key cannot read its credentials. An unlinked
-            // account reads without them, so this one is not unlinked yet.
-            Err(StoreError::Crypto(_)) if change == StatusChange::Unlink => S::Error,
-            Err(e) => {
-                return Err(AppError::store(e, || {
-                    format!("failed to load user integration {id}")
-                }));
-            }
-        };
+        // The overview reads the status without needing the credentials.
+        let account = self.account(id).await?;
+        let before = account.status;
         let after = match (change, before) {
             (StatusChange::Unlink, _) => S::Unlinked,
             (_, S::Unlinked) => return Err(AppError::Unlinked { id }),
             (StatusChange::Pause, _) => S::Paused,
+            (StatusChange::Resume, S::Active) => S::Active,
+            (StatusChange::Resume, _) if account.credentials_unreadable => {
+                return Err(AppError::CredentialsUnreadable { id });
+            }
             (StatusChange::Resume, _) => S::Active,
         };
         if after != before {

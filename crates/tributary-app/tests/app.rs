@@ -192,6 +192,15 @@ async fn status_changes_follow_the_rules() {
             "{e:?}"
         );
     }
+    // The overview shows what the changes did, and names an unknown user.
+    let listed = f.app.overview(Some(user.id)).await.expect("overview");
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id, listed[0].status), (id, S::Unlinked));
+    let e = f.app.overview(Some(user.id + 100)).await.unwrap_err();
+    assert!(
+        matches!(e, AppError::NotFound { what: "user", .. }),
+        "{e:?}"
+    );
     let e = f.app.pause(id + 100).await.unwrap_err();
     assert_eq!(
         e.to_string(),
