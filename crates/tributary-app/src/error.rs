@@ -59,6 +59,9 @@ pub enum AppError {
         /// The account.
         id: i64,
     },
+    /// A step of the OAuth code flow failed.
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::OAuthError),
     /// The store failed (HTTP: 500, or 503 when the database is unreachable).
     #[error("{context}")]
     Store {

@@ -7,7 +7,9 @@
 //!   [`status`]);
 //! - [`App::overview`]: every account with its item counts, pending jobs and last
 //!   error in one store query, listing accounts whose credentials do not decrypt
-//!   instead of failing.
+//!   instead of failing;
+//! - [`App::oauth_start`] / [`App::oauth_finish`]: the OAuth code flow with PKCE from
+//!   the manifest, up to the credentials to link (see [`oauth`]).
 //!
 //! Errors are an [`AppError`] enum, for each front end to render (one line on the
 //! CLI's stderr, a status code over HTTP). Nothing here prints, parses arguments or
@@ -16,6 +18,7 @@
 
 mod error;
 mod link;
+pub mod oauth;
 mod overview;
 pub mod status;
 

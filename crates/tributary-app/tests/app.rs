@@ -225,3 +225,142 @@ fn credential_messages_name_the_source_and_the_field() {
         "the credentials object lacks the required field `refreshToken` for gmail"
     );
 }
+
+mod oauth {
+    use super::*;
+    use tributary_app::oauth::{ClientField, FlowOverrides, OAuthClient, OAuthError};
+
+    fn gmail_app(f: &Fixture) -> App {
+        let registry = Registry::new([
+            tributary_synthetic::registration(),
+            tributary_gmail::registration(),
+        ])
+        .expect("registry");
+        App::new(f.app.store().clone(), Arc::new(registry))
+    }
+
+    fn client(secret: &str) -> OAuthClient {
+        OAuthClient {
+            id: "client-1".into(),
+            secret: secret.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_consent_url_comes_from_the_manifest() {
+        let f = fixture().await;
+        let app = gmail_app(&f);
+        let redirect = "http://127.0.0.1:9/";
+        let pending = app
+            .oauth_start(
+                "gmail",
+                client("s3cret"),
+                &FlowOverrides::default(),
+                redirect,
+            )
+            .expect("start");
+        let url = pending.consent_url();
+        let manifest = &app.registry().get("gmail").expect("gmail").manifest;
+        let oauth = manifest.oauth.as_ref().expect("gmail uses OAuth");
+        assert!(url.as_str().starts_with(&oauth.authorization_url), "{url}");
+        let query: std::collections::BTreeMap<String, String> =
+            url.query_pairs().into_owned().collect();
+        assert_eq!(query["client_id"], "client-1");
+        assert_eq!(query["redirect_uri"], redirect);
+        assert_eq!(query["scope"], oauth.scopes.join(" "));
+        assert_eq!(query["state"], pending.state());
+        assert_eq!(query["code_challenge_method"], "S256");
+        for (key, value) in &oauth.authorization_params {
+            assert_eq!(&query[key], value);
+        }
+        assert!(
+            !url.as_str().contains("s3cret"),
+            "the secret stays out of the URL"
+        );
+        assert!(!format!("{pending:?}").contains("s3cret"));
+        // Two flows never share a state.
+        let other = app
+            .oauth_start(
+                "gmail",
+                client("s3cret"),
+                &FlowOverrides::default(),
+                redirect,
+            )
+            .expect("start");
+        assert_ne!(other.state(), pending.state());
+
+        // Overrides replace the endpoints and the scopes.
+        let overrides = FlowOverrides {
+            authorization_url: Some("http://127.0.0.1:9/authorize".into()),
+            token_url: Some("http://127.0.0.1:9/token".into()),
+            scopes: vec!["one".into(), "two".into()],
+        };
+        let pending = app
+            .oauth_start("gmail", client("s"), &overrides, redirect)
+            .expect("start");
+        assert!(
+            pending
+                .consent_url()
+                .as_str()
+                .starts_with("http://127.0.0.1:9/authorize?")
+        );
+        assert!(pending.consent_url().as_str().contains("scope=one+two"));
+    }
+
+    #[tokio::test]
+    async fn the_flow_refuses_what_cannot_work() {
+        let f = fixture().await;
+        let app = gmail_app(&f);
+        let none = FlowOverrides::default();
+        let e = app
+            .oauth_start("synthetic", client("s"), &none, "http://127.0.0.1:9/")
+            .unwrap_err();
+        assert!(
+            matches!(&e, AppError::OAuth(OAuthError::NotOAuth { fields, .. }) if fields == &["token"]),
+            "{e:?}"
+        );
+        let e = app
+            .oauth_start("gmail", client(" "), &none, "http://127.0.0.1:9/")
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AppError::OAuth(OAuthError::EmptyClient(ClientField::Secret))
+            ),
+            "{e:?}"
+        );
+        let bad = FlowOverrides {
+            token_url: Some("not a url".into()),
+            ..FlowOverrides::default()
+        };
+        let e = app
+            .oauth_start("gmail", client("s"), &bad, "http://127.0.0.1:9/")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the token url `not a url` is not a URL"),
+            "{e}"
+        );
+
+        // A token endpoint nobody listens on: the exchange names it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let closed = format!("http://{}/token", listener.local_addr().expect("addr"));
+        drop(listener);
+        let pending = app
+            .oauth_start(
+                "gmail",
+                client("s"),
+                &FlowOverrides {
+                    token_url: Some(closed.clone()),
+                    ..FlowOverrides::default()
+                },
+                "http://127.0.0.1:9/",
+            )
+            .expect("start");
+        let e = app.oauth_finish(pending, "code").await.unwrap_err();
+        assert!(
+            matches!(&e, AppError::OAuth(OAuthError::Unreachable { url, .. }) if url == &closed),
+            "{e:?}"
+        );
+    }
+}
