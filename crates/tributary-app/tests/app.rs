@@ -36,6 +36,14 @@ fn credentials(token: &str) -> Credentials {
     c
 }
 
+/// Links a synthetic account of `user` with good credentials.
+async fn link(f: &Fixture, user: i64) -> tributary_store::UserIntegration {
+    f.app
+        .link(user, "synthetic", credentials(TOKEN), f.server.settings())
+        .await
+        .expect("link")
+}
+
 #[tokio::test]
 async fn link_checks_the_manifest_then_the_service_then_stores() {
     let f = fixture().await;
@@ -127,16 +135,7 @@ async fn link_checks_the_manifest_then_the_service_then_stores() {
             .is_empty()
     );
 
-    let linked = f
-        .app
-        .link(
-            user.id,
-            "synthetic",
-            credentials(TOKEN),
-            f.server.settings(),
-        )
-        .await
-        .expect("link");
+    let linked = link(&f, user.id).await;
     assert_eq!(linked.status, S::Active);
     assert_eq!(linked.credentials.get("token"), Some(TOKEN));
 }
@@ -145,17 +144,7 @@ async fn link_checks_the_manifest_then_the_service_then_stores() {
 async fn status_changes_follow_the_rules() {
     let f = fixture().await;
     let user = f.app.store().create_user("bob").await.expect("user");
-    let id = f
-        .app
-        .link(
-            user.id,
-            "synthetic",
-            credentials(TOKEN),
-            f.server.settings(),
-        )
-        .await
-        .expect("link")
-        .id;
+    let id = link(&f, user.id).await.id;
 
     let paused = f.app.pause(id).await.expect("pause");
     assert_eq!((paused.before, paused.after), (S::Active, S::Paused));
@@ -251,14 +240,16 @@ mod oauth {
         let f = fixture().await;
         let app = gmail_app(&f);
         let redirect = "http://127.0.0.1:9/";
-        let pending = app
-            .oauth_start(
+        let start = || {
+            app.oauth_start(
                 "gmail",
                 client("s3cret"),
                 &FlowOverrides::default(),
                 redirect,
             )
-            .expect("start");
+            .expect("start")
+        };
+        let pending = start();
         let url = pending.consent_url();
         let manifest = &app.registry().get("gmail").expect("gmail").manifest;
         let oauth = manifest.oauth.as_ref().expect("gmail uses OAuth");
@@ -279,15 +270,7 @@ mod oauth {
         );
         assert!(!format!("{pending:?}").contains("s3cret"));
         // Two flows never share a state.
-        let other = app
-            .oauth_start(
-                "gmail",
-                client("s3cret"),
-                &FlowOverrides::default(),
-                redirect,
-            )
-            .expect("start");
-        assert_ne!(other.state(), pending.state());
+        assert_ne!(start().state(), pending.state());
 
         // Overrides replace the endpoints and the scopes.
         let overrides = FlowOverrides {

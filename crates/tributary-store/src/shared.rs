@@ -178,6 +178,13 @@ macro_rules! store_flows {
             })
         }
 
+        /// A linked account's stored status.
+        fn status_of(id: i64, status: &str) -> Result<UserIntegrationStatus, StoreError> {
+            UserIntegrationStatus::parse(status).ok_or_else(|| {
+                StoreError::Corrupt(format!("user integration {id} has unknown status `{status}`"))
+            })
+        }
+
         fn content_from_row(row: &DbRow) -> Result<ContentItem, StoreError> {
             use sqlx::Row as _;
             Ok(ContentItem {
@@ -337,11 +344,7 @@ macro_rules! store_flows {
                         json_col(row, "settings", "settings")?,
                         "settings",
                     )?,
-                    status: UserIntegrationStatus::parse(&status).ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "user integration {id} has unknown status `{status}`"
-                        ))
-                    })?,
+                    status: status_of(id, &status)?,
                     sync_state: $crate::common::object_from_value(
                         json_col(row, "sync_state", "sync_state")?,
                         "sync_state",
@@ -934,11 +937,7 @@ macro_rules! store_flows {
                     let id: i64 = row.try_get("id")?;
                     if accounts.last().is_none_or(|a| a.id != id) {
                         let status: String = row.try_get("status")?;
-                        let status = UserIntegrationStatus::parse(&status).ok_or_else(|| {
-                            StoreError::Corrupt(format!(
-                                "user integration {id} has unknown status `{status}`"
-                            ))
-                        })?;
+                        let status = status_of(id, &status)?;
                         let sealed: Vec<u8> = row.try_get("credentials")?;
                         accounts.push(AccountOverview {
                             id,
