@@ -9,9 +9,10 @@
 //! 2. Recreates a SQLite database (`tributary-demo.db` unless `--database-url` names
 //!    another `sqlite://` file), creates a demo user and links the fake's account,
 //!    validating the credentials as `tributary link` does.
-//! 3. Runs the engine (`--workers`), the scheduler, whose `start` interval is
-//!    shortened to `--start-every` seconds, from the moment the account is linked, and
-//!    the pruner of completed jobs (`--keep-completed`), as `tributary run` does.
+//! 3. Runs a node (`tributary_engine::Node`), as `tributary run` does: the engine
+//!    (`--workers`), the scheduler, whose `start` interval is shortened to
+//!    `--start-every` seconds, from the moment the account is linked, and the pruner of
+//!    completed jobs (`--keep-completed`).
 //! 4. While the backfill runs, delivers a new message every `--deliver-every`
 //!    seconds on average, at random moments (as mail arrives, and so that deliveries
 //!    do not fall in step with the scheduler's ticks). It stops delivering when the
@@ -30,7 +31,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -39,10 +39,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tributary_engine::worker::start_job;
-use tributary_engine::{
-    Engine, EngineConfig, Pruner, PrunerConfig, RunUntil, Scheduler, SystemClock, domain_schedules,
-    link_account,
-};
+use tributary_engine::{Engine, EngineConfig, Node, NodeConfig, PrunerConfig};
 use tributary_sdk::{FakeOptions, RunningFake};
 use tributary_store::{ContentQuery, Store};
 
@@ -207,86 +204,72 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         .create_user("demo-user")
         .await
         .context("failed to create the demo user")?;
-    let account = link_account(
-        store.as_ref(),
-        &registry,
-        user.id,
-        domain,
-        link.credentials,
-        link.settings,
-    )
-    .await
-    .context("failed to link the demo account")?;
+    let account = tributary_app::App::new(store.clone(), registry.clone())
+        .link(user.id, domain, link.credentials, link.settings)
+        .await
+        .context("failed to link the demo account")?;
     let id = account.id;
     say(format!(
         "linked the fake's account as user integration {id} (credentials validated)"
     ));
 
     let workers = args.workers.max(1);
-    let config = EngineConfig {
-        workers,
-        per_account_concurrency: workers,
-        idle_poll: Duration::from_millis(50),
-        ..EngineConfig::default()
+    let config = NodeConfig {
+        engine: EngineConfig {
+            workers,
+            per_account_concurrency: workers,
+            idle_poll: Duration::from_millis(50),
+            // The demo's service is a fake that enforces no quota: the demo shows the
+            // engine's own speed. Against the real service, `run` and `sync` keep to
+            // the quotas the manifest declares (Gmail: 15,000 units per user per
+            // minute, about 3,000 messages).
+            enforce_budgets: false,
+            ..EngineConfig::default()
+        },
+        scheduler_tick: Some(Duration::from_millis(250)),
+        // (`max`: a NaN becomes 0; the node takes at least 100 ms.)
+        start_every: Some(
+            Duration::try_from_secs_f64(args.start_every.max(0.0)).unwrap_or(Duration::MAX),
+        ),
+        pruner: Some(PrunerConfig {
+            keep_completed: args.keep_completed,
+            ..PrunerConfig::default()
+        }),
     };
-    let max_attempts = config.max_attempts;
-    let start_every_ms = (args.start_every * 1000.0).round() as i64;
-    let mut schedules = domain_schedules(&registry, max_attempts);
-    for schedule in &mut schedules {
-        schedule.start_every_ms = start_every_ms.max(100);
-    }
-    let engine = Engine::new(store.clone(), registry.clone(), config)
-        .context("failed to start the engine")?;
+    let max_attempts = config.engine.max_attempts;
+    let node =
+        Node::new(store.clone(), registry.clone(), config).context("failed to start the engine")?;
+    let engine = node.engine();
     let linked_at_ms = Utc::now().timestamp_millis();
     store
         .enqueue(&[start_job(id, max_attempts, linked_at_ms)], linked_at_ms)
         .await
         .context("failed to enqueue the first sync")?;
-    let stop = StopSignal::default();
-    let engine_task = {
-        let (engine, stopped) = (engine.clone(), stop.stopped());
-        tokio::spawn(async move { engine.run(RunUntil::Shutdown, stopped).await })
-    };
-    let scheduler_task = {
-        let scheduler = Scheduler::new(store.clone(), schedules, Arc::new(SystemClock));
-        let stopped = stop.stopped();
-        tokio::spawn(async move { scheduler.run(Duration::from_millis(250), stopped).await })
-    };
-    let pruner_task = {
-        let pruner = Pruner::new(
-            store.clone(),
-            Arc::new(SystemClock),
-            PrunerConfig {
-                keep_completed: args.keep_completed,
-                ..PrunerConfig::default()
-            },
-        );
-        let stopped = stop.stopped();
-        tokio::spawn(async move { pruner.run(stopped).await })
-    };
     say(format!(
         "syncing with {workers} workers; a scheduled `start` every {} s finds new mail; a new message arrives about every {} s during the backfill",
         args.start_every, args.deliver_every
     ));
 
-    let watched = watch(
-        &args,
-        fake.as_ref(),
-        store.as_ref(),
-        id,
-        &engine,
-        global.json,
-    )
-    .await;
-    stop.stop();
-    let engine_result = engine_task.await;
-    let _ = scheduler_task.await;
-    let _ = pruner_task.await;
+    // The node runs until the watch is over (or the engine stops on an error).
+    let stop = StopSignal::default();
+    let (watched, engine_result) = tokio::join!(
+        async {
+            let watched = watch(
+                &args,
+                fake.as_ref(),
+                store.as_ref(),
+                id,
+                engine,
+                global.json,
+            )
+            .await;
+            stop.stop();
+            watched
+        },
+        node.run(stop.stopped()),
+    );
     let deliveries = watched?;
-    match engine_result {
-        Ok(result) => result.context("the engine stopped")?,
-        Err(e) => bail!("the engine task failed: {e}"),
-    }
+    engine_result.context("the engine stopped")?;
 
     let summary = summarize(Summarize {
         store: store.as_ref(),
@@ -298,7 +281,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs, database_url: Option<Strin
         left_out_at_start,
         linked_at_ms,
         began,
-        engine: &engine,
+        engine,
     })
     .await?;
     fake.stop()

@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::app::{GlobalArgs, LogFormat};
-use crate::commands::links::StatusChange;
+use tributary_app::StatusChange;
 
 /// Keeps each user's content from the services they use fresh in your database.
 #[derive(Debug, Parser)]

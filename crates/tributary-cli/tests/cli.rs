@@ -1268,6 +1268,75 @@ fn a_full_stderr_does_not_stall_a_command() {
 }
 
 #[test]
+fn links_lists_an_account_whose_credentials_do_not_decrypt() {
+    let env = Env::new();
+    let fake = env.fake(2);
+    let readable = env.link_fake(&fake);
+    // A second account sealed with another key (as after a key change).
+    let other = Cipher::load(&KeySource::Base64(
+        tributary_store::crypto::generate_base64_key(),
+    ))
+    .expect("cipher");
+    let sealed_elsewhere = env.runtime.block_on(async {
+        let store = tributary_store::connect(&env.url, other)
+            .await
+            .expect("connect");
+        store
+            .create_user_integration(tributary_store::NewUserIntegration {
+                user_id: 1,
+                integration_domain: "gmail".into(),
+                credentials: fake.standalone_info()["credentials"]
+                    .as_object()
+                    .cloned()
+                    .map(tributary_sdk::Credentials::new)
+                    .expect("credentials"),
+                settings: serde_json::Map::new(),
+            })
+            .await
+            .expect("link")
+            .id
+    });
+    let links = env.json(&["links"]);
+    let marked: Vec<(i64, bool)> = links
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_i64().expect("id"),
+                l["credentials_unreadable"].as_bool().expect("marker"),
+            )
+        })
+        .collect();
+    assert_eq!(marked, [(readable, false), (sealed_elsewhere, true)]);
+    let table = env.ok(&["links"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{sealed_elsewhere} ")))
+        .expect("the account is listed");
+    assert!(
+        row.contains("credentials do not decrypt with this key"),
+        "{table}"
+    );
+    // It cannot be resumed until the key is back or it is linked again; it can be
+    // paused and unlinked.
+    env.ok(&["pause", &sealed_elsewhere.to_string()]);
+    // (TRIBUTARY_LOG=error: the start-up key check warns about the account too.)
+    env.fails_cmd(
+        env.cmd()
+            .env("TRIBUTARY_LOG", "error")
+            .args(["resume", &sealed_elsewhere.to_string()]),
+        &format!(
+            "the credentials of user integration {sealed_elsewhere} do not decrypt with this key"
+        ),
+    );
+    assert!(
+        env.ok(&["unlink", &sealed_elsewhere.to_string()])
+            .contains("unlinked")
+    );
+}
+
+#[test]
 fn a_missing_key_file_with_stored_credentials_is_an_error_not_a_new_key() {
     let env = Env::new();
     let fake = env.fake(5);

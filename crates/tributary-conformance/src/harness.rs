@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tributary_engine::{
-    Clock, Engine, EngineConfig, ManualClock, RunUntil, Scheduler, domain_schedules, link_account,
+    Clock, Engine, EngineConfig, ManualClock, RunUntil, Scheduler, domain_schedules,
 };
 use tributary_sdk::Registry;
 use tributary_store::{
@@ -202,16 +202,15 @@ impl Harness {
     /// against the fake as `tributary link` does.
     pub async fn link<S: ConformanceSubject>(&self, subject: &S, user: &str) -> UserIntegration {
         let user = self.store.create_user(user).await.expect("create user");
-        link_account(
-            self.store.as_ref(),
-            &self.registry,
-            user.id,
-            &self.domain,
-            subject.credentials(),
-            subject.settings(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("linking a {} account failed: {e}", self.domain))
+        tributary_app::App::new(self.store.clone(), self.registry.clone())
+            .link(
+                user.id,
+                &self.domain,
+                subject.credentials(),
+                subject.settings(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("linking a {} account failed: {e}", self.domain))
     }
 
     /// Enqueues a `start` job for account `ui`, due now (deduplicated as the

@@ -16,7 +16,6 @@
 //! - [`prune`]: [`Pruner`], deletes completed jobs older than the retention window
 //!   (bounded batches; failed and dead jobs are kept).
 //! - [`limits`]: per-domain rate gates and the quota budgets' token buckets.
-//! - [`link`]: validating credentials and linking an account.
 //! - [`clock`]: the time source (a manual clock in tests).
 //! - [`config`]: the engine settings, [`EngineConfig`].
 //! - [`stats`]: counters for progress display.
@@ -26,7 +25,6 @@ pub mod clock;
 pub mod config;
 mod gate;
 pub mod limits;
-pub mod link;
 pub mod node;
 pub mod prune;
 pub mod retry;
@@ -37,7 +35,6 @@ pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EngineConfig;
-pub use link::{LinkError, link_account, validate_credentials};
 pub use node::{Node, NodeConfig};
 pub use prune::{PruneRound, Pruner, PrunerConfig};
 pub use scheduler::{Scheduler, domain_schedules};

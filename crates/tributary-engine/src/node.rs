@@ -27,6 +27,9 @@ pub struct NodeConfig {
     pub engine: EngineConfig,
     /// The scheduler's tick, or `None` for a node without a scheduler.
     pub scheduler_tick: Option<Duration>,
+    /// Every domain's `start` interval instead of its manifest's (at least 100 ms),
+    /// or `None` for the manifests' (the demo shortens it to show fresh items).
+    pub start_every: Option<Duration>,
     /// The pruner of completed jobs, or `None` for a node that does not prune.
     pub pruner: Option<PrunerConfig>,
 }
@@ -37,6 +40,7 @@ impl Default for NodeConfig {
         NodeConfig {
             engine: EngineConfig::default(),
             scheduler_tick: Some(Duration::from_secs(1)),
+            start_every: None,
             pruner: Some(PrunerConfig::default()),
         }
     }
@@ -77,7 +81,13 @@ impl Node {
     ) -> Result<Node, EngineError> {
         let max_attempts = config.engine.max_attempts;
         let scheduler = config.scheduler_tick.map(|tick| {
-            let schedules = domain_schedules(&registry, max_attempts);
+            let mut schedules = domain_schedules(&registry, max_attempts);
+            if let Some(every) = config.start_every {
+                let ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX / 4);
+                for schedule in &mut schedules {
+                    schedule.start_every_ms = ms.max(100);
+                }
+            }
             let scheduler = Scheduler::new(store.clone(), schedules, clock.clone());
             (Arc::new(scheduler), tick.max(Duration::from_millis(1)))
         });

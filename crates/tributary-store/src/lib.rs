@@ -344,6 +344,16 @@ pub trait QueueAdmin: Send + Sync + 'static {
         &self,
         user_integration_id: Option<i64>,
     ) -> Result<Vec<JobCount>, StoreError>;
+    /// The linked accounts of `scope`, by id, each with its item counts, its pending
+    /// jobs by priority, its dead and failed jobs and its last error, in one query
+    /// whatever the number of accounts. Credentials are tried, not returned: an
+    /// account whose credentials do not decrypt is listed with
+    /// [`AccountOverview::credentials_unreadable`] set instead of failing the listing.
+    /// An unknown user or account yields an empty list.
+    async fn account_overview(
+        &self,
+        scope: AccountScope,
+    ) -> Result<Vec<AccountOverview>, StoreError>;
     /// Deletes at most `limit` completed jobs that finished before `before`, oldest
     /// first, in one short statement: it walks the partial index `jobs_completed_idx`
     /// from its oldest entry, so a call reads about `limit` rows whatever the size of

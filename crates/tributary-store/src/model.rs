@@ -100,6 +100,53 @@ pub struct UserIntegration {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Which accounts an [`AccountOverview`] listing covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountScope {
+    /// Every linked account.
+    All,
+    /// The accounts of one user.
+    User(i64),
+    /// One account.
+    Account(i64),
+}
+
+/// One linked account as an operator sees it: its row (never its credentials), what
+/// it holds and what its queue holds. Read for many accounts in one query
+/// ([`crate::QueueAdmin::account_overview`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountOverview {
+    /// The user integration id.
+    pub id: i64,
+    /// The owning user.
+    pub user_id: i64,
+    /// The integration.
+    pub domain: String,
+    /// `active`, `paused`, `needs_reauth`, `error` or `unlinked`.
+    pub status: UserIntegrationStatus,
+    /// Non-secret settings.
+    pub settings: Map<String, Value>,
+    /// When a job of this account last completed.
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// Stored, non-deleted items.
+    pub items: i64,
+    /// Soft-deleted items.
+    pub deleted_items: i64,
+    /// Jobs waiting or running, by priority (1 runs first); priorities without any
+    /// are absent.
+    pub pending_jobs: std::collections::BTreeMap<i16, i64>,
+    /// Jobs that ended dead or failed (re-runnable).
+    pub dead_or_failed_jobs: i64,
+    /// The last error that changed the status.
+    pub last_error: Option<String>,
+    /// When it was linked.
+    pub created_at: DateTime<Utc>,
+    /// The stored credentials do not decrypt with this store's key (a key changed or
+    /// lost): the account cannot sync until the key is restored or it is linked again.
+    /// Never set on an unlinked account, whose credentials are no longer used.
+    pub credentials_unreadable: bool,
+}
+
 /// A stored content item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContentItem {

@@ -144,6 +144,34 @@ macro_rules! store_flows {
               WHERE s.history_task IS NOT NULL AND s.history_every_ms IS NOT NULL \
                 AND ui.status = 'active' AND ui.next_history_at <= $1)";
 
+        /// The account overview (`$1` a user or NULL, `$2` an account or NULL): one row
+        /// per account and priority with pending jobs (one row with a NULL priority
+        /// for an account without any). The accounts are read once (a CTE used twice
+        /// is materialized on both backends); each count walks an index of its
+        /// account.
+        const SQL_ACCOUNT_OVERVIEW: &str = "WITH a AS MATERIALIZED ( \
+             SELECT ui.id, ui.user_id, ui.integration_domain, ui.credentials, ui.settings, \
+                    ui.status, ui.last_synced_at, ui.last_error, ui.created_at, \
+                    (SELECT COUNT(*) FROM user_integration_content c \
+                     WHERE c.user_integration_id = ui.id AND c.is_deleted = FALSE) AS items, \
+                    (SELECT COUNT(*) FROM user_integration_content c \
+                     WHERE c.user_integration_id = ui.id AND c.is_deleted = TRUE) \
+                        AS deleted_items, \
+                    (SELECT COUNT(*) FROM jobs j \
+                     WHERE j.user_integration_id = ui.id AND j.state IN ('dead', 'failed')) \
+                        AS given_up \
+             FROM user_integrations ui \
+             WHERE (CAST($1 AS BIGINT) IS NULL OR ui.user_id = $1) \
+               AND (CAST($2 AS BIGINT) IS NULL OR ui.id = $2)) \
+             SELECT a.*, p.priority, p.pending FROM a \
+             LEFT JOIN (SELECT j.user_integration_id, j.priority, COUNT(*) AS pending \
+                        FROM jobs j \
+                        WHERE j.state IN ('available', 'running') \
+                          AND j.user_integration_id IN (SELECT id FROM a) \
+                        GROUP BY j.user_integration_id, j.priority) p \
+               ON p.user_integration_id = a.id \
+             ORDER BY a.id, p.priority";
+
         type DbRow = <Db as sqlx::Database>::Row;
 
         fn user_from_row(row: &DbRow) -> Result<User, StoreError> {
@@ -152,6 +180,13 @@ macro_rules! store_flows {
                 id: row.try_get("id")?,
                 external_ref: row.try_get("external_ref")?,
                 created_at: row.try_get("created_at")?,
+            })
+        }
+
+        /// A linked account's stored status.
+        fn status_of(id: i64, status: &str) -> Result<UserIntegrationStatus, StoreError> {
+            UserIntegrationStatus::parse(status).ok_or_else(|| {
+                StoreError::Corrupt(format!("user integration {id} has unknown status `{status}`"))
             })
         }
 
@@ -314,11 +349,7 @@ macro_rules! store_flows {
                         json_col(row, "settings", "settings")?,
                         "settings",
                     )?,
-                    status: UserIntegrationStatus::parse(&status).ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "user integration {id} has unknown status `{status}`"
-                        ))
-                    })?,
+                    status: status_of(id, &status)?,
                     sync_state: $crate::common::object_from_value(
                         json_col(row, "sync_state", "sync_state")?,
                         "sync_state",
@@ -966,6 +997,60 @@ macro_rules! store_flows {
                         })
                     })
                     .collect()
+            }
+
+            async fn account_overview(
+                &self,
+                scope: $crate::AccountScope,
+            ) -> Result<Vec<$crate::AccountOverview>, StoreError> {
+                use $crate::{AccountOverview, AccountScope};
+                use sqlx::Row as _;
+                let (user, account) = match scope {
+                    AccountScope::All => (None, None),
+                    AccountScope::User(user) => (Some(user), None),
+                    AccountScope::Account(id) => (None, Some(id)),
+                };
+                let rows = sqlx::query(SQL_ACCOUNT_OVERVIEW)
+                    .bind(user)
+                    .bind(account)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut accounts: Vec<AccountOverview> = Vec::new();
+                for row in &rows {
+                    let id: i64 = row.try_get("id")?;
+                    if accounts.last().is_none_or(|a| a.id != id) {
+                        let status: String = row.try_get("status")?;
+                        let status = status_of(id, &status)?;
+                        let sealed: Vec<u8> = row.try_get("credentials")?;
+                        accounts.push(AccountOverview {
+                            id,
+                            user_id: row.try_get("user_id")?,
+                            domain: row.try_get("integration_domain")?,
+                            status,
+                            settings: $crate::common::object_from_value(
+                                json_col(row, "settings", "settings")?,
+                                "settings",
+                            )?,
+                            last_synced_at: row.try_get("last_synced_at")?,
+                            items: row.try_get("items")?,
+                            deleted_items: row.try_get("deleted_items")?,
+                            pending_jobs: std::collections::BTreeMap::new(),
+                            dead_or_failed_jobs: row.try_get("given_up")?,
+                            last_error: row.try_get("last_error")?,
+                            created_at: row.try_get("created_at")?,
+                            credentials_unreadable: status != UserIntegrationStatus::Unlinked
+                                && self.cipher.decrypt_credentials(&sealed).is_err(),
+                        });
+                    }
+                    let priority: Option<i16> = row.try_get("priority")?;
+                    let pending: Option<i64> = row.try_get("pending")?;
+                    if let (Some(priority), Some(pending), Some(account)) =
+                        (priority, pending, accounts.last_mut())
+                    {
+                        account.pending_jobs.insert(priority, pending);
+                    }
+                }
+                Ok(accounts)
             }
 
             async fn prune_completed(&self, before: Millis, limit: u64) -> Result<u64, StoreError> {

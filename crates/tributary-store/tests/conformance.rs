@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 use sqlx::Row;
 use tributary_sdk::{Credentials, Output, Task};
 use tributary_store::{
-    Backend, Cipher, ContentQuery, DomainSchedule, FailureAction, Job, JobCompletion, JobFailure,
-    JobFilter, JobLease, JobState, NewJob, NewUserIntegration, Store, StoreError,
+    AccountScope, Backend, Cipher, ContentQuery, DomainSchedule, FailureAction, Job, JobCompletion,
+    JobFailure, JobFilter, JobLease, JobState, NewJob, NewUserIntegration, Store, StoreError,
     UserIntegrationStatus,
 };
 
@@ -92,6 +92,7 @@ conformance!(
     a_tick_enqueues_at_most_its_limit,
     concurrent_claims_never_share_a_job,
     job_listing_counts_and_prune,
+    account_overview_counts_every_account_at_once,
     pruning_removes_only_old_completed_jobs,
     pruned_space_is_reused,
     unknown_ids_are_not_found,
@@ -2341,6 +2342,154 @@ async fn concurrent_claims_never_share_a_job(ctx: &Ctx) {
         }
     }
     assert_eq!(total, 240);
+}
+
+async fn account_overview_counts_every_account_at_once(ctx: &Ctx) {
+    let (user_a, a) = account(ctx, "a", "gmail").await;
+    let (user_b, b) = account(ctx, "b", "gmail").await;
+    // Two accounts of user b sealed with another key (a key change): one active, one
+    // unlinked.
+    let other_key =
+        tributary_store::KeySource::Base64(tributary_store::crypto::generate_base64_key());
+    let other = tributary_store::connect(&ctx.url, Cipher::load(&other_key).unwrap())
+        .await
+        .unwrap();
+    let sealed_elsewhere = |settings: Map<String, Value>| NewUserIntegration {
+        user_id: user_b,
+        integration_domain: "gmail".into(),
+        credentials: creds(SECRET),
+        settings,
+    };
+    let c = other
+        .create_user_integration(sealed_elsewhere(Map::new()))
+        .await
+        .unwrap()
+        .id;
+    let d = other
+        .create_user_integration(sealed_elsewhere(Map::new()))
+        .await
+        .unwrap()
+        .id;
+    other
+        .set_user_integration_status(d, UserIntegrationStatus::Unlinked, None)
+        .await
+        .unwrap();
+
+    // Account a: two items stored, one of them deleted since; pending jobs at
+    // priorities 1 and 3 (one of them running), one failed job, one completed.
+    let item = |id: &str| Output::item(id, None, json!({"id": id}));
+    run_outputs(ctx, user_a, a, vec![item("x"), item("y")], 1_000).await;
+    run_outputs(ctx, user_a, a, vec![Output::deleted("y")], 2_000).await;
+    ctx.store
+        .enqueue(
+            &[
+                new_job(a, "p1", 1),
+                new_job(a, "p3", 3),
+                new_job(a, "p3-again", 3),
+                new_job(b, "b1", 2),
+                new_job(a, "doomed", 1),
+            ],
+            3_000,
+        )
+        .await
+        .unwrap();
+    let claimed = ctx
+        .store
+        .claim_scoped("w", 2, 60_000, 3_000, Some(a))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let doomed = claimed.iter().find(|j| j.priority == 1).unwrap();
+    ctx.store
+        .fail_job(
+            &JobFailure {
+                lease: doomed.lease(),
+                user_integration_id: a,
+                error_class: "permanent".into(),
+                message: "bad request".into(),
+                action: FailureAction::Failed,
+            },
+            3_000,
+        )
+        .await
+        .unwrap();
+    ctx.store
+        .set_user_integration_status(b, UserIntegrationStatus::NeedsReauth, Some("revoked"))
+        .await
+        .unwrap();
+
+    let all = ctx.store.account_overview(AccountScope::All).await.unwrap();
+    assert_eq!(
+        all.iter().map(|o| o.id).collect::<Vec<_>>(),
+        [a, b, c, d],
+        "every account, by id, even those whose credentials do not decrypt"
+    );
+    let oa = &all[0];
+    assert_eq!((oa.user_id, oa.domain.as_str()), (user_a, "gmail"));
+    assert_eq!((oa.items, oa.deleted_items), (1, 1));
+    let pending_a: Vec<(i16, i64)> = oa.pending_jobs.iter().map(|(&p, &n)| (p, n)).collect();
+    assert_eq!(
+        pending_a,
+        [(1, 1), (3, 2)],
+        "one running, pending by priority"
+    );
+    assert_eq!(oa.dead_or_failed_jobs, 1);
+    assert!(oa.last_synced_at.is_some());
+    assert!(!oa.credentials_unreadable);
+    let ob = &all[1];
+    assert_eq!(ob.status, UserIntegrationStatus::NeedsReauth);
+    assert_eq!(ob.last_error.as_deref(), Some("revoked"));
+    assert_eq!(
+        (ob.items, ob.deleted_items, ob.dead_or_failed_jobs),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        ob.pending_jobs
+            .iter()
+            .map(|(&p, &n)| (p, n))
+            .collect::<Vec<_>>(),
+        [(2, 1)]
+    );
+    assert!(!ob.credentials_unreadable);
+    assert!(all[2].credentials_unreadable, "sealed with another key");
+    assert!(all[2].pending_jobs.is_empty());
+    assert!(
+        !all[3].credentials_unreadable,
+        "an unlinked account's credentials are no longer used"
+    );
+    // What the overview agrees with: the per-account counts.
+    let counts = ctx.store.content_counts(a).await.unwrap();
+    assert_eq!((counts.items, counts.deleted), (oa.items, oa.deleted_items));
+
+    let of_b: Vec<i64> = ctx
+        .store
+        .account_overview(AccountScope::User(user_b))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(of_b, [b, c, d]);
+    let one = ctx
+        .store
+        .account_overview(AccountScope::Account(a))
+        .await
+        .unwrap();
+    assert_eq!(one.as_slice(), std::slice::from_ref(oa));
+    assert!(
+        ctx.store
+            .account_overview(AccountScope::Account(d + 100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        ctx.store
+            .account_overview(AccountScope::User(user_b + 100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn job_listing_counts_and_prune(ctx: &Ctx) {

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tributary_engine::{Engine, EngineConfig, RunUntil, link_account};
+use tributary_app::App;
+use tributary_engine::{Engine, EngineConfig, RunUntil};
 use tributary_gmail_fake::{Counters, FakeGmail, GmailConfig, UserQuota};
 use tributary_sdk::serde_json::{Map, Value};
 use tributary_sdk::{BudgetScope, Credentials, Registry};
@@ -55,16 +56,10 @@ async fn sync_under_quota(store: Arc<dyn Store>, engines: usize) -> Counters {
     let mut settings = Map::new();
     settings.insert("baseUrl".into(), Value::String(fake.base_url()));
     settings.insert("tokenUrl".into(), Value::String(fake.token_url()));
-    let account = link_account(
-        store.as_ref(),
-        &registry,
-        user.id,
-        "gmail",
-        credentials,
-        settings,
-    )
-    .await
-    .unwrap();
+    let account = App::new(store.clone(), registry.clone())
+        .link(user.id, "gmail", credentials, settings)
+        .await
+        .unwrap();
     // The quota starts now, with an empty window (linking spent a unit outside it).
     fake.set_quota(Some(QUOTA));
     fake.reset_counters();

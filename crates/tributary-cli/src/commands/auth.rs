@@ -1,32 +1,27 @@
 //! `tributary auth <domain>`: the OAuth 2.0 flow for installed apps (RFC 8252) of any
-//! integration whose manifest declares one (`oauth`: endpoints, scopes, extra
-//! parameters), producing a credentials file for `tributary link <domain>`.
+//! integration whose manifest declares one, producing a credentials file for
+//! `tributary link <domain>`. The flow itself (consent URL with PKCE, code exchange,
+//! credentials under the manifest's field names) is the App's
+//! ([`tributary_app::oauth`]); this command adds the loopback listener and the output:
 //!
 //! 1. Listen on `127.0.0.1` at a free port: the loopback redirect URI.
-//! 2. Print the consent URL, with a PKCE `S256` challenge (RFC 7636) and a random
-//!    `state`. Nothing is launched: the user opens it in any browser on this machine.
+//! 2. Print the consent URL. Nothing is launched: the user opens it in any browser on
+//!    this machine.
 //! 3. The browser comes back to the listener with `code` and `state`; a `state` that
 //!    does not match ends the flow (it is not our request).
-//! 4. Exchange the code and the PKCE verifier at the token endpoint.
-//! 5. Write the client id, client secret and refresh token (and the access token, when
-//!    the manifest has a field for it) under the manifest's credential field names, to
-//!    a file created with mode 0600. No token is ever printed.
+//! 4. The App exchanges the code; the credentials are written to a file created with
+//!    mode 0600. No token is ever printed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tributary_sdk::Manifest;
-use tributary_sdk::kit::bearer::ACCESS_TOKEN;
-use tributary_sdk::manifest::OAuthEndpoints;
+use tributary_app::AppError;
+use tributary_app::oauth::{self, ClientField, FlowOverrides, OAuthClient, OAuthError};
 
 use crate::app::GlobalArgs;
 
@@ -61,92 +56,9 @@ pub struct AuthArgs {
     pub timeout_seconds: u64,
 }
 
-/// The flow's parameters: the manifest's, overridden by the flags.
-struct Flow<'a> {
-    manifest: &'a Manifest,
-    oauth: &'a OAuthEndpoints,
-    auth_url: String,
-    token_url: String,
-    scopes: Vec<String>,
-}
-
 /// Runs `tributary auth <domain>`.
 pub async fn run(global: &GlobalArgs, args: AuthArgs) -> Result<()> {
     let registry = crate::app::registry()?;
-    let manifest = &registry.get(&args.domain)?.manifest;
-    let Some(oauth) = &manifest.oauth else {
-        let fields: Vec<&str> = manifest
-            .credentials
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        bail!(
-            "{} does not use OAuth; give its credentials ({}) to `tributary link {}` directly",
-            manifest.name,
-            fields.join(", "),
-            manifest.domain
-        );
-    };
-    let flow = Flow {
-        manifest,
-        oauth,
-        auth_url: args
-            .auth_url
-            .clone()
-            .unwrap_or_else(|| oauth.authorization_url.clone()),
-        token_url: args
-            .token_url
-            .clone()
-            .unwrap_or_else(|| oauth.token_url.clone()),
-        scopes: if args.scopes.is_empty() {
-            oauth.scopes.clone()
-        } else {
-            args.scopes.clone()
-        },
-    };
-    authorize(global, &args, &flow).await
-}
-
-/// A PKCE verifier and its `S256` challenge.
-fn pkce_pair() -> (String, String) {
-    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-/// The consent URL.
-fn consent_url(
-    args: &AuthArgs,
-    flow: &Flow<'_>,
-    redirect_uri: &str,
-    state: &str,
-    challenge: &str,
-) -> Result<url::Url> {
-    let mut url = url::Url::parse(&flow.auth_url)
-        .with_context(|| format!("the authorization url `{}` is not a URL", flow.auth_url))?;
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &args.client_id)
-        .append_pair("redirect_uri", redirect_uri)
-        .append_pair("scope", &flow.scopes.join(" "))
-        .append_pair("state", state)
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256")
-        .extend_pairs(&flow.oauth.authorization_params);
-    Ok(url)
-}
-
-async fn authorize(global: &GlobalArgs, args: &AuthArgs, flow: &Flow<'_>) -> Result<()> {
-    for (flag, value) in [
-        ("--client-id", &args.client_id),
-        ("--client-secret", &args.client_secret),
-    ] {
-        if value.trim().is_empty() {
-            bail!("{flag} must not be empty");
-        }
-    }
-    let token_url = url::Url::parse(&flow.token_url)
-        .with_context(|| format!("the token url `{}` is not a URL", flow.token_url))?;
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("failed to listen on a loopback port for the redirect")?;
@@ -155,64 +67,77 @@ async fn authorize(global: &GlobalArgs, args: &AuthArgs, flow: &Flow<'_>) -> Res
         .context("failed to read the redirect listener's address")?
         .port();
     let redirect_uri = format!("http://127.0.0.1:{port}/");
-    let (verifier, challenge) = pkce_pair();
-    let state = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
-    let url = consent_url(args, flow, &redirect_uri, &state, &challenge)?;
+    let client = OAuthClient {
+        id: args.client_id.clone(),
+        secret: args.client_secret.clone(),
+    };
+    let overrides = FlowOverrides {
+        authorization_url: args.auth_url.clone(),
+        token_url: args.token_url.clone(),
+        scopes: args.scopes.clone(),
+    };
+    let pending = oauth::start(&registry, &args.domain, client, &overrides, &redirect_uri)
+        .map_err(cli_error)?;
+    let name = pending.integration_name().to_owned();
 
     eprintln!("Open this address in a browser on this machine and allow access:\n");
-    eprintln!("{url}\n");
+    eprintln!("{}\n", pending.consent_url());
     eprintln!(
         "Waiting for the browser to come back to {redirect_uri} (up to {} s; Ctrl-C to cancel)...",
         args.timeout_seconds
     );
-    let code = wait_for_code(listener, &state, Duration::from_secs(args.timeout_seconds)).await?;
+    let code = wait_for_code(
+        listener,
+        pending.state(),
+        Duration::from_secs(args.timeout_seconds),
+    )
+    .await?;
+    let authorized = oauth::finish(pending, &code).await?;
 
-    let tokens = exchange_code(args, token_url, &code, &redirect_uri, &verifier).await?;
-    let Some(refresh_token) = tokens.refresh_token.filter(|t| !t.is_empty()) else {
-        bail!(
-            "the token endpoint returned no refresh token; revoke Tributary's access in your {} account and authorize again",
-            flow.manifest.name
-        );
-    };
-    let fields = &flow.oauth.credential_fields;
-    let mut credentials = serde_json::Map::new();
-    credentials.insert(fields.client_id.clone(), args.client_id.clone().into());
-    credentials.insert(
-        fields.client_secret.clone(),
-        args.client_secret.clone().into(),
-    );
-    credentials.insert(fields.refresh_token.clone(), refresh_token.into());
-    if flow
-        .manifest
-        .credentials
-        .iter()
-        .any(|c| c.name == ACCESS_TOKEN)
-    {
-        credentials.insert(ACCESS_TOKEN.to_owned(), tokens.access_token.into());
-    }
-    let domain = &flow.manifest.domain;
+    let domain = &args.domain;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{domain}-credentials.json")));
-    write_private(&out, &serde_json::Value::Object(credentials))?;
+    write_private(
+        &out,
+        &serde_json::Value::Object(authorized.credentials.as_map().clone()),
+    )?;
     if global.json {
         crate::output::print_json(&serde_json::json!({
             "credentials_file": out,
-            "scope": tokens.scope,
+            "scope": authorized.scope,
         }))?;
     } else {
-        println!(
-            "wrote {} credentials to {} (mode 0600)",
-            flow.manifest.name,
-            out.display()
-        );
+        println!("wrote {name} credentials to {} (mode 0600)", out.display());
         println!(
             "link them with: tributary link {domain} --user <user id> --credentials {}",
             out.display()
         );
     }
     Ok(())
+}
+
+/// The App's errors in the words of this command (its flags, `tributary link`).
+fn cli_error(error: AppError) -> anyhow::Error {
+    match error {
+        AppError::OAuth(OAuthError::NotOAuth {
+            name,
+            domain,
+            fields,
+        }) => anyhow::anyhow!(
+            "{name} does not use OAuth; give its credentials ({}) to `tributary link {domain}` directly",
+            fields.join(", ")
+        ),
+        AppError::OAuth(OAuthError::EmptyClient(field)) => {
+            let flag = match field {
+                ClientField::Id => "--client-id",
+                ClientField::Secret => "--client-secret",
+            };
+            anyhow::anyhow!("{flag} must not be empty")
+        }
+        other => other.into(),
+    }
 }
 
 /// What the loopback listener heard from the browser.
@@ -344,59 +269,6 @@ async fn respond(stream: &mut TcpStream, status: &str, message: &str) -> std::io
     stream.shutdown().await
 }
 
-/// The token endpoint's answer (RFC 6749 §5.1).
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-/// The token endpoint's error (RFC 6749 §5.2).
-#[derive(Deserialize)]
-struct TokenError {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
-async fn exchange_code(
-    args: &AuthArgs,
-    token_url: url::Url,
-    code: &str,
-    redirect_uri: &str,
-    verifier: &str,
-) -> Result<TokenResponse> {
-    let http = tributary_sdk::http::HttpClient::new()
-        .map_err(|e| anyhow::anyhow!("failed to build the HTTP client: {e}"))?;
-    let request = http.post(token_url.clone()).form(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("client_id", args.client_id.as_str()),
-        ("client_secret", args.client_secret.as_str()),
-        ("code_verifier", verifier),
-    ]);
-    let response = http
-        .send(request)
-        .await
-        .map_err(|e| anyhow::anyhow!("failed to reach the token endpoint {token_url}: {e}"))?;
-    if !response.status.is_success() {
-        let detail = match serde_json::from_slice::<TokenError>(&response.body) {
-            Ok(e) => match e.error_description {
-                Some(d) => format!("{} ({d})", e.error),
-                None => e.error,
-            },
-            Err(_) => format!("status {}", response.status.as_u16()),
-        };
-        bail!("the token endpoint refused the authorization code: {detail}");
-    }
-    serde_json::from_slice(&response.body)
-        .map_err(|e| anyhow::anyhow!("the token endpoint's answer is not a token response: {e}"))
-}
-
 /// Writes JSON to `path`, readable by the owner only.
 fn write_private(path: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).context("failed to encode the credentials")?;
@@ -420,24 +292,4 @@ fn write_private(path: &Path, value: &serde_json::Value) -> Result<()> {
     file.write_all(text.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .with_context(|| format!("failed to write {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pkce_challenge_is_the_s256_of_the_verifier() {
-        let (verifier, challenge) = pkce_pair();
-        assert_eq!(verifier.len(), 43);
-        assert_eq!(
-            challenge,
-            URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-        );
-        // RFC 7636 appendix B.
-        let rfc = URL_SAFE_NO_PAD.encode(Sha256::digest(
-            b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-        ));
-        assert_eq!(rfc, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-    }
 }

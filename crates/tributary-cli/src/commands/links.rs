@@ -1,22 +1,19 @@
 //! Linked accounts: `link`, `unlink`, `pause`, `resume` and the `links` listing.
 //!
 //! Linking reads a credentials file (or stdin), checks it against the manifest's
-//! credential fields (so a typo names the field), then lets the engine validate it with
+//! credential fields (so a typo names the field), then the App validates it with
 //! the service (`validate_authentication`) before anything is stored. Nothing here ever
 //! prints a credential value.
 
-use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, Utc};
 use clap::Args;
-use serde::Serialize;
 use serde_json::{Map, Value};
-use tributary_engine::{LinkError, link_account};
+use tributary_app::{AccountOverview, App, StatusChange, check_credentials};
 use tributary_sdk::{Credentials, Manifest};
-use tributary_store::{JobState, Store, StoreError, UserIntegration, UserIntegrationStatus};
+use tributary_store::{Store, StoreError, UserIntegration, UserIntegrationStatus};
 
 use crate::app::{GlobalArgs, not_found_or};
 use crate::output::{Table, opt_time, print_json, short};
@@ -74,39 +71,13 @@ pub fn read_credentials(source: &std::path::Path, manifest: &Manifest) -> Result
 
 /// Checks credential text (see [`read_credentials`]); `name` says where it came from.
 pub fn parse_credentials(name: &str, text: &str, manifest: &Manifest) -> Result<Credentials> {
-    let domain = &manifest.domain;
     let value: Value = serde_json::from_str(text)
         // serde_json's message gives line and column, never the content.
         .map_err(|e| anyhow::anyhow!("{name} is not valid JSON: {e}"))?;
     let Value::Object(fields) = value else {
         bail!("{name} must hold a JSON object of credential fields");
     };
-    let known: Vec<&str> = manifest
-        .credentials
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect();
-    for (key, value) in &fields {
-        if !known.contains(&key.as_str()) {
-            bail!(
-                "{name} has an unknown field `{key}` for {domain}; expected fields: {}",
-                known.join(", ")
-            );
-        }
-        if !value.is_string() {
-            bail!("{name}: field `{key}` must be a string");
-        }
-    }
-    for field in manifest.credentials.iter().filter(|f| f.required) {
-        match fields.get(&field.name).and_then(Value::as_str) {
-            Some(v) if !v.trim().is_empty() => {}
-            Some(_) => bail!("{name}: field `{}` is empty", field.name),
-            None => bail!(
-                "{name} lacks the required field `{}` for {domain}",
-                field.name
-            ),
-        }
-    }
+    check_credentials(manifest, &fields).map_err(|e| anyhow::anyhow!("{}", e.describe(name)))?;
     Ok(Credentials::new(fields))
 }
 
@@ -116,22 +87,12 @@ pub async fn link(global: &GlobalArgs, args: LinkArgs) -> Result<()> {
     let manifest = &registry.get(&args.domain)?.manifest;
     let credentials = read_credentials(&args.credentials, manifest)?;
     let settings: Map<String, Value> = args.settings.into_iter().collect();
-    let store = crate::app::open(global).await?;
-    let linked = link_account(
-        store.as_ref(),
-        &registry,
-        args.user,
-        &args.domain,
-        credentials,
-        settings,
-    )
-    .await
-    .map_err(|e| match e {
-        LinkError::Store(e) => not_found_or(e, || "failed to store the linked account".into()),
-        other => other.into(),
-    })?;
+    let app = App::new(crate::app::open(global).await?, registry.clone());
+    let linked = app
+        .link(args.user, &args.domain, credentials, settings)
+        .await?;
     if global.json {
-        print_json(&view(store.as_ref(), &linked).await?)
+        print_json(&app.account(linked.id).await?)
     } else {
         println!("{}", linked.id);
         eprintln!(
@@ -161,76 +122,33 @@ pub async fn ensure_exists(store: &dyn Store, id: i64) -> Result<()> {
     }
 }
 
-/// What `pause`, `resume` and `unlink` do.
-#[derive(Debug, Clone, Copy)]
-pub enum StatusChange {
-    /// Stop syncing until resumed.
-    Pause,
-    /// Sync again.
-    Resume,
-    /// Stop syncing for good; content is kept.
-    Unlink,
-}
-
-/// Changes an account's status.
+/// Changes an account's status (the rules are the App's: [`tributary_app::status`]).
 pub async fn change_status(global: &GlobalArgs, id: i64, change: StatusChange) -> Result<()> {
-    use UserIntegrationStatus as S;
-    let unlink = matches!(change, StatusChange::Unlink);
-    let store = if unlink {
+    let store = if change == StatusChange::Unlink {
         // Unlinking reads no credentials: it is how accounts sealed with a lost key
         // are retired (see `crate::app::open_store`).
         crate::app::open_without_credentials(global).await?
     } else {
         crate::app::open(global).await?
     };
-    let current = match store.get_user_integration(id).await {
-        Ok(account) => account.status,
-        // The row exists but this key cannot read its credentials. An unlinked
-        // account reads without them, so this one is not unlinked yet: unlink it.
-        Err(StoreError::Crypto(_)) if unlink => S::Error,
-        Err(e) => {
-            return Err(not_found_or(e, || {
-                format!("failed to load user integration {id}")
-            }));
-        }
-    };
-    let target = match (change, current) {
-        (StatusChange::Unlink, S::Unlinked) => None,
-        (StatusChange::Unlink, _) => Some(S::Unlinked),
-        (_, S::Unlinked) => {
-            bail!("user integration {id} is unlinked; link the account again to sync it")
-        }
-        (StatusChange::Pause, S::Paused) => None,
-        (StatusChange::Pause, _) => Some(S::Paused),
-        (StatusChange::Resume, S::Active) => None,
-        (StatusChange::Resume, _) => Some(S::Active),
-    };
-    let status = match target {
-        Some(status) => {
-            store
-                .set_user_integration_status(id, status, None)
-                .await
-                .map_err(|e| {
-                    not_found_or(e, || format!("failed to update user integration {id}"))
-                })?;
-            status
-        }
-        None => current,
-    };
+    let app = App::new(store, crate::app::registry()?);
+    let done = app.change_status(id, change).await?;
     if global.json {
-        let account = load(store.as_ref(), id).await?;
-        return print_json(&view(store.as_ref(), &account).await?);
+        return print_json(&app.account(id).await?);
     }
-    match (target, change) {
-        (None, _) => println!("user integration {id} is already {}", status.as_str()),
-        (Some(_), StatusChange::Unlink) => println!(
+    if !done.changed() {
+        println!("user integration {id} is already {}", done.after.as_str());
+        return Ok(());
+    }
+    match change {
+        StatusChange::Unlink => println!(
             "user integration {id} unlinked: its content is kept and it is no longer synced"
         ),
-        (Some(_), StatusChange::Pause) => {
+        StatusChange::Pause => {
             println!("user integration {id} paused: no job runs until `tributary resume {id}`")
         }
-        (Some(_), StatusChange::Resume) => {
-            let note = if current == S::NeedsReauth {
+        StatusChange::Resume => {
+            let note = if done.before == UserIntegrationStatus::NeedsReauth {
                 " (it was waiting for re-authorization: if the credentials are still refused it stops again)"
             } else {
                 ""
@@ -241,73 +159,6 @@ pub async fn change_status(global: &GlobalArgs, id: i64, change: StatusChange) -
     Ok(())
 }
 
-/// One linked account as listed (never its credentials).
-#[derive(Debug, Serialize)]
-pub struct LinkView {
-    /// The user integration id.
-    pub id: i64,
-    /// The owning user.
-    pub user_id: i64,
-    /// The integration.
-    pub domain: String,
-    /// `active`, `paused`, `needs_reauth`, `error` or `unlinked`.
-    pub status: UserIntegrationStatus,
-    /// Non-secret settings.
-    pub settings: Map<String, Value>,
-    /// When a job of this account last completed.
-    pub last_synced_at: Option<DateTime<Utc>>,
-    /// Stored, non-deleted items.
-    pub items: i64,
-    /// Soft-deleted items.
-    pub deleted_items: i64,
-    /// Jobs waiting or running, by priority (1 runs first).
-    pub pending_jobs: BTreeMap<i16, i64>,
-    /// Jobs that ended dead or failed (re-runnable with `tributary jobs retry`).
-    pub dead_or_failed_jobs: i64,
-    /// The last error that changed the status.
-    pub last_error: Option<String>,
-    /// When it was linked.
-    pub created_at: DateTime<Utc>,
-}
-
-/// Gathers the counts of one account.
-pub async fn view(store: &dyn Store, account: &UserIntegration) -> Result<LinkView> {
-    let id = account.id;
-    let counts = store
-        .content_counts(id)
-        .await
-        .with_context(|| format!("failed to count the items of user integration {id}"))?;
-    let jobs = store
-        .job_counts(Some(id))
-        .await
-        .with_context(|| format!("failed to count the jobs of user integration {id}"))?;
-    let mut pending_jobs = BTreeMap::new();
-    let mut dead_or_failed_jobs = 0;
-    for c in &jobs {
-        match c.state {
-            JobState::Available | JobState::Running => {
-                *pending_jobs.entry(c.priority).or_insert(0) += c.count
-            }
-            JobState::Dead | JobState::Failed => dead_or_failed_jobs += c.count,
-            JobState::Completed => {}
-        }
-    }
-    Ok(LinkView {
-        id,
-        user_id: account.user_id,
-        domain: account.integration_domain.clone(),
-        status: account.status,
-        settings: account.settings.clone(),
-        last_synced_at: account.last_synced_at,
-        items: counts.items,
-        deleted_items: counts.deleted,
-        pending_jobs,
-        dead_or_failed_jobs,
-        last_error: account.last_error.clone(),
-        created_at: account.created_at,
-    })
-}
-
 /// `tributary links`
 #[derive(Debug, Args)]
 pub struct LinksArgs {
@@ -316,23 +167,11 @@ pub struct LinksArgs {
     pub user: Option<i64>,
 }
 
-/// Lists linked accounts with their sync state.
+/// Lists linked accounts with their sync state (one query for all of them); an
+/// account whose credentials do not decrypt is listed with a marker in `last error`.
 pub async fn list(global: &GlobalArgs, args: LinksArgs) -> Result<()> {
-    let store = crate::app::open(global).await?;
-    if let Some(user) = args.user {
-        store
-            .get_user(user)
-            .await
-            .map_err(|e| not_found_or(e, || format!("failed to load user {user}")))?;
-    }
-    let accounts = store
-        .list_user_integrations(args.user)
-        .await
-        .context("failed to list linked accounts")?;
-    let mut views = Vec::with_capacity(accounts.len());
-    for account in &accounts {
-        views.push(view(store.as_ref(), account).await?);
-    }
+    let app = App::new(crate::app::open(global).await?, crate::app::registry()?);
+    let views = app.overview(args.user).await?;
     if global.json {
         return print_json(&views);
     }
@@ -368,15 +207,30 @@ pub async fn list(global: &GlobalArgs, args: LinksArgs) -> Result<()> {
             v.deleted_items.to_string(),
             pending,
             v.dead_or_failed_jobs.to_string(),
-            v.last_error
-                .as_deref()
-                .map(|e| short(e, 80))
-                .unwrap_or_default(),
+            last_error(v),
         ]);
     }
     table.print_or("no linked accounts");
     Ok(())
 }
+
+/// The `last error` column: the account's last error, after a marker when its
+/// credentials do not decrypt with this key.
+fn last_error(account: &AccountOverview) -> String {
+    let error = match (
+        account.credentials_unreadable,
+        account.last_error.as_deref(),
+    ) {
+        (true, Some(e)) => format!("{UNREADABLE}; {e}"),
+        (true, None) => UNREADABLE.to_owned(),
+        (false, Some(e)) => e.to_owned(),
+        (false, None) => String::new(),
+    };
+    short(&error, 80)
+}
+
+/// The `last error` marker of an account whose credentials do not decrypt.
+const UNREADABLE: &str = "credentials do not decrypt with this key";
 
 #[cfg(test)]
 mod tests {

@@ -126,6 +126,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<()> {
             ..EngineConfig::default()
         },
         scheduler_tick: (!args.no_scheduler).then(|| Duration::from_secs(args.tick_seconds.max(1))),
+        start_every: None,
         // Every process prunes: on PostgreSQL their batches skip each other's rows.
         pruner: Some(PrunerConfig {
             keep_completed: args.keep_completed,
