@@ -13,6 +13,9 @@
 //! - `prune` ([`prune`]): the jobs table's rows and size over a simulated day of
 //!   scheduled work, the pruner on (and off with `--no-prune`).
 //!
+//! - `quota` ([`quota`]): a Gmail sync against the fake enforcing Google's per-user
+//!   quota: refusals, and the rate reached against the quota's.
+//!
 //! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
 mod disk;
@@ -21,6 +24,7 @@ mod memory;
 mod peer;
 mod prune;
 mod queue;
+mod quota;
 mod scheduler;
 mod sync;
 mod util;
@@ -108,6 +112,15 @@ enum Scenario {
         /// Starts measured during the backfill, spaced through its downloads.
         #[arg(long, default_value_t = 3)]
         starts: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A Gmail sync against the fake enforcing Google's per-user quota: one engine of
+    /// 16 workers per backend, and four on one PostgreSQL database.
+    Quota {
+        /// Mailbox size.
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -270,6 +283,10 @@ async fn main() -> Result<()> {
                 &common.postgres_url,
             )
             .await
+        }
+        Scenario::Quota { messages, common } => {
+            let messages = if common.smoke { 300 } else { messages };
+            quota::run(messages, &common.backends(), &common.postgres_url).await
         }
         Scenario::EarlyStop {
             messages,
