@@ -5,7 +5,7 @@
 //!   here; editing a released file fails this test (and would fail every deployed
 //!   database's start-up). A schema change is a new numbered file.
 //! - `upgrade::{sqlite,postgres}`: a database built exactly as the release builds it
-//!   (its migrations, from the copies in `tests/fixtures/released/`, then rows written
+//!   (its migrations, the released files that the first test holds frozen, then rows written
 //!   by plain SQL: accounts, encrypted credentials, live and soft-deleted content, jobs
 //!   in every state) is opened by this code, migrated, and used through the `Store`
 //!   API: content, accounts and queue are intact and work.
@@ -75,16 +75,17 @@ fn migrator_of(backend: &str) -> Migrator {
     }
 }
 
-/// The release's migrations, from the fixture copies of its files.
+/// The release's migrations: the released files themselves, which
+/// `released_migrations_never_change` holds to the checksums the release recorded.
 fn released_migrator(backend: &str) -> Migrator {
     let files = match backend {
         "sqlite" => [
-            include_str!("fixtures/released/sqlite/0001_init.sql"),
-            include_str!("fixtures/released/sqlite/0002_given_up_fetches_are_known.sql"),
+            include_str!("../migrations/sqlite/0001_init.sql"),
+            include_str!("../migrations/sqlite/0002_given_up_fetches_are_known.sql"),
         ],
         _ => [
-            include_str!("fixtures/released/postgres/0001_init.sql"),
-            include_str!("fixtures/released/postgres/0002_given_up_fetches_are_known.sql"),
+            include_str!("../migrations/postgres/0001_init.sql"),
+            include_str!("../migrations/postgres/0002_given_up_fetches_are_known.sql"),
         ],
     };
     let released = RELEASED.iter().find(|(b, _)| *b == backend).unwrap().1;
@@ -128,7 +129,7 @@ fn released_migrations_never_change() {
             assert_eq!(
                 find(&fixture),
                 Some((description.to_owned(), checksum.to_owned())),
-                "tests/fixtures/released/{backend} must hold the released files as they were"
+                "the release's migrator must hold the released files as they were"
             );
         }
         // New migrations come after the released ones, numbered in order.
