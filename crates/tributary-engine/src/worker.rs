@@ -30,8 +30,8 @@ use tributary_sdk::http::HttpClient;
 use tributary_sdk::oauth::TokenCache;
 use tributary_sdk::serde_json::{self, json};
 use tributary_sdk::{
-    ContentExists, IntegrationContext, IntegrationError, LOWEST_PRIORITY, Output, Registration,
-    Registry, Task, TaskResult,
+    ContentExists, IntegrationContext, IntegrationError, ItemRef, LOWEST_PRIORITY, Output,
+    Registration, Registry, Task, TaskResult,
 };
 use tributary_store::{
     DedupeKey, FailureAction, Job, JobCompletion, JobFailure, JobLease, JobState, NewJob, Store,
@@ -655,19 +655,25 @@ impl Engine {
 /// why it has no content), and content larger than `limit` bytes (as JSON) becomes a
 /// marker saying so. Counts the failures in `failed`.
 fn stored_output(output: Output, limit: usize, failed: &mut u64) -> Output {
-    let (id, timestamp, content) = match output {
+    let (id, timestamp, content, version) = match output {
         Output::Deleted { .. } => return output,
-        Output::Failed { id, code, error } => {
+        Output::Failed {
+            id,
+            code,
+            error,
+            version,
+        } => {
             warn!(external_id = %id, code, "item failed; storing a failure marker");
             *failed += 1;
             let marker = json!({ "failed": true, "code": code, "error": { "error": error } });
-            (id, None, marker)
+            (id, None, marker, version)
         }
         Output::Item {
             id,
             timestamp,
             content,
-        } => (id, timestamp, content),
+            version,
+        } => (id, timestamp, content, version),
     };
     // Serializing to count is cheap next to fetching the content over the network.
     let size = serde_json::to_vec(&content).map_or(0, |v| v.len());
@@ -677,7 +683,11 @@ fn stored_output(output: Output, limit: usize, failed: &mut u64) -> Output {
     } else {
         content
     };
-    Output::item(id, timestamp, content)
+    let stored = Output::item(id, timestamp, content);
+    match version {
+        Some(version) => stored.with_version(version),
+        None => stored,
+    }
 }
 
 /// The dedupe key of a task: one pending job per item, per account's `start`, per
@@ -702,12 +712,12 @@ struct StoreContentIndex {
 
 #[tributary_sdk::async_trait]
 impl ContentExists for StoreContentIndex {
-    async fn existing(
+    async fn known(
         &self,
-        ids: &[String],
+        items: &[ItemRef],
     ) -> Result<std::collections::HashSet<String>, IntegrationError> {
         self.store
-            .content_exists(self.user_integration_id, ids)
+            .known_items(self.user_integration_id, items)
             .await
             .map_err(|e| IntegrationError::transient(format!("content_exists failed: {e}")))
     }
@@ -790,6 +800,19 @@ mod tests {
         let gone = Output::deleted("c");
         assert_eq!(stored_output(gone.clone(), 1, &mut failed), gone);
         assert_eq!(failed, 0);
+    }
+
+    #[test]
+    fn markers_keep_the_version() {
+        let mut failed = 0;
+        let marker = stored_output(
+            Output::failed("a", 502, "bad").with_version("4"),
+            1000,
+            &mut failed,
+        );
+        assert_eq!(marker.version(), Some("4"));
+        let big = Output::item("b", None, json!({"body": "x".repeat(2000)})).with_version("5");
+        assert_eq!(stored_output(big, 1000, &mut failed).version(), Some("5"));
     }
 
     #[test]

@@ -48,16 +48,69 @@ pub trait Integration: Send {
     }
 }
 
-/// Answers "which of these external ids do we already know?" for one account.
+/// An item as a listing names it: its external id and, when the service reports one,
+/// the version it listed (Drive's `version`, an ETag, a size and modification time).
 ///
-/// Known means stored (and not deleted), already queued for fetching, or given up on
-/// (its fetch failed for good or died, and waits for an operator's retry): a list task
-/// creates download tasks only for the ids this does not return. One call is one
-/// batched query, so call it once per page with all the page's ids.
+/// Asked about with a version, an item is known only when it is stored *at that
+/// version*: an edited file is fetched again, an unchanged one never is. Without a
+/// version, any stored version will do (Gmail's messages never change in place).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ItemRef {
+    /// The item's id in the external system.
+    pub id: String,
+    /// The version the service listed, if it has versions.
+    pub version: Option<String>,
+}
+
+impl ItemRef {
+    /// An item of a service without versions.
+    pub fn new(id: impl Into<String>) -> ItemRef {
+        ItemRef {
+            id: id.into(),
+            version: None,
+        }
+    }
+
+    /// An item listed at `version`.
+    pub fn at(id: impl Into<String>, version: impl Into<String>) -> ItemRef {
+        ItemRef {
+            id: id.into(),
+            version: Some(version.into()),
+        }
+    }
+}
+
+impl From<String> for ItemRef {
+    fn from(id: String) -> ItemRef {
+        ItemRef::new(id)
+    }
+}
+
+impl From<&str> for ItemRef {
+    fn from(id: &str) -> ItemRef {
+        ItemRef::new(id)
+    }
+}
+
+/// Answers "which of these items do we already know?" for one account.
+///
+/// Known means stored (and not deleted) at the version asked about ([`ItemRef`]),
+/// already queued for fetching, or given up on (its fetch failed for good or died, and
+/// waits for an operator's retry): a list task creates download tasks only for the ids
+/// this does not return. A queued fetch reads the item as it is when it runs, and a
+/// given-up one is not retried by listings whatever its version, so both count as known
+/// at every version. One call is one batched query, so call it once per page with all
+/// the page's items.
 #[async_trait::async_trait]
 pub trait ContentExists: Send + Sync {
-    /// The subset of `ids` that is already known.
-    async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, IntegrationError>;
+    /// The ids of the subset of `items` that is already known.
+    async fn known(&self, items: &[ItemRef]) -> Result<HashSet<String>, IntegrationError>;
+
+    /// The subset of `ids` that is already known at any version.
+    async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, IntegrationError> {
+        let items: Vec<ItemRef> = ids.iter().map(|id| ItemRef::new(id.as_str())).collect();
+        self.known(&items).await
+    }
 
     /// Every stored, non-deleted external id of the account. Only for the rare full
     /// comparison after a history cursor expired (to soft-delete what vanished): it
@@ -109,11 +162,26 @@ impl IntegrationContext {
 
     /// Filters `ids` down to those not yet known, preserving their order; one query.
     pub async fn new_ids(&self, ids: Vec<String>) -> Result<Vec<String>, IntegrationError> {
-        if ids.is_empty() {
-            return Ok(ids);
+        let items = ids.into_iter().map(ItemRef::from).collect();
+        Ok(self
+            .unknown(items)
+            .await?
+            .into_iter()
+            .map(|item| item.id)
+            .collect())
+    }
+
+    /// Filters `items` down to those not known at the version listed (new, or changed
+    /// since stored), preserving their order; one query.
+    pub async fn unknown(&self, items: Vec<ItemRef>) -> Result<Vec<ItemRef>, IntegrationError> {
+        if items.is_empty() {
+            return Ok(items);
         }
-        let known = self.content_exists.existing(&ids).await?;
-        Ok(ids.into_iter().filter(|id| !known.contains(id)).collect())
+        let known = self.content_exists.known(&items).await?;
+        Ok(items
+            .into_iter()
+            .filter(|item| !known.contains(&item.id))
+            .collect())
     }
 }
 
@@ -123,7 +191,7 @@ pub struct NothingExists;
 
 #[async_trait::async_trait]
 impl ContentExists for NothingExists {
-    async fn existing(&self, _ids: &[String]) -> Result<HashSet<String>, IntegrationError> {
+    async fn known(&self, _items: &[ItemRef]) -> Result<HashSet<String>, IntegrationError> {
         Ok(HashSet::new())
     }
 

@@ -23,6 +23,9 @@ pub enum Output {
         timestamp: Option<DateTime<Utc>>,
         /// The integration-defined content.
         content: Value,
+        /// The version of the item stored (see [`crate::ItemRef`]), for a service with
+        /// versions.
+        version: Option<String>,
     },
     /// The item was deleted in the external system (or left the synced set): the
     /// stored row is soft-deleted.
@@ -43,6 +46,9 @@ pub enum Output {
         code: u16,
         /// What went wrong.
         error: String,
+        /// The version that failed, for a service with versions: a listing at this
+        /// version does not queue the item again, a newer version does.
+        version: Option<String>,
     },
 }
 
@@ -53,6 +59,7 @@ impl Output {
             id: id.into(),
             timestamp,
             content,
+            version: None,
         }
     }
 
@@ -70,6 +77,27 @@ impl Output {
             id: id.into(),
             code,
             error: message.into(),
+            version: None,
+        }
+    }
+
+    /// The same item or failure, at `version` (a deletion has no version and is
+    /// returned unchanged).
+    pub fn with_version(mut self, new: impl Into<String>) -> Self {
+        match &mut self {
+            Output::Item { version, .. } | Output::Failed { version, .. } => {
+                *version = Some(new.into());
+            }
+            Output::Deleted { .. } => {}
+        }
+        self
+    }
+
+    /// The version of an item or failure, when it has one.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            Output::Item { version, .. } | Output::Failed { version, .. } => version.as_deref(),
+            Output::Deleted { .. } => None,
         }
     }
 
@@ -123,5 +151,20 @@ mod tests {
         assert!(!item.is_delete());
         assert_eq!(item.content(), &serde_json::json!({"action": "delete"}));
         assert!(Output::deleted("a").content().is_null());
+    }
+
+    #[test]
+    fn versions_belong_to_items_and_failures() {
+        let item = Output::item("a", None, serde_json::json!({})).with_version("7");
+        assert_eq!(item.version(), Some("7"));
+        assert_eq!(
+            Output::failed("a", 502, "x").with_version("8").version(),
+            Some("8")
+        );
+        assert_eq!(Output::deleted("a").with_version("9").version(), None);
+        assert_eq!(
+            Output::item("a", None, serde_json::json!({})).version(),
+            None
+        );
     }
 }

@@ -47,7 +47,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
-use tributary_sdk::Output;
+use tributary_sdk::{ItemRef, Output};
 
 use crate::{
     Cipher, CompletionReport, DUE_CHECK_EVERY_MS, DomainSchedule, JobCompletion, JobKind, JobLease,
@@ -189,15 +189,43 @@ pub(crate) fn retry_conflict(e: sqlx::Error, id: i64) -> StoreError {
 
 /// The ids to look up for `content_exists` (cleaned as stored), each with the caller's
 /// spelling to report back.
-pub(crate) fn lookup_ids(external_ids: &[String]) -> (Vec<String>, HashMap<String, String>) {
-    let mut cleaned = Vec::with_capacity(external_ids.len());
-    let mut back = HashMap::with_capacity(external_ids.len());
-    for id in external_ids {
-        let c = clean_text(id).into_owned();
-        back.insert(c.clone(), id.clone());
+pub(crate) fn lookup_items(items: &[ItemRef]) -> (Vec<String>, HashMap<String, AskedItem>) {
+    let mut cleaned = Vec::with_capacity(items.len());
+    let mut asked = HashMap::with_capacity(items.len());
+    for item in items {
+        let c = clean_text(&item.id).into_owned();
+        asked.insert(
+            c.clone(),
+            AskedItem {
+                id: item.id.clone(),
+                version: item.version.as_deref().map(|v| clean_text(v).into_owned()),
+            },
+        );
         cleaned.push(c);
     }
-    (cleaned, back)
+    (cleaned, asked)
+}
+
+/// An item asked about by `known_items`: its id as given, and its version cleaned (the
+/// NUL rule, as stored).
+pub(crate) struct AskedItem {
+    pub id: String,
+    pub version: Option<String>,
+}
+
+/// What the known-id query found for one cleaned id: a live stored row at a version
+/// (`any_version` false), or a pending or given-up fetch (`any_version` true).
+pub(crate) type KnownRow = (String, Option<String>, bool);
+
+/// The ids (as given) of the asked items that `rows` make known.
+pub(crate) fn known_of(rows: Vec<KnownRow>, asked: &HashMap<String, AskedItem>) -> HashSet<String> {
+    rows.into_iter()
+        .filter_map(|(id, version, any_version)| {
+            let item = asked.get(&id)?;
+            let at_version = item.version.is_none() || version == item.version;
+            (any_version || at_version).then(|| item.id.clone())
+        })
+        .collect()
 }
 
 /// A row that does not exist.
@@ -382,6 +410,8 @@ pub(crate) struct PreparedItem<'a> {
     pub content: std::borrow::Cow<'a, Value>,
     /// `content` as compact JSON text (what SQLite stores; its length is the size).
     pub text: String,
+    /// The item's version, cleaned.
+    pub version: Option<String>,
 }
 
 impl PreparedItem<'_> {
@@ -411,7 +441,10 @@ pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs<'_> {
         match o {
             Output::Deleted { .. } => prepared.deletes.push(id),
             Output::Item {
-                timestamp, content, ..
+                timestamp,
+                content,
+                version,
+                ..
             } => {
                 let content = clean_json(content);
                 prepared.items.push(PreparedItem {
@@ -419,6 +452,7 @@ pub(crate) fn prepare_outputs(outputs: &[Output]) -> PreparedOutputs<'_> {
                     timestamp: timestamp.map(truncate_ms),
                     text: content.to_string(),
                     content,
+                    version: version.as_deref().map(|v| clean_text(v).into_owned()),
                 });
             }
             Output::Failed { .. } => {}

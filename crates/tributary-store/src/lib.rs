@@ -47,7 +47,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tributary_sdk::Credentials;
+use tributary_sdk::{Credentials, ItemRef};
 
 pub use crypto::{Cipher, CreatedKey, KeyCheck, KeySource, LoadedKey, NewKeyFile};
 pub use model::*;
@@ -204,15 +204,30 @@ pub trait AccountStore: Send + Sync + 'static {
 /// known, listings and counts. Content is written only by [`JobQueue::complete_jobs`].
 #[async_trait]
 pub trait ContentStore: Send + Sync + 'static {
-    /// The subset of `external_ids` that is known for the account: stored and not
-    /// deleted, or with a pending (available or running) job naming it as its item, or
-    /// whose fetch was given up on (a failed or dead job, kept for the operator to
-    /// retry: a listing must not queue a poison item again and again). One query.
+    /// The ids of the subset of `items` that is known for the account: stored and not
+    /// deleted at the version asked about (any version when the item names none; see
+    /// [`tributary_sdk::ItemRef`]), or with a pending (available or running) job naming
+    /// it as its item, or whose fetch was given up on (a failed or dead job, kept for
+    /// the operator to retry: a listing must not queue a poison item again and again).
+    /// A pending or given-up fetch counts at every version. One query.
+    async fn known_items(
+        &self,
+        user_integration_id: i64,
+        items: &[ItemRef],
+    ) -> Result<HashSet<String>, StoreError>;
+    /// The subset of `external_ids` that is known for the account at any version (see
+    /// [`ContentStore::known_items`]). One query.
     async fn content_exists(
         &self,
         user_integration_id: i64,
         external_ids: &[String],
-    ) -> Result<HashSet<String>, StoreError>;
+    ) -> Result<HashSet<String>, StoreError> {
+        let items: Vec<ItemRef> = external_ids
+            .iter()
+            .map(|id| ItemRef::new(id.as_str()))
+            .collect();
+        self.known_items(user_integration_id, &items).await
+    }
     /// Every stored, non-deleted external id of the account.
     async fn stored_external_ids(
         &self,

@@ -174,6 +174,9 @@ pub struct ContentItem {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Whether it is soft-deleted.
     pub is_deleted: bool,
+    /// The version stored, for a service with versions (see
+    /// [`tributary_sdk::ItemRef`]).
+    pub version: Option<String>,
 }
 
 /// A content listing request.

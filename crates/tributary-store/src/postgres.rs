@@ -413,13 +413,14 @@ impl PgStore {
 
     // ---- what only PostgreSQL does: the fast paths behind the shared flows ----
 
-    /// The subset of `lookup` (cleaned ids) known for the account (see
-    /// `content_exists`).
+    /// What makes the ids of `lookup` (cleaned) known for the account (see
+    /// `known_items`): their live stored rows with versions, and their pending or
+    /// given-up fetches.
     async fn known_ids(
         &self,
         user_integration_id: i64,
         lookup: &[String],
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<crate::common::KnownRow>, StoreError> {
         let keys: Vec<String> = lookup
             .iter()
             .map(|id| crate::DedupeKey::item(id).into())
@@ -427,16 +428,16 @@ impl PgStore {
         // Three index lookups by `= ANY`: the planner cannot turn them into a hash of
         // the account's whole content (as it did with `EXISTS` per id), so a call costs
         // the ids asked about, however large the mailbox.
-        Ok(sqlx::query_scalar(
-            "SELECT c.external_id FROM user_integration_content c
+        Ok(sqlx::query_as(
+            "SELECT c.external_id, c.version, FALSE FROM user_integration_content c
              WHERE c.user_integration_id = $1 AND c.external_id = ANY($2::text[])
                AND NOT c.is_deleted
-             UNION
-             SELECT j.item_id FROM jobs j
+             UNION ALL
+             SELECT j.item_id, NULL, TRUE FROM jobs j
              WHERE j.user_integration_id = $1 AND j.item_id = ANY($2::text[])
                AND j.item_id IS NOT NULL AND j.state IN ('available', 'running', 'failed', 'dead')
-             UNION
-             SELECT substr(j.dedupe_key, 6) FROM jobs j
+             UNION ALL
+             SELECT substr(j.dedupe_key, 6), NULL, TRUE FROM jobs j
              WHERE j.user_integration_id = $1 AND j.dedupe_key = ANY($3::text[])
                AND j.state IN ('available', 'running')",
         )
@@ -883,17 +884,18 @@ async fn write_content_in(
     let stamps: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.item.timestamp).collect();
     let texts: Vec<&str> = rows.iter().map(|r| r.item.text.as_str()).collect();
     let sizes: Vec<i64> = rows.iter().map(|r| r.item.size()).collect();
+    let versions: Vec<Option<&str>> = rows.iter().map(|r| r.item.version.as_deref()).collect();
     // Rows the WHERE of DO UPDATE rejects (same content) are not returned. Rows are
     // written in (account, id) order: a fixed lock order across transactions.
     let written: Vec<(i64, String, bool)> = sqlx::query_as(
         "INSERT INTO user_integration_content AS c (user_id, user_integration_id,
              integration_domain, external_id, external_timestamp, content, content_size,
-             created_at, updated_at, is_deleted)
+             created_at, updated_at, is_deleted, version)
          SELECT u.user_id, u.account, u.domain, u.external_id, u.stamp, u.body::jsonb,
-             u.size, $8, $8, FALSE
+             u.size, $8, $8, FALSE, u.version
          FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
-                     $5::timestamptz[], $6::text[], $7::bigint[])
-             AS u(user_id, account, domain, external_id, stamp, body, size)
+                     $5::timestamptz[], $6::text[], $7::bigint[], $9::text[])
+             AS u(user_id, account, domain, external_id, stamp, body, size, version)
          ORDER BY u.account, u.external_id
          ON CONFLICT (user_integration_id, external_id) DO UPDATE SET
              content = excluded.content,
@@ -902,9 +904,11 @@ async fn write_content_in(
                                            c.external_timestamp),
              updated_at = excluded.updated_at,
              is_deleted = FALSE,
-             deleted_at = NULL
+             deleted_at = NULL,
+             version = excluded.version
          WHERE c.is_deleted
             OR c.content IS DISTINCT FROM excluded.content
+            OR c.version IS DISTINCT FROM excluded.version
             OR (excluded.external_timestamp IS NOT NULL
                 AND excluded.external_timestamp IS DISTINCT FROM c.external_timestamp)
          RETURNING c.user_integration_id, c.external_id, (xmax = 0)",
@@ -917,6 +921,7 @@ async fn write_content_in(
     .bind(&texts)
     .bind(&sizes)
     .bind(now)
+    .bind(&versions)
     .fetch_all(&mut *conn)
     .await?;
     let job_of: HashMap<(i64, &str), usize> = rows

@@ -53,7 +53,7 @@ macro_rules! content_columns {
     () => {
         "id, user_id, user_integration_id, integration_domain, external_id, \
          external_timestamp, content, content_size, created_at, updated_at, deleted_at, \
-         is_deleted"
+         is_deleted, version"
     };
 }
 
@@ -84,6 +84,15 @@ macro_rules! migrations {
                     3,
                     "rate budgets",
                     include_str!(concat!("../migrations/", $dir, "/0003_rate_budgets.sql")),
+                ),
+                (
+                    4,
+                    "content versions",
+                    include_str!(concat!(
+                        "../migrations/",
+                        $dir,
+                        "/0004_content_versions.sql"
+                    )),
                 ),
             ]
             .into_iter()
@@ -205,6 +214,7 @@ macro_rules! store_flows {
                 updated_at: row.try_get("updated_at")?,
                 deleted_at: row.try_get("deleted_at")?,
                 is_deleted: row.try_get("is_deleted")?,
+                version: row.try_get("version")?,
             })
         }
 
@@ -594,20 +604,17 @@ macro_rules! store_flows {
 
         #[async_trait::async_trait]
         impl $crate::ContentStore for $store {
-            async fn content_exists(
+            async fn known_items(
                 &self,
                 user_integration_id: i64,
-                external_ids: &[String],
+                items: &[tributary_sdk::ItemRef],
             ) -> Result<HashSet<String>, StoreError> {
-                if external_ids.is_empty() {
+                if items.is_empty() {
                     return Ok(HashSet::new());
                 }
-                let (lookup, back) = $crate::common::lookup_ids(external_ids);
-                let ids = self.known_ids(user_integration_id, &lookup).await?;
-                Ok(ids
-                    .into_iter()
-                    .filter_map(|id| back.get(&id).cloned())
-                    .collect())
+                let (lookup, asked) = $crate::common::lookup_items(items);
+                let rows = self.known_ids(user_integration_id, &lookup).await?;
+                Ok($crate::common::known_of(rows, &asked))
             }
 
             async fn stored_external_ids(

@@ -556,7 +556,7 @@ async fn write_content_in(
     let mut accounts: Vec<i64> = rows.iter().map(|r| r.account).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    type Stored = (String, bool, Option<DateTime<Utc>>);
+    type Stored = (String, bool, Option<DateTime<Utc>>, Option<String>);
     let mut existing: HashMap<i64, HashMap<String, Stored>> = HashMap::new();
     for account in accounts {
         let ids: Vec<&str> = rows
@@ -565,7 +565,7 @@ async fn write_content_in(
             .map(|r| r.item.external_id.as_str())
             .collect();
         let stored = sqlx::query(
-            "SELECT external_id, content, is_deleted, external_timestamp
+            "SELECT external_id, content, is_deleted, external_timestamp, version
              FROM user_integration_content
              WHERE user_integration_id = ?1
                AND external_id IN (SELECT value FROM json_each(?2))",
@@ -582,6 +582,7 @@ async fn write_content_in(
                     row.try_get("content")?,
                     row.try_get("is_deleted")?,
                     row.try_get("external_timestamp")?,
+                    row.try_get("version")?,
                 ),
             );
         }
@@ -589,7 +590,7 @@ async fn write_content_in(
     let mut new_rows: Vec<&ContentRow<'_>> = Vec::new();
     for r in rows {
         let item = r.item;
-        let Some((stored_text, is_deleted, stored_ts)) = existing
+        let Some((stored_text, is_deleted, stored_ts, stored_version)) = existing
             .get(&r.account)
             .and_then(|of_account| of_account.get(item.external_id.as_str()))
         else {
@@ -600,7 +601,8 @@ async fn write_content_in(
             || serde_json::from_str::<Value>(stored_text)
                 .is_ok_and(|stored| stored == *item.content);
         let same_ts = item.timestamp.is_none() || item.timestamp == *stored_ts;
-        if same_content && same_ts && !is_deleted {
+        let same_version = item.version == *stored_version;
+        if same_content && same_ts && same_version && !is_deleted {
             reports[r.job].unchanged += 1;
             continue;
         }
@@ -608,7 +610,7 @@ async fn write_content_in(
             "UPDATE user_integration_content
              SET content = ?1, content_size = ?2,
                  external_timestamp = COALESCE(?3, external_timestamp),
-                 updated_at = ?4, is_deleted = 0, deleted_at = NULL
+                 updated_at = ?4, is_deleted = 0, deleted_at = NULL, version = ?7
              WHERE user_integration_id = ?5 AND external_id = ?6",
         )
         .bind(&item.text)
@@ -617,6 +619,7 @@ async fn write_content_in(
         .bind(now)
         .bind(r.account)
         .bind(&item.external_id)
+        .bind(item.version.as_deref())
         .execute(&mut *conn)
         .await?;
         reports[r.job].updated += 1;
@@ -625,7 +628,7 @@ async fn write_content_in(
     // the read above, so every row inserts. A statement carries at most
     // `INSERT_BYTES` of documents (the bound copies of a whole batch of large
     // messages would otherwise all be alive at once).
-    let max_rows = chunk_rows(10, MAX_BINDS);
+    let max_rows = chunk_rows(11, MAX_BINDS);
     let mut chunks: Vec<&[&ContentRow<'_>]> = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, r) in new_rows.iter().enumerate() {
@@ -642,7 +645,7 @@ async fn write_content_in(
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO user_integration_content (user_id, user_integration_id, \
              integration_domain, external_id, external_timestamp, content, content_size, \
-             created_at, updated_at, is_deleted) ",
+             created_at, updated_at, is_deleted, version) ",
         );
         qb.push_values(chunk, |mut row, r| {
             row.push_bind(r.user_id)
@@ -654,7 +657,8 @@ async fn write_content_in(
                 .push_bind(r.item.size())
                 .push_bind(now)
                 .push_bind(now)
-                .push_bind(false);
+                .push_bind(false)
+                .push_bind(r.item.version.as_deref());
         });
         qb.build().execute(&mut *conn).await?;
         for r in chunk {
@@ -869,19 +873,22 @@ store_flows!(SqliteStore);
 // ---- what only SQLite does: the fast paths behind the shared flows ----
 
 impl SqliteStore {
-    /// The subset of `lookup` (cleaned ids) known for the account (see
-    /// `content_exists`): one statement over `json_each`.
+    /// What makes the ids of `lookup` (cleaned) known for the account (see
+    /// `known_items`): their live stored rows with versions, and their pending or
+    /// given-up fetches; one statement over `json_each`.
     async fn known_ids(
         &self,
         user_integration_id: i64,
         lookup: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT ids.value FROM json_each(?2) AS ids
-             WHERE EXISTS (SELECT 1 FROM user_integration_content c
-                           WHERE c.user_integration_id = ?1 AND c.external_id = ids.value
-                             AND c.is_deleted = 0)
-                OR EXISTS (SELECT 1 FROM jobs j
+    ) -> Result<Vec<crate::common::KnownRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.external_id, c.version, 0 FROM json_each(?2) AS ids
+             JOIN user_integration_content c
+               ON c.user_integration_id = ?1 AND c.external_id = ids.value
+                  AND c.is_deleted = 0
+             UNION ALL
+             SELECT ids.value, NULL, 1 FROM json_each(?2) AS ids
+             WHERE EXISTS (SELECT 1 FROM jobs j
                            WHERE j.user_integration_id = ?1 AND j.item_id = ids.value
                              AND j.item_id IS NOT NULL
                              AND j.state IN ('available', 'running', 'failed', 'dead'))

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use sqlx::Row;
-use tributary_sdk::{Credentials, Output, Task};
+use tributary_sdk::{Credentials, ItemRef, Output, Task};
 use tributary_store::{
     AccountScope, Backend, Cipher, ContentQuery, DomainSchedule, FailureAction, Job, JobCompletion,
     JobFailure, JobFilter, JobLease, JobState, NewJob, NewUserIntegration, Store, StoreError,
@@ -69,6 +69,7 @@ conformance!(
     upsert_is_idempotent_and_restores,
     content_listing_and_counts,
     content_exists_counts_pending_item_jobs,
+    known_items_compare_versions,
     enqueue_dedupes_pending_keys,
     asking_again_during_a_run_reruns_once,
     claims_can_be_scoped_to_one_account,
@@ -763,6 +764,106 @@ async fn content_exists_counts_pending_item_jobs(ctx: &Ctx) {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(known, expected);
+}
+
+/// Known at a version: a stored item asked about at another version is unknown (an
+/// edit to fetch again); one asked about without a version is known at any version; a
+/// pending fetch is known at every version; storing a new version of the same content
+/// is an update, and the store reports the version back.
+async fn known_items_compare_versions(ctx: &Ctx) {
+    let (user_id, uid) = account(ctx, "u", "google-drive").await;
+    run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![
+            Output::item("doc", None, json!({"name": "a"})).with_version("7"),
+            Output::item("plain", None, json!({"name": "b"})),
+            // A failure as the engine stores it: a marker at the version that failed.
+            Output::item("broken", None, json!({"failed": true, "code": 502})).with_version("3"),
+        ],
+        1_000,
+    )
+    .await;
+    let ask = [
+        ItemRef::at("doc", "7"),
+        ItemRef::at("plain", "1"),
+        ItemRef::new("broken"),
+        ItemRef::at("new", "1"),
+    ];
+    let known = ctx.store.known_items(uid, &ask).await.unwrap();
+    let expected: HashSet<String> = ["doc", "broken"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(known, expected, "asked at the stored versions");
+    let ask = [
+        ItemRef::at("doc", "8"),
+        ItemRef::new("doc2"),
+        ItemRef::at("broken", "4"),
+    ];
+    let known = ctx.store.known_items(uid, &ask).await.unwrap();
+    assert!(known.is_empty(), "other versions: {known:?}");
+    let known = ctx
+        .store
+        .known_items(uid, &[ItemRef::at("broken", "3")])
+        .await
+        .unwrap();
+    assert_eq!(
+        known.len(),
+        1,
+        "a failure is known at the version that failed"
+    );
+    let unversioned = ctx
+        .store
+        .content_exists(uid, &["doc".into()])
+        .await
+        .unwrap();
+    assert_eq!(unversioned.len(), 1, "any version without one");
+
+    // The same content at a new version is an update, and known at the new version.
+    let report = run_outputs(
+        ctx,
+        user_id,
+        uid,
+        vec![Output::item("doc", None, json!({"name": "a"})).with_version("8")],
+        3_000,
+    )
+    .await;
+    assert_eq!((report.inserted, report.updated), (0, 1));
+    let known = ctx
+        .store
+        .known_items(uid, &[ItemRef::at("doc", "8"), ItemRef::at("plain", "1")])
+        .await
+        .unwrap();
+    assert_eq!(known, HashSet::from(["doc".to_string()]));
+    let stored = ctx
+        .store
+        .list_content(&ContentQuery {
+            user_integration_id: Some(uid),
+            ..ContentQuery::default()
+        })
+        .await
+        .unwrap();
+    let versions: Vec<(&str, Option<&str>)> = stored
+        .iter()
+        .map(|c| (c.external_id.as_str(), c.version.as_deref()))
+        .collect();
+    assert!(versions.contains(&("doc", Some("8"))), "{versions:?}");
+    assert!(versions.contains(&("plain", None)), "{versions:?}");
+    assert!(versions.contains(&("broken", Some("3"))), "{versions:?}");
+
+    // A pending fetch is known at every version: it reads the item when it runs.
+    ctx.store
+        .enqueue(
+            &[item_job(uid, "queued", 3), item_job(uid, "doc", 3)],
+            4_000,
+        )
+        .await
+        .unwrap();
+    let known = ctx
+        .store
+        .known_items(uid, &[ItemRef::at("queued", "99"), ItemRef::at("doc", "9")])
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 2, "{known:?}");
 }
 
 async fn enqueue_dedupes_pending_keys(ctx: &Ctx) {

@@ -15,8 +15,8 @@ use tributary_sdk::chrono::{DateTime, Utc};
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::oauth::TokenCache;
 use tributary_sdk::{
-    ContentExists, Credentials, IntegrationContext, IntegrationError, Output, Registration, Task,
-    TaskResult,
+    ContentExists, Credentials, IntegrationContext, IntegrationError, ItemRef, Output,
+    Registration, Task, TaskResult,
 };
 
 /// One stored content item.
@@ -26,6 +26,8 @@ pub struct StoredItem {
     pub content: Value,
     /// The output's timestamp.
     pub timestamp: Option<DateTime<Utc>>,
+    /// The output's version.
+    pub version: Option<String>,
     /// Soft-deleted.
     pub deleted: bool,
     /// How many times the row was written (same content again is not a write).
@@ -66,7 +68,7 @@ impl MemoryContent {
     /// one), a deletion soft-deletes, a failure is ignored.
     pub fn apply(&self, output: &Output) {
         let mut state = self.lock();
-        let (id, timestamp, content) = match output {
+        let (id, timestamp, content, version) = match output {
             Output::Failed { .. } => return,
             Output::Deleted { id } => {
                 if let Some(item) = state.items.get_mut(id)
@@ -81,17 +83,24 @@ impl MemoryContent {
                 id,
                 timestamp,
                 content,
-            } => (id, *timestamp, content),
+                version,
+            } => (id, *timestamp, content, version),
         };
         let item = state.items.entry(id.clone()).or_insert_with(|| StoredItem {
             content: Value::Null,
             timestamp: None,
+            version: None,
             deleted: true,
             writes: 0,
         });
-        if item.deleted || item.content != *content || item.timestamp != timestamp {
+        if item.deleted
+            || item.content != *content
+            || item.timestamp != timestamp
+            || item.version != *version
+        {
             item.content = content.clone();
             item.timestamp = timestamp;
+            item.version = version.clone();
             item.deleted = false;
             item.writes += 1;
         }
@@ -140,16 +149,18 @@ impl MemoryContent {
 
 #[async_trait::async_trait]
 impl ContentExists for MemoryContent {
-    async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, IntegrationError> {
+    async fn known(&self, items: &[ItemRef]) -> Result<HashSet<String>, IntegrationError> {
         let mut state = self.lock();
         state.existing_calls += 1;
-        Ok(ids
+        Ok(items
             .iter()
-            .filter(|id| {
-                state.pending.contains(*id)
-                    || state.items.get(*id).is_some_and(|item| !item.deleted)
+            .filter(|asked| {
+                state.pending.contains(&asked.id)
+                    || state.items.get(&asked.id).is_some_and(|item| {
+                        !item.deleted && (asked.version.is_none() || item.version == asked.version)
+                    })
             })
-            .cloned()
+            .map(|asked| asked.id.clone())
             .collect())
     }
 

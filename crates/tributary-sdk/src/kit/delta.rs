@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::{IntegrationContext, IntegrationError, Output, TaskResult};
+use crate::{IntegrationContext, IntegrationError, ItemRef, Output, TaskResult};
 
 /// A full comparison in progress (see the module docs).
 #[derive(Debug)]
@@ -39,14 +39,21 @@ impl FullComparison {
         })
     }
 
-    /// Records one listed page; returns its ids that are not known (to fetch).
-    pub async fn listed(
+    /// Records one listed page (ids, or [`ItemRef`]s with the versions listed); returns
+    /// its ids that are not known at those versions (to fetch).
+    pub async fn listed<T: Into<ItemRef>>(
         &mut self,
         ctx: &IntegrationContext,
-        ids: Vec<String>,
+        items: Vec<T>,
     ) -> Result<Vec<String>, IntegrationError> {
-        self.listed.extend(ids.iter().cloned());
-        let new = ctx.new_ids(ids).await?;
+        let items: Vec<ItemRef> = items.into_iter().map(Into::into).collect();
+        self.listed.extend(items.iter().map(|item| item.id.clone()));
+        let new: Vec<String> = ctx
+            .unknown(items)
+            .await?
+            .into_iter()
+            .map(|item| item.id)
+            .collect();
         self.fetches += new.len();
         Ok(new)
     }

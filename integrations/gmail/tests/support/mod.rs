@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tributary_gmail::GmailTask;
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::{
-    ContentExists, Credentials, IntegrationContext, IntegrationError, Task, TaskResult,
+    ContentExists, Credentials, IntegrationContext, IntegrationError, ItemRef, Task, TaskResult,
 };
 
 use stub::Stub;
@@ -42,13 +42,13 @@ impl Known {
 
 #[async_trait::async_trait]
 impl ContentExists for Known {
-    async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, IntegrationError> {
+    async fn known(&self, items: &[ItemRef]) -> Result<HashSet<String>, IntegrationError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         let known = self.ids.lock().unwrap();
-        Ok(ids
+        Ok(items
             .iter()
-            .filter(|id| known.contains(*id))
-            .cloned()
+            .filter(|item| known.contains(&item.id))
+            .map(|item| item.id.clone())
             .collect())
     }
 
