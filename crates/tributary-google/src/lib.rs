@@ -130,6 +130,7 @@ mod tests {
             status: tributary_sdk::http::StatusCode::from_u16(status).unwrap(),
             headers: Default::default(),
             body: body.as_bytes().to_vec(),
+            truncated: false,
         }
     }
 

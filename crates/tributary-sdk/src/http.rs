@@ -135,26 +135,53 @@ impl HttpClient {
         class: &str,
         request: RequestBuilder,
     ) -> Result<HttpResponse, IntegrationError> {
+        self.send_limited(class, request, BodyLimit::Whole).await
+    }
+
+    /// [`HttpClient::send_as`], reading the body as `limit` says: whole (up to the
+    /// client's cap), or only its first bytes, for content that is kept only up to a
+    /// size (the rest is never read or held: the connection is dropped, and
+    /// [`HttpResponse::truncated`] says so).
+    pub async fn send_limited(
+        &self,
+        class: &str,
+        request: RequestBuilder,
+        limit: BodyLimit,
+    ) -> Result<HttpResponse, IntegrationError> {
         self.permit(class).await;
         let mut response = request.send().await.map_err(network_error)?;
         let status = response.status();
         let headers = response.headers().clone();
-        if let Some(len) = response.content_length()
+        let prefix = match limit {
+            BodyLimit::Whole => None,
+            BodyLimit::Prefix(bytes) => Some(bytes.min(self.max_body_bytes)),
+        };
+        if prefix.is_none()
+            && let Some(len) = response.content_length()
             && len > self.max_body_bytes as u64
         {
             return Err(too_large(self.max_body_bytes));
         }
         let mut body = Vec::new();
+        let mut truncated = false;
         while let Some(chunk) = response.chunk().await.map_err(network_error)? {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(too_large(self.max_body_bytes));
+            match prefix {
+                Some(keep) if body.len() + chunk.len() > keep => {
+                    body.extend_from_slice(&chunk[..keep - body.len()]);
+                    truncated = true;
+                    break;
+                }
+                None if body.len() + chunk.len() > self.max_body_bytes => {
+                    return Err(too_large(self.max_body_bytes));
+                }
+                _ => body.extend_from_slice(&chunk),
             }
-            body.extend_from_slice(&chunk);
         }
         Ok(HttpResponse {
             status,
             headers,
             body,
+            truncated,
         })
     }
 
@@ -193,7 +220,17 @@ fn too_large(limit: usize) -> IntegrationError {
     IntegrationError::permanent(format!("response body larger than the {limit}-byte limit"))
 }
 
-/// A response with its whole body read.
+/// How much of a response body [`HttpClient::send_limited`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// The whole body; one larger than the client's cap is an error.
+    Whole,
+    /// At most this many bytes (and never more than the client's cap); the rest is
+    /// left unread.
+    Prefix(usize),
+}
+
+/// A response with its body read (whole, unless [`HttpResponse::truncated`]).
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     /// The status code.
@@ -202,6 +239,8 @@ pub struct HttpResponse {
     pub headers: HeaderMap,
     /// The body bytes.
     pub body: Vec<u8>,
+    /// Whether the body went on beyond a [`BodyLimit::Prefix`] and was cut there.
+    pub truncated: bool,
 }
 
 impl HttpResponse {
@@ -355,6 +394,49 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}")
+    }
+
+    /// A prefix read stops after the bytes it keeps: the server's endless body is never
+    /// read whole (the test would not end if it were), and the cut is reported.
+    #[tokio::test]
+    async fn a_prefix_read_stops_early_and_says_so() {
+        let endless = || async {
+            let chunks = futures::stream::repeat_with(|| {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 64 * 1024]))
+            });
+            axum::body::Body::from_stream(chunks)
+        };
+        let app = axum::Router::new()
+            .route("/endless", axum::routing::get(endless))
+            .route("/short", axum::routing::get(|| async { "hello" }));
+        let base = serve(app).await;
+        let client = HttpClient::new().unwrap();
+        let url = format!("{base}/endless");
+        let cut = client
+            .send_limited("r", client.get(&url), BodyLimit::Prefix(100_000))
+            .await
+            .unwrap();
+        assert_eq!(cut.body.len(), 100_000);
+        assert!(cut.truncated);
+        let url = format!("{base}/short");
+        for limit in [BodyLimit::Prefix(5), BodyLimit::Prefix(6), BodyLimit::Whole] {
+            let whole = client
+                .send_limited("r", client.get(&url), limit)
+                .await
+                .unwrap();
+            assert_eq!(
+                (whole.body.as_slice(), whole.truncated),
+                (&b"hello"[..], false)
+            );
+        }
+        let short = client
+            .send_limited("r", client.get(&url), BodyLimit::Prefix(4))
+            .await
+            .unwrap();
+        assert_eq!(
+            (short.body.as_slice(), short.truncated),
+            (&b"hell"[..], true)
+        );
     }
 
     #[tokio::test]

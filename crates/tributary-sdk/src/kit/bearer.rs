@@ -18,7 +18,7 @@ use reqwest::RequestBuilder;
 use serde::Deserialize;
 
 use crate::IntegrationError;
-use crate::http::{HttpClient, HttpResponse};
+use crate::http::{BodyLimit, HttpClient, HttpResponse};
 use crate::oauth::{AccessToken, BearerSession, RefreshTokenGrant, StoredToken, TokenCache};
 
 /// The credential field holding the current access token.
@@ -131,12 +131,23 @@ impl BearerClient {
         class: &str,
         build: impl Fn(&HttpClient) -> RequestBuilder,
     ) -> Result<HttpResponse, IntegrationError> {
+        self.send_limited(class, BodyLimit::Whole, build).await
+    }
+
+    /// [`BearerClient::send`], reading the body as `limit` says (see
+    /// [`HttpClient::send_limited`]): for a download kept only up to a size.
+    pub async fn send_limited(
+        &mut self,
+        class: &str,
+        limit: BodyLimit,
+        build: impl Fn(&HttpClient) -> RequestBuilder,
+    ) -> Result<HttpResponse, IntegrationError> {
         let service = self.service.clone();
         let context = |e: IntegrationError| e.context(format!("{service} {class}"));
         let token = self.token().await.map_err(context)?;
         let response = self
             .http
-            .send_as(class, build(&self.http).bearer_auth(&token))
+            .send_limited(class, build(&self.http).bearer_auth(&token), limit)
             .await
             .map_err(context)?;
         if response.status.as_u16() != 401 {
@@ -148,7 +159,7 @@ impl BearerClient {
         match newer.map_err(|e| context(refresh_failed(e)))? {
             Some(newer) => self
                 .http
-                .send_as(class, build(&self.http).bearer_auth(&newer))
+                .send_limited(class, build(&self.http).bearer_auth(&newer), limit)
                 .await
                 .map_err(context),
             None => Ok(response),
