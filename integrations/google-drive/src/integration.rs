@@ -3,8 +3,8 @@
 //! # Finding new and changed files
 //! `start` (every minute) lists the most recently modified files over every drive;
 //! each `listFiles` page asks the store once which of its files are stored *at the
-//! version listed* ([`ItemRef`]), queues a `downloadFile` for the others (a folder,
-//! which has no content, is stored from the listing itself), and queues the next page
+//! version listed* ([`ItemRef`]), queues a `downloadFile` for the others (folders
+//! too: they are items, with a path and no text), and queues the next page
 //! unless this was the third page in a row with nothing new. An edited file moves to
 //! the top of the listing with a new version and is fetched again; an unchanged one
 //! never is.
@@ -152,24 +152,12 @@ impl DriveIntegration {
         if first {
             // The cursor first: a change made while the tree is read is found after it.
             let token = self.client.start_page_token().await?;
-            let (tree, listed) = self.read_tree().await?;
+            let tree = self.read_tree().await?;
             tracing::info!(
                 folders = tree.len(),
                 "recorded the google drive changes cursor and folder tree"
             );
             self.folders = tree;
-            let items = listed.iter().map(versioned).collect();
-            let new: HashSet<String> = self
-                .ctx
-                .unknown(items)
-                .await?
-                .into_iter()
-                .map(|i| i.id)
-                .collect();
-            for folder in listed.iter().filter(|f| new.contains(&f.id)) {
-                let output = self.folder_output(folder).await?;
-                result.push_output(output);
-            }
             result.set_sync_state(CHANGES_PAGE_TOKEN, Value::String(token));
             result.set_sync_state(FOLDERS, self.folders.to_value());
         }
@@ -198,7 +186,7 @@ impl DriveIntegration {
         let new: HashSet<&str> = step.new_ids.iter().map(String::as_str).collect();
         let mut result = TaskResult::new();
         for file in page.files.iter().filter(|f| new.contains(f.id.as_str())) {
-            self.store_or_fetch(file, &mut result).await?;
+            result.push_task(&DriveTask::download(&file.id))?;
         }
         if let Some(next) = step.next {
             result.push_task(&DriveTask::ListFiles {
@@ -207,22 +195,6 @@ impl DriveIntegration {
             })?;
         }
         Ok(result)
-    }
-
-    /// A listed file to store: a folder from the listing itself, any other file
-    /// through a download.
-    async fn store_or_fetch(
-        &mut self,
-        file: &File,
-        result: &mut TaskResult,
-    ) -> Result<(), IntegrationError> {
-        if file.is_folder() {
-            let output = self.folder_output(file).await?;
-            result.push_output(output);
-        } else {
-            result.push_task(&DriveTask::download(&file.id))?;
-        }
-        Ok(())
     }
 
     /// `downloadFile`: the file's metadata and text, or its deletion when it is gone
@@ -289,15 +261,6 @@ impl DriveIntegration {
         Ok(Some(item(file, content::file_content(file, &path, text))))
     }
 
-    /// A folder as stored content (a folder has no text).
-    async fn folder_output(&mut self, folder: &File) -> Result<Output, IntegrationError> {
-        let path = self.path_of(folder).await?;
-        Ok(item(
-            folder,
-            content::file_content(folder, &path, FileText::None),
-        ))
-    }
-
     /// The path of `file`, looking up the folders the map lacks (at most
     /// [`MAX_DEPTH`] of them).
     async fn path_of(&mut self, file: &File) -> Result<String, IntegrationError> {
@@ -346,16 +309,13 @@ impl DriveIntegration {
             .list_files(&q, self.settings.backfill_page_size, page_token)
             .await?;
         for file in &page.files {
+            result.push_task(&DriveTask::download(&file.id))?;
             if file.is_folder() {
-                let output = self.folder_output(file).await?;
-                result.push_output(output);
                 result.push_task(&DriveTask::RefreshFolder {
                     folder_id: file.id.clone(),
                     page_token: None,
                     depth: depth + 1,
                 })?;
-            } else {
-                result.push_task(&DriveTask::download(&file.id))?;
             }
         }
         if let Some(next) = page.next_page_token {
@@ -431,7 +391,7 @@ impl DriveIntegration {
             .map(|i| i.id)
             .collect();
         for file in live.iter().filter(|f| new.contains(&f.id)) {
-            self.store_or_fetch(file, &mut result).await?;
+            result.push_task(&DriveTask::download(&file.id))?;
         }
         self.refresh_moved(&before, &mut result)?;
         if self.folders != before {
@@ -480,7 +440,7 @@ impl DriveIntegration {
         let token = self.client.start_page_token().await?;
         let mut comparison = FullComparison::begin(&self.ctx).await?;
         let before = std::mem::take(&mut self.folders);
-        let (tree, _) = self.read_tree().await?;
+        let tree = self.read_tree().await?;
         self.folders = tree;
         let mut result = TaskResult::new();
         self.refresh_moved(&before, &mut result)?;
@@ -497,7 +457,7 @@ impl DriveIntegration {
                 .into_iter()
                 .collect();
             for file in page.files.iter().filter(|f| new.contains(&f.id)) {
-                self.store_or_fetch(file, &mut result).await?;
+                result.push_task(&DriveTask::download(&file.id))?;
             }
             match page.next_page_token {
                 Some(next) => page_token = Some(next),
@@ -512,8 +472,8 @@ impl DriveIntegration {
     }
 
     /// Every folder the account can see (with My Drive's root and each shared drive's
-    /// root, named), and the folders as listed.
-    async fn read_tree(&mut self) -> Result<(FolderMap, Vec<File>), IntegrationError> {
+    /// root, named).
+    async fn read_tree(&mut self) -> Result<FolderMap, IntegrationError> {
         let mut tree = FolderMap::default();
         let root = self.client.root_folder().await?;
         let root_name = if root.name.is_empty() {
@@ -553,20 +513,18 @@ impl DriveIntegration {
             return Err(too_many_pages("drives.list"));
         }
         let q = format!("mimeType = '{FOLDER_MIME}' and trashed = false");
-        let mut listed = Vec::new();
         let mut page_token: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let page = self
                 .client
                 .list_files(&q, MAX_PAGE_SIZE, page_token.as_deref())
                 .await?;
-            for folder in page.files.into_iter().filter(File::is_folder) {
-                tree.insert(&folder.id, folder_entry(&folder));
-                listed.push(folder);
+            for folder in page.files.iter().filter(|f| f.is_folder()) {
+                tree.insert(&folder.id, folder_entry(folder));
             }
             match page.next_page_token {
                 Some(next) => page_token = Some(next),
-                None => return Ok((tree, listed)),
+                None => return Ok(tree),
             }
         }
         Err(too_many_pages("files.list"))
