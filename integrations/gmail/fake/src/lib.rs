@@ -87,12 +87,12 @@
 //! ```
 
 mod charset;
-mod error;
+use tributary_google_fake::error;
 mod faults;
 pub mod generator;
 mod mailbox;
 mod mime;
-mod oauth;
+use tributary_google_fake::oauth;
 mod quota;
 mod server;
 pub mod standalone;

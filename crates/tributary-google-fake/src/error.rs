@@ -17,7 +17,7 @@ use serde_json::json;
 
 /// One API error, rendered as Google's error body.
 #[derive(Debug, Clone)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     status: StatusCode,
     domain: &'static str,
     reason: &'static str,
@@ -27,7 +27,8 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(
+    /// An error with its status, `domain`, `reason` and message.
+    pub fn new(
         status: StatusCode,
         domain: &'static str,
         reason: &'static str,
@@ -44,7 +45,7 @@ impl ApiError {
     }
 
     /// 400 with reason `invalidArgument`: a bad parameter or body.
-    pub(crate) fn invalid_argument(message: impl Into<String>) -> ApiError {
+    pub fn invalid_argument(message: impl Into<String>) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "global",
@@ -54,12 +55,12 @@ impl ApiError {
     }
 
     /// 400 with reason `badRequest`: a request the API cannot process at all.
-    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "global", "badRequest", message)
     }
 
     /// 400 for a parameter that is required and missing.
-    pub(crate) fn missing_parameter(name: &'static str) -> ApiError {
+    pub fn missing_parameter(name: &'static str) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "global",
@@ -70,23 +71,23 @@ impl ApiError {
     }
 
     /// 401: no access token, or one that is unknown, expired or revoked.
-    pub(crate) fn unauthenticated(message: impl Into<String>) -> ApiError {
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "global", "authError", message)
             .at("Authorization", "header")
     }
 
     /// 403 for a mailbox other than the authenticated user's.
-    pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "global", "forbidden", message)
     }
 
     /// 404 with reason `notFound`.
-    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
+    pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "global", "notFound", message)
     }
 
     /// 405 for a known path with an unsupported HTTP method.
-    pub(crate) fn method_not_allowed() -> ApiError {
+    pub fn method_not_allowed() -> ApiError {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "global",
@@ -96,7 +97,7 @@ impl ApiError {
     }
 
     /// 413 for an upload over the size limit.
-    pub(crate) fn too_large(limit: usize) -> ApiError {
+    pub fn too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "global",
@@ -106,7 +107,7 @@ impl ApiError {
     }
 
     /// 429 with reason `rateLimitExceeded` and a `Retry-After` of `secs`.
-    pub(crate) fn rate_limited(secs: u64) -> ApiError {
+    pub fn rate_limited(secs: u64) -> ApiError {
         let mut error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "usageLimits",
@@ -118,7 +119,7 @@ impl ApiError {
     }
 
     /// 403 with reason `userRateLimitExceeded`, the other way Gmail reports quota.
-    pub(crate) fn user_rate_limited(secs: u64) -> ApiError {
+    pub fn user_rate_limited(secs: u64) -> ApiError {
         let mut error = ApiError::new(
             StatusCode::FORBIDDEN,
             "usageLimits",
@@ -131,7 +132,7 @@ impl ApiError {
 
     /// 403 `userRateLimitExceeded` for the per-user quota, as Gmail words it (no
     /// `Retry-After`: Google's guide says to back off exponentially).
-    pub(crate) fn user_quota_exceeded() -> ApiError {
+    pub fn user_quota_exceeded() -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
             "usageLimits",
@@ -141,7 +142,7 @@ impl ApiError {
     }
 
     /// 500 with reason `backendError`.
-    pub(crate) fn backend_error() -> ApiError {
+    pub fn backend_error() -> ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "global",
@@ -151,7 +152,7 @@ impl ApiError {
     }
 
     /// 503 with reason `backendError`.
-    pub(crate) fn unavailable() -> ApiError {
+    pub fn unavailable() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "global",
@@ -160,13 +161,14 @@ impl ApiError {
         )
     }
 
-    fn at(mut self, location: &'static str, location_type: &'static str) -> ApiError {
+    /// Names where the rejected credential or parameter was expected (`location`, `locationType`).
+    pub fn at(mut self, location: &'static str, location_type: &'static str) -> ApiError {
         self.location = Some((location, location_type));
         self
     }
 
     /// The JSON body.
-    pub(crate) fn body(&self) -> serde_json::Value {
+    pub fn body(&self) -> serde_json::Value {
         let mut item = json!({
             "message": self.message,
             "domain": self.domain,

@@ -32,10 +32,13 @@ const CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// An RFC 6749 §5.2 error from the token (or revocation) endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OAuthError {
-    pub(crate) status: StatusCode,
-    pub(crate) error: &'static str,
-    pub(crate) description: String,
+pub struct OAuthError {
+    /// The HTTP status (401 for `invalid_client`, else 400).
+    pub status: StatusCode,
+    /// The RFC 6749 error code.
+    pub error: &'static str,
+    /// The `error_description`.
+    pub description: String,
 }
 
 impl OAuthError {
@@ -80,15 +83,18 @@ struct CodeGrant {
 
 /// A successful token response.
 #[derive(Debug, Clone)]
-pub(crate) struct IssuedToken {
-    pub(crate) access_token: String,
-    pub(crate) expires_in: u64,
-    pub(crate) refresh_token: Option<String>,
+pub struct IssuedToken {
+    /// The access token.
+    pub access_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+    /// The refresh token, for an authorization code grant.
+    pub refresh_token: Option<String>,
 }
 
 /// The authorization server's state.
 #[derive(Debug)]
-pub(crate) struct TokenStore {
+pub struct TokenStore {
     client_id: String,
     client_secret: String,
     scope: String,
@@ -102,7 +108,7 @@ pub(crate) struct TokenStore {
 
 impl TokenStore {
     /// A server that knows one client and one refresh token.
-    pub(crate) fn new(
+    pub fn new(
         client_id: &str,
         client_secret: &str,
         refresh_token: &str,
@@ -124,7 +130,7 @@ impl TokenStore {
     }
 
     /// The granted scope.
-    pub(crate) fn scope(&self) -> &str {
+    pub fn scope(&self) -> &str {
         &self.scope
     }
 
@@ -134,14 +140,14 @@ impl TokenStore {
     }
 
     /// Whether `token` is a live access token.
-    pub(crate) fn is_valid(&self, token: &str) -> bool {
+    pub fn is_valid(&self, token: &str) -> bool {
         self.access_tokens
             .get(token)
             .is_some_and(|grant| Instant::now() < grant.expires_at)
     }
 
     /// Issues an access token (for the refresh token `refresh`, if any).
-    pub(crate) fn issue_access_token(&mut self, refresh: Option<&str>) -> IssuedToken {
+    pub fn issue_access_token(&mut self, refresh: Option<&str>) -> IssuedToken {
         let now = Instant::now();
         if self.access_tokens.len() > 10_000 {
             self.access_tokens.retain(|_, grant| grant.expires_at > now);
@@ -162,7 +168,7 @@ impl TokenStore {
     }
 
     /// Issues a new refresh token.
-    pub(crate) fn issue_refresh_token(&mut self) -> String {
+    pub fn issue_refresh_token(&mut self) -> String {
         let token = self.random_token("1//fake-", 32);
         self.refresh_tokens.insert(token.clone(), true);
         token
@@ -170,7 +176,7 @@ impl TokenStore {
 
     /// Revokes a refresh token and the access tokens issued from it. Returns whether it
     /// was live (known and not yet revoked).
-    pub(crate) fn revoke_refresh_token(&mut self, token: &str) -> bool {
+    pub fn revoke_refresh_token(&mut self, token: &str) -> bool {
         match self.refresh_tokens.get_mut(token) {
             Some(live) if *live => *live = false,
             _ => return false,
@@ -181,7 +187,7 @@ impl TokenStore {
     }
 
     /// Makes every access token issued so far expired.
-    pub(crate) fn expire_access_tokens(&mut self) {
+    pub fn expire_access_tokens(&mut self) {
         let now = Instant::now();
         for grant in self.access_tokens.values_mut() {
             grant.expires_at = grant.expires_at.min(now);
@@ -189,12 +195,12 @@ impl TokenStore {
     }
 
     /// Sets the lifetime of access tokens issued from now on.
-    pub(crate) fn set_lifetime(&mut self, lifetime: Duration) {
+    pub fn set_lifetime(&mut self, lifetime: Duration) {
         self.lifetime = lifetime;
     }
 
     /// Makes `/authorize` answer `access_denied` (or consent again).
-    pub(crate) fn set_deny_consent(&mut self, deny: bool) {
+    pub fn set_deny_consent(&mut self, deny: bool) {
         self.deny_consent = deny;
     }
 
@@ -214,7 +220,7 @@ impl TokenStore {
     }
 
     /// `POST /token`.
-    pub(crate) fn token(
+    pub fn token(
         &mut self,
         form: &HashMap<String, String>,
         client: &ClientCredentials,
@@ -282,7 +288,7 @@ impl TokenStore {
 
     /// `GET /authorize`: the URL to redirect the browser to, or an error to show when
     /// there is no safe place to redirect to.
-    pub(crate) fn authorize(
+    pub fn authorize(
         &mut self,
         query: &HashMap<String, String>,
     ) -> Result<url::Url, OAuthError> {
@@ -357,7 +363,7 @@ impl TokenStore {
     }
 
     /// `POST /revoke`: revokes the grant behind a refresh or access token.
-    pub(crate) fn revoke(&mut self, token: &str) -> Result<(), OAuthError> {
+    pub fn revoke(&mut self, token: &str) -> Result<(), OAuthError> {
         if self.revoke_refresh_token(token) {
             return Ok(());
         }
@@ -389,14 +395,16 @@ fn is_loopback(url: &url::Url) -> bool {
 /// Client credentials from the form (`client_secret_post`) or from HTTP Basic
 /// (`client_secret_basic`, RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ClientCredentials {
-    pub(crate) id: Option<String>,
-    pub(crate) secret: Option<String>,
+pub struct ClientCredentials {
+    /// The client id, from HTTP Basic or the form.
+    pub id: Option<String>,
+    /// The client secret, from HTTP Basic or the form.
+    pub secret: Option<String>,
 }
 
 impl ClientCredentials {
     /// Reads them from an `Authorization: Basic` value and the form.
-    pub(crate) fn from_request(
+    pub fn from_request(
         authorization: Option<&str>,
         form: &HashMap<String, String>,
     ) -> ClientCredentials {
@@ -430,7 +438,7 @@ impl ClientCredentials {
 }
 
 /// SHA-256 (FIPS 180-4), for PKCE's `S256`.
-pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+pub fn sha256(data: &[u8]) -> [u8; 32] {
     const K: [u32; 64] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
         0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
