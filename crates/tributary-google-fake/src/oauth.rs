@@ -288,10 +288,7 @@ impl TokenStore {
 
     /// `GET /authorize`: the URL to redirect the browser to, or an error to show when
     /// there is no safe place to redirect to.
-    pub fn authorize(
-        &mut self,
-        query: &HashMap<String, String>,
-    ) -> Result<url::Url, OAuthError> {
+    pub fn authorize(&mut self, query: &HashMap<String, String>) -> Result<url::Url, OAuthError> {
         let client_id = query
             .get("client_id")
             .ok_or_else(|| OAuthError::new("invalid_request", "missing client_id"))?;

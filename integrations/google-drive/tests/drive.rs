@@ -66,7 +66,8 @@ async fn a_generated_drive_syncs_with_paths(h: Harness) {
     let (subject, ui) = synced(&h, 5_000, 300, 21).await;
     let truth = subject.truth();
     assert_eq!(truth.len(), 5_300, "the fake's visible files and folders");
-    h.assert_matches_truth(&subject, ui, "after the first sync").await;
+    h.assert_matches_truth(&subject, ui, "after the first sync")
+        .await;
     let stored = h.content(ui, true).await;
     assert_eq!(stored.len(), truth.len(), "rows, deleted included");
     let drives: std::collections::BTreeSet<&str> = stored
@@ -75,9 +76,9 @@ async fn a_generated_drive_syncs_with_paths(h: Harness) {
         .collect();
     assert_eq!(drives.len(), 2, "items of both shared drives");
     assert!(
-        stored
-            .values()
-            .any(|item| item.content["path"].as_str().is_some_and(|p| p.starts_with("/My Drive/"))),
+        stored.values().any(|item| item.content["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/My Drive/"))),
         "items in My Drive"
     );
 
@@ -122,7 +123,12 @@ async fn each_change_is_applied_after_one_check(h: Harness) {
     let holder = folders
         .iter()
         .copied()
-        .max_by_key(|id| snapshot.values().filter(|f| f.parents.iter().any(|p| p == id)).count())
+        .max_by_key(|id| {
+            snapshot
+                .values()
+                .filter(|f| f.parents.iter().any(|p| p == id))
+                .count()
+        })
         .expect("a folder");
     let target = folders
         .iter()
@@ -139,16 +145,44 @@ async fn each_change_is_applied_after_one_check(h: Harness) {
         .expect("create a doc");
     h.clock.advance_ms(TICK_MS);
     h.check_history(&engine, ui).await;
-    h.assert_matches_truth(&subject, ui, "after creating a doc").await;
+    h.assert_matches_truth(&subject, ui, "after creating a doc")
+        .await;
 
     let steps: Vec<(&str, Box<dyn Fn() -> Result<(), String> + '_>)> = vec![
-        ("trash", Box::new(|| fake.trash(files[0]).map_err(|e| e.to_string()))),
-        ("untrash", Box::new(|| fake.untrash(files[0]).map_err(|e| e.to_string()))),
-        ("delete", Box::new(|| fake.delete(files[1]).map_err(|e| e.to_string()))),
-        ("unshare", Box::new(|| fake.unshare(files[2]).map_err(|e| e.to_string()))),
-        ("rename a file", Box::new(|| fake.rename(files[3], "renamed.txt").map_err(|e| e.to_string()))),
-        ("rename a folder", Box::new(|| fake.rename(holder, "Renamed folder").map_err(|e| e.to_string()))),
-        ("move a folder", Box::new(|| fake.move_to(holder, target).map_err(|e| e.to_string()))),
+        (
+            "trash",
+            Box::new(|| fake.trash(files[0]).map_err(|e| e.to_string())),
+        ),
+        (
+            "untrash",
+            Box::new(|| fake.untrash(files[0]).map_err(|e| e.to_string())),
+        ),
+        (
+            "delete",
+            Box::new(|| fake.delete(files[1]).map_err(|e| e.to_string())),
+        ),
+        (
+            "unshare",
+            Box::new(|| fake.unshare(files[2]).map_err(|e| e.to_string())),
+        ),
+        (
+            "rename a file",
+            Box::new(|| {
+                fake.rename(files[3], "renamed.txt")
+                    .map_err(|e| e.to_string())
+            }),
+        ),
+        (
+            "rename a folder",
+            Box::new(|| {
+                fake.rename(holder, "Renamed folder")
+                    .map_err(|e| e.to_string())
+            }),
+        ),
+        (
+            "move a folder",
+            Box::new(|| fake.move_to(holder, target).map_err(|e| e.to_string())),
+        ),
         (
             "edit a doc",
             Box::new(|| {
@@ -156,18 +190,28 @@ async fn each_change_is_applied_after_one_check(h: Harness) {
                     .map_err(|e| e.to_string())
             }),
         ),
-        ("trash a folder", Box::new(|| fake.trash(target).map_err(|e| e.to_string()))),
-        ("untrash a folder", Box::new(|| fake.untrash(target).map_err(|e| e.to_string()))),
+        (
+            "trash a folder",
+            Box::new(|| fake.trash(target).map_err(|e| e.to_string())),
+        ),
+        (
+            "untrash a folder",
+            Box::new(|| fake.untrash(target).map_err(|e| e.to_string())),
+        ),
     ];
     for (what, step) in steps {
         step().unwrap_or_else(|e| panic!("{what}: {e}"));
         h.clock.advance_ms(TICK_MS);
         h.check_history(&engine, ui).await;
         h.assert_no_failed_jobs(ui).await;
-        h.assert_matches_truth(&subject, ui, &format!("after: {what}")).await;
+        h.assert_matches_truth(&subject, ui, &format!("after: {what}"))
+            .await;
     }
     let rows = h.content(ui, true).await;
-    assert!(rows[files[1]].is_deleted && rows[files[2]].is_deleted, "soft deletes");
+    assert!(
+        rows[files[1]].is_deleted && rows[files[2]].is_deleted,
+        "soft deletes"
+    );
     assert!(!rows[files[0]].is_deleted, "the untrashed file is back");
     assert_eq!(
         rows[&doc].content["text"].as_str(),
@@ -264,7 +308,12 @@ async fn a_long_changes_walk_commits_page_by_page(h: Harness) {
     h.sync(&engine, ui).await;
     let ids: Vec<String> = subject.truth().keys().cloned().collect();
     for (i, id) in ids.iter().take(200).enumerate() {
-        if subject.fake.snapshot().get(id).is_some_and(|f| !f.is_folder) {
+        if subject
+            .fake
+            .snapshot()
+            .get(id)
+            .is_some_and(|f| !f.is_folder)
+        {
             subject
                 .fake
                 .edit(id, FileBody::Bytes(format!("edit {i}").into_bytes()))
@@ -275,9 +324,13 @@ async fn a_long_changes_walk_commits_page_by_page(h: Harness) {
     h.clock.advance_ms(TICK_MS);
     h.check_history(&engine, ui).await;
     h.assert_no_failed_jobs(ui).await;
-    h.assert_matches_truth(&subject, ui, "after a long walk").await;
+    h.assert_matches_truth(&subject, ui, "after a long walk")
+        .await;
     let pages = subject.fake.calls(DriveMethod::ChangesList);
-    assert!((19..=21).contains(&pages), "{pages} changes pages for ~190 changes");
+    assert!(
+        (19..=21).contains(&pages),
+        "{pages} changes pages for ~190 changes"
+    );
 }
 
 fn support_settings(subject: &DriveSubject, key: &str, value: i64) {
@@ -300,7 +353,11 @@ async fn random_tree_changes_converge(h: Harness) {
         for _ in 0..rng.random_range(1..=8) {
             let truth = fake.snapshot();
             let ids: Vec<&String> = truth.keys().collect();
-            let folders: Vec<&String> = truth.values().filter(|f| f.is_folder).map(|f| &f.id).collect();
+            let folders: Vec<&String> = truth
+                .values()
+                .filter(|f| f.is_folder)
+                .map(|f| &f.id)
+                .collect();
             let id = ids[rng.random_range(0..ids.len())].clone();
             let result: Result<(), String> = match rng.random_range(0..7) {
                 0 => {
@@ -316,7 +373,11 @@ async fn random_tree_changes_converge(h: Harness) {
                 3 if !folders.is_empty() => {
                     let to = folders[rng.random_range(0..folders.len())].clone();
                     // Never into itself or below itself.
-                    if to == id || truth[&to].path.starts_with(&format!("{}/", truth[&id].path)) {
+                    if to == id
+                        || truth[&to]
+                            .path
+                            .starts_with(&format!("{}/", truth[&id].path))
+                    {
                         Ok(())
                     } else {
                         fake.move_to(&id, &to).map_err(|e| e.to_string())
@@ -335,6 +396,7 @@ async fn random_tree_changes_converge(h: Harness) {
         h.enqueue_history(ui).await;
         h.sync(&engine, ui).await;
         h.assert_no_failed_jobs(ui).await;
-        h.assert_matches_truth(&subject, ui, &format!("after round {round}")).await;
+        h.assert_matches_truth(&subject, ui, &format!("after round {round}"))
+            .await;
     }
 }

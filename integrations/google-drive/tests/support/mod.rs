@@ -94,7 +94,10 @@ impl DriveSubject {
         let Some(parent) = snapshot.get(id).and_then(|f| f.parents.first().cloned()) else {
             return;
         };
-        for child in snapshot.values().filter(|f| f.parents.iter().any(|p| p == id)) {
+        for child in snapshot
+            .values()
+            .filter(|f| f.parents.iter().any(|p| p == id))
+        {
             self.fake
                 .move_to(&child.id, &parent)
                 .unwrap_or_else(|e| panic!("move {} out of {id}: {e}", child.id));
@@ -151,8 +154,10 @@ impl ConformanceSubject for DriveSubject {
         let result = if is_folder {
             self.fake.touch(id)
         } else {
-            self.fake
-                .edit(id, FileBody::Bytes(format!("edited text {n}\n").into_bytes()))
+            self.fake.edit(
+                id,
+                FileBody::Bytes(format!("edited text {n}\n").into_bytes()),
+            )
         };
         result.unwrap_or_else(|e| panic!("edit {id}: {e}"));
         true

@@ -7,8 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 
-use tributary_google_fake::oauth::{TokenStore, sha256};
 use super::{Reply, Setup, assert_google_error, reply, setup};
+use tributary_google_fake::oauth::{TokenStore, sha256};
 
 async fn token_request(s: &Setup, form: &[(&str, &str)]) -> Reply {
     let response = s
