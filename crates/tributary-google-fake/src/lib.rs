@@ -3,6 +3,7 @@
 //! counters ([`faults`]). The Gmail fake and the Drive
 //! fake both serve them; each keeps only its own API.
 
+pub mod endpoints;
 pub mod error;
 pub mod faults;
 pub mod oauth;

@@ -269,6 +269,16 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+impl tributary_google_fake::endpoints::OAuthHost for GmailHandle {
+    fn with_tokens<R>(&self, f: impl FnOnce(&mut TokenStore) -> R) -> R {
+        f(&mut self.shared.tokens())
+    }
+
+    fn token_issued(&self) {
+        self.shared.faults().counters.tokens_issued += 1;
+    }
+}
+
 /// A fake mailbox with its authorization server: the state and the hooks. Cheap to
 /// clone; every clone is the same mailbox. Serve it with [`serve`] or run it with
 /// [`FakeGmail::start`].

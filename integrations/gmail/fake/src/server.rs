@@ -5,8 +5,6 @@
 //! faulted, then authenticated and charged to the per-user quota. Handlers never panic on request data: a bad id,
 //! parameter, page token or body is a Google-style 400.
 
-use std::collections::HashMap;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -25,7 +23,6 @@ use super::error::ApiError;
 use super::faults::{Fault, GmailMethod};
 use super::mailbox::{HistoryExpired, HistoryTypes, ListFilter, format_id, parse_id};
 use super::mime;
-use super::oauth::ClientCredentials;
 
 /// The default and largest `maxResults` of `messages.list` and `history.list`.
 const DEFAULT_PAGE: usize = 100;
@@ -72,10 +69,7 @@ pub(crate) fn router(handle: GmailHandle) -> Router {
             "/upload/gmail/v1/users/{user}/messages/import",
             post(import_upload),
         )
-        .route("/token", post(token))
-        .route("/authorize", get(authorize))
-        .route("/o/oauth2/v2/auth", get(authorize))
-        .route("/revoke", post(revoke))
+        .merge(tributary_google_fake::endpoints::oauth_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -977,97 +971,4 @@ async fn list_history(
             Ok(ok(&body))
         })
         .await
-}
-
-fn form_map(bytes: &[u8], query: Option<&str>) -> HashMap<String, String> {
-    let mut map: HashMap<String, String> = query
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
-    map.extend(url::form_urlencoded::parse(bytes).into_owned());
-    map
-}
-
-async fn token(
-    State(handle): State<GmailHandle>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let bytes = match body {
-        Ok(bytes) => bytes,
-        Err(rejection) => return (rejection.status(), rejection.body_text()).into_response(),
-    };
-    let form = form_map(&bytes, None);
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let client = ClientCredentials::from_request(authorization, &form);
-    let result = {
-        let mut tokens = handle.shared.tokens();
-        tokens
-            .token(&form, &client)
-            .map(|issued| (issued, tokens.scope().to_owned()))
-    };
-    match result {
-        Ok((issued, scope)) => {
-            handle.shared.faults().counters.tokens_issued += 1;
-            let mut body = json!({
-                "access_token": issued.access_token,
-                "expires_in": issued.expires_in,
-                "scope": scope,
-                "token_type": "Bearer",
-            });
-            if let Some(refresh) = issued.refresh_token {
-                body["refresh_token"] = json!(refresh);
-            }
-            let mut response = ok(&body);
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-                .headers_mut()
-                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn authorize(State(handle): State<GmailHandle>, RawQuery(raw): RawQuery) -> Response {
-    let query = form_map(&[], raw.as_deref());
-    let result = handle.shared.tokens().authorize(&query);
-    match result {
-        Ok(target) => match HeaderValue::from_str(target.as_str()) {
-            Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-            Err(_) => {
-                ApiError::bad_request("redirect target is not a valid header").into_response()
-            }
-        },
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn revoke(
-    State(handle): State<GmailHandle>,
-    RawQuery(raw): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let bytes = body.unwrap_or_default();
-    let form = form_map(&bytes, raw.as_deref());
-    let Some(token) = form.get("token") else {
-        return super::oauth::OAuthError {
-            status: StatusCode::BAD_REQUEST,
-            error: "invalid_request",
-            description: "missing token".to_owned(),
-        }
-        .into_response();
-    };
-    let result = handle.shared.tokens().revoke(token);
-    match result {
-        Ok(()) => ok(&json!({})),
-        Err(error) => error.into_response(),
-    }
 }
