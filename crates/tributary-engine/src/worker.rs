@@ -722,6 +722,16 @@ impl ContentExists for StoreContentIndex {
             .map_err(|e| IntegrationError::transient(format!("content_exists failed: {e}")))
     }
 
+    async fn stored_at(
+        &self,
+        items: &[ItemRef],
+    ) -> Result<std::collections::HashSet<String>, IntegrationError> {
+        self.store
+            .stored_items(self.user_integration_id, items)
+            .await
+            .map_err(|e| IntegrationError::transient(format!("content_exists failed: {e}")))
+    }
+
     async fn stored_ids(&self) -> Result<Vec<String>, IntegrationError> {
         self.store
             .stored_external_ids(self.user_integration_id)

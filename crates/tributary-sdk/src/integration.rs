@@ -106,6 +106,15 @@ pub trait ContentExists: Send + Sync {
     /// The ids of the subset of `items` that is already known.
     async fn known(&self, items: &[ItemRef]) -> Result<HashSet<String>, IntegrationError>;
 
+    /// The ids of the subset of `items` stored (not deleted) at the version asked about,
+    /// leaving out what is only queued or given up on: for a change feed, which must
+    /// queue a fetch of a changed item even while an older fetch of it is queued or
+    /// running (the queue then runs that fetch once more). The default asks
+    /// [`ContentExists::known`], which is stricter; stores answer exactly.
+    async fn stored_at(&self, items: &[ItemRef]) -> Result<HashSet<String>, IntegrationError> {
+        self.known(items).await
+    }
+
     /// The subset of `ids` that is already known at any version.
     async fn existing(&self, ids: &[String]) -> Result<HashSet<String>, IntegrationError> {
         let items: Vec<ItemRef> = ids.iter().map(|id| ItemRef::new(id.as_str())).collect();
@@ -168,6 +177,21 @@ impl IntegrationContext {
             .await?
             .into_iter()
             .map(|item| item.id)
+            .collect())
+    }
+
+    /// Filters `items` (reported by a change feed) down to those not stored at the
+    /// version reported, preserving their order; one query. Unlike
+    /// [`IntegrationContext::unknown`], an item whose fetch is queued or running is
+    /// kept: fetching it again is how a change made during that fetch is not lost.
+    pub async fn changed(&self, items: Vec<ItemRef>) -> Result<Vec<ItemRef>, IntegrationError> {
+        if items.is_empty() {
+            return Ok(items);
+        }
+        let stored = self.content_exists.stored_at(&items).await?;
+        Ok(items
+            .into_iter()
+            .filter(|item| !stored.contains(&item.id))
             .collect())
     }
 

@@ -217,13 +217,22 @@ pub(crate) struct AskedItem {
 /// (`any_version` false), or a pending or given-up fetch (`any_version` true).
 pub(crate) type KnownRow = (String, Option<String>, bool);
 
-/// The ids (as given) of the asked items that `rows` make known.
-pub(crate) fn known_of(rows: Vec<KnownRow>, asked: &HashMap<String, AskedItem>) -> HashSet<String> {
+/// The ids (as given) of the asked items that `rows` make known: stored at the
+/// version asked, or (with `jobs`) named by a pending or given-up fetch.
+pub(crate) fn known_of(
+    rows: Vec<KnownRow>,
+    asked: &HashMap<String, AskedItem>,
+    jobs: bool,
+) -> HashSet<String> {
     rows.into_iter()
-        .filter_map(|(id, version, any_version)| {
+        .filter_map(|(id, version, from_jobs)| {
             let item = asked.get(&id)?;
-            let at_version = item.version.is_none() || version == item.version;
-            (any_version || at_version).then(|| item.id.clone())
+            let known = if from_jobs {
+                jobs
+            } else {
+                item.version.is_none() || version == item.version
+            };
+            known.then(|| item.id.clone())
         })
         .collect()
 }

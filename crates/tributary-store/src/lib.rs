@@ -215,6 +215,14 @@ pub trait ContentStore: Send + Sync + 'static {
         user_integration_id: i64,
         items: &[ItemRef],
     ) -> Result<HashSet<String>, StoreError>;
+    /// The ids of the subset of `items` stored and not deleted at the version asked
+    /// about (any version when the item names none), whatever jobs name them. One
+    /// query.
+    async fn stored_items(
+        &self,
+        user_integration_id: i64,
+        items: &[ItemRef],
+    ) -> Result<HashSet<String>, StoreError>;
     /// The subset of `external_ids` that is known for the account at any version (see
     /// [`ContentStore::known_items`]). One query.
     async fn content_exists(

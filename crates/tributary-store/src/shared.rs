@@ -614,7 +614,20 @@ macro_rules! store_flows {
                 }
                 let (lookup, asked) = $crate::common::lookup_items(items);
                 let rows = self.known_ids(user_integration_id, &lookup).await?;
-                Ok($crate::common::known_of(rows, &asked))
+                Ok($crate::common::known_of(rows, &asked, true))
+            }
+
+            async fn stored_items(
+                &self,
+                user_integration_id: i64,
+                items: &[tributary_sdk::ItemRef],
+            ) -> Result<HashSet<String>, StoreError> {
+                if items.is_empty() {
+                    return Ok(HashSet::new());
+                }
+                let (lookup, asked) = $crate::common::lookup_items(items);
+                let rows = self.known_ids(user_integration_id, &lookup).await?;
+                Ok($crate::common::known_of(rows, &asked, false))
             }
 
             async fn stored_external_ids(

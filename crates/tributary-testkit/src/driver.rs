@@ -164,6 +164,20 @@ impl ContentExists for MemoryContent {
             .collect())
     }
 
+    async fn stored_at(&self, items: &[ItemRef]) -> Result<HashSet<String>, IntegrationError> {
+        let mut state = self.lock();
+        state.existing_calls += 1;
+        Ok(items
+            .iter()
+            .filter(|asked| {
+                state.items.get(&asked.id).is_some_and(|item| {
+                    !item.deleted && (asked.version.is_none() || item.version == asked.version)
+                })
+            })
+            .map(|asked| asked.id.clone())
+            .collect())
+    }
+
     async fn stored_ids(&self) -> Result<Vec<String>, IntegrationError> {
         let mut state = self.lock();
         state.stored_ids_calls += 1;

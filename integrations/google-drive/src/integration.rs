@@ -382,10 +382,13 @@ impl DriveIntegration {
                 }
             }
         }
+        // Changed means not stored at the version reported: a file whose fetch is
+        // queued or running is fetched again (the queue runs that fetch once more), so
+        // an edit made while it ran is not lost.
         let items = live.iter().map(versioned).collect();
         let new: HashSet<String> = self
             .ctx
-            .unknown(items)
+            .changed(items)
             .await?
             .into_iter()
             .map(|i| i.id)

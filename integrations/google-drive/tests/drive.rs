@@ -103,6 +103,9 @@ async fn a_generated_drive_syncs_with_paths(h: Harness) {
     );
 }
 
+/// One change made at the fake.
+type Step<'a> = Box<dyn Fn() -> Result<(), String> + 'a>;
+
 /// (b) Each kind of change, one at a time, after one changes check.
 async fn each_change_is_applied_after_one_check(h: Harness) {
     let (subject, ui) = synced(&h, 300, 30, 22).await;
@@ -148,7 +151,7 @@ async fn each_change_is_applied_after_one_check(h: Harness) {
     h.assert_matches_truth(&subject, ui, "after creating a doc")
         .await;
 
-    let steps: Vec<(&str, Box<dyn Fn() -> Result<(), String> + '_>)> = vec![
+    let steps: Vec<(&str, Step<'_>)> = vec![
         (
             "trash",
             Box::new(|| fake.trash(files[0]).map_err(|e| e.to_string())),
@@ -278,21 +281,12 @@ async fn refused_exports_and_large_files_keep_their_metadata(h: Harness) {
         kept <= 1024 * 1024 && kept > 1024 * 1024 - 4,
         "kept {kept} bytes of the log"
     );
-    assert_eq!(
-        fake.calls(DriveMethod::FilesGetMedia),
-        subject
-            .truth()
-            .values()
-            .filter(|f| f.text.is_some() && f.mime_type.starts_with("text/")
-                || f.mime_type == "application/json")
-            .count() as u64
-            + 0,
-        "media downloads: text-like files only"
-    );
+    // The binary is never asked for, and the log only up to about its first MiB (what
+    // the connection buffered before it was dropped may be served too).
+    let served = fake.media_bytes_served();
     assert!(
-        fake.counters().media_bytes_served < 40 * 1024 * 1024,
-        "the 50 MB binary was read: {} bytes served",
-        fake.counters().media_bytes_served
+        served < 8 * 1024 * 1024,
+        "{served} bytes of content served: the 50 MB binary or the whole log was read"
     );
 }
 

@@ -221,7 +221,7 @@ impl ConformanceSubject for DriveSubject {
     }
 
     fn fetch_calls(&self) -> u64 {
-        self.fake.calls(DriveMethod::FilesGet)
+        self.fake.item_fetches()
     }
 
     fn reset_counters(&self) {
