@@ -43,6 +43,8 @@ pub fn builtin_integrations() -> Result<Registry, ManifestError> {
 fn integrations(test_doubles: bool) -> Result<Registry, ManifestError> {
     let mut all: Vec<Result<Registration, ManifestError>> = vec![
         tributary_gmail::registration().map(|r| r.with_fake(tributary_gmail_fake::fake())),
+        tributary_google_drive::registration()
+            .map(|r| r.with_fake(tributary_google_drive_fake::fake())),
         // One line per integration.
     ];
     if test_doubles {
@@ -66,21 +68,27 @@ mod tests {
     #[test]
     fn test_doubles_only_behind_the_switch() {
         let normal = integrations(false).unwrap();
-        assert_eq!(domains(&normal), ["gmail"]);
+        assert_eq!(domains(&normal), ["gmail", "google-drive"]);
         assert!(normal.get("synthetic").is_err());
         let with_doubles = integrations(true).unwrap();
-        assert_eq!(domains(&with_doubles), ["gmail", "noop", "synthetic"]);
+        assert_eq!(
+            domains(&with_doubles),
+            ["gmail", "google-drive", "noop", "synthetic"]
+        );
     }
 
     #[test]
     fn fakes_are_registered_with_their_integrations() {
         let registry = integrations(true).unwrap();
         assert!(registry.fake("gmail").is_ok());
+        assert!(registry.fake("google-drive").is_ok());
         assert!(registry.fake("synthetic").is_ok());
         let error = registry.fake("noop").err().map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
-            Some("the `noop` integration has no fake; integrations with a fake: gmail, synthetic")
+            Some(
+                "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, synthetic"
+            )
         );
     }
 }

@@ -325,7 +325,7 @@ fn every_error_is_one_line_with_a_non_zero_exit() {
     env.write("c.json", "{}");
     env.fails(
         &["link", "gitlab", "--user", "1", "--credentials", "c.json"],
-        "unknown integration `gitlab`; known integrations: gmail",
+        "unknown integration `gitlab`; known integrations: gmail, google-drive",
     );
     env.fails(&["links", "--user", "42"], "user 42 not found");
     env.fails(&["pause", "42"], "user integration 42 not found");
@@ -697,7 +697,7 @@ fn auth_needs_an_oauth_integration() {
     unknown.extend(args);
     env.fails(
         &unknown,
-        "unknown integration `nowhere`; known integrations: gmail",
+        "unknown integration `nowhere`; known integrations: gmail, google-drive",
     );
     // An integration without an OAuth section in its manifest (the test doubles').
     env.fails_cmd(
@@ -851,13 +851,13 @@ fn fakes_are_found_through_the_registry() {
     let env = Env::new();
     env.fails(
         &["fake", "slack"],
-        "unknown integration `slack`; integrations with a fake: gmail",
+        "unknown integration `slack`; integrations with a fake: gmail, google-drive",
     );
     env.fails_cmd(
         env.cmd()
             .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
             .args(["fake", "noop"]),
-        "the `noop` integration has no fake; integrations with a fake: gmail, synthetic",
+        "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, synthetic",
     );
 
     // Any integration with a fake: the synthetic one (a test double), linked and synced.
@@ -897,6 +897,46 @@ fn fakes_are_found_through_the_registry() {
     let id = linked["id"].as_i64().expect("id").to_string();
     let summary = with_doubles(&["sync", &id, "--until-idle"]);
     assert_eq!(summary["added"], 7, "{summary}");
+    terminate(&mut child);
+    assert!(child.wait().expect("the fake exits").success());
+}
+
+/// A new user's path with Google Drive, as docs/integrations/google-drive.md gives it:
+/// `tributary fake google-drive`, link with what it prints, sync until idle: every file
+/// and folder added; a second sync adds and deletes nothing.
+#[test]
+fn google_drive_fake_links_and_syncs() {
+    let env = Env::new();
+    let (mut child, info) =
+        spawn_fake(std::process::Command::new(BIN).args(["fake", "google-drive", "--items", "60"]));
+    let creds = env.write("drive.json", &info["credentials"].to_string());
+    env.ok(&["users", "add", "u"]);
+    let mut link = vec![
+        "link".to_owned(),
+        "google-drive".to_owned(),
+        "--user".to_owned(),
+        "1".to_owned(),
+        "--credentials".to_owned(),
+        creds.to_str().expect("utf-8").to_owned(),
+    ];
+    for (key, value) in info["settings"].as_object().expect("settings") {
+        link.push("--setting".to_owned());
+        link.push(format!(
+            "{key}={}",
+            value.as_str().expect("a string setting")
+        ));
+    }
+    let args: Vec<&str> = link.iter().map(String::as_str).collect();
+    let linked = env.json(&args);
+    let id = linked["id"].as_i64().expect("id").to_string();
+    let summary = env.json(&["sync", &id, "--until-idle"]);
+    assert_eq!(summary["added"], 60, "{summary}");
+    let again = env.json(&["sync", &id, "--until-idle"]);
+    assert_eq!(
+        (again["added"].as_i64(), again["deleted"].as_i64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
     terminate(&mut child);
     assert!(child.wait().expect("the fake exits").success());
 }
@@ -1116,7 +1156,7 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .iter()
         .map(|i| i["domain"].as_str().expect("domain"))
         .collect();
-    assert_eq!(domains, ["gmail"]);
+    assert_eq!(domains, ["gmail", "google-drive"]);
     let table = env.ok(&["integrations"]);
     assert!(
         !table.contains("synthetic") && !table.contains("noop"),
@@ -1133,7 +1173,7 @@ fn test_doubles_are_neither_listed_nor_linkable() {
             "--credentials",
             "token.json",
         ],
-        "unknown integration `synthetic`; known integrations: gmail",
+        "unknown integration `synthetic`; known integrations: gmail, google-drive",
     );
     assert!(!stderr.contains("noop"), "{stderr}");
 
@@ -1153,7 +1193,7 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .iter()
         .map(|i| i["domain"].as_str().expect("domain"))
         .collect();
-    assert_eq!(domains, ["gmail", "noop", "synthetic"]);
+    assert_eq!(domains, ["gmail", "google-drive", "noop", "synthetic"]);
 }
 
 /// Runs `sync <id> --until-idle` with `TRIBUTARY_LOG=debug` and `extra` options;
