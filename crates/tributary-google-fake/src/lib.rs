@@ -1,8 +1,10 @@
 //! What the fakes of Google's APIs share, written once: Google's OAuth 2.0 endpoints
 //! ([`oauth`]), Google's JSON error body ([`error`]), and fault injection with call
-//! counters ([`faults`]). The Gmail fake and the Drive
+//! counters ([`faults`]), and the check of answers against a discovery document
+//! ([`discovery`]). The Gmail fake and the Drive
 //! fake both serve them; each keeps only its own API.
 
+pub mod discovery;
 pub mod endpoints;
 pub mod error;
 pub mod faults;
