@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod endpoints;
 pub mod error;
 pub mod faults;
+pub mod gate;
 pub mod oauth;
 
 pub use error::ApiError;

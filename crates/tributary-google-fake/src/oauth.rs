@@ -545,3 +545,22 @@ mod tests {
         assert_eq!(credentials.secret.as_deref(), Some("s3cret"));
     }
 }
+
+/// The credentials a client of a fake needs: its OAuth client and a refresh token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TestCredentials {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret.
+    pub client_secret: String,
+    /// A refresh token the fake accepts.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for TestCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}

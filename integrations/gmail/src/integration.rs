@@ -78,13 +78,7 @@ impl TypedIntegration for GmailIntegration {
     type Credentials = OAuthCredentials;
 
     fn new(job: Job<GmailSettings, OAuthCredentials>) -> Result<Self, IntegrationError> {
-        let token_url = job
-            .settings
-            .token_url
-            .as_deref()
-            .or(job.oauth_token_url())
-            .ok_or_else(|| IntegrationError::permanent("the gmail manifest has no token url"))?
-            .to_owned();
+        let token_url = job.token_url(job.settings.token_url.as_deref())?;
         let api = job.bearer_client(&token_url, &job.credentials);
         let client = GmailClient::new(api, &job.settings.base_url)?;
         Ok(GmailIntegration {

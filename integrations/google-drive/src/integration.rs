@@ -93,15 +93,7 @@ impl TypedIntegration for DriveIntegration {
     type Credentials = OAuthCredentials;
 
     fn new(job: Job<DriveSettings, OAuthCredentials>) -> Result<Self, IntegrationError> {
-        let token_url = job
-            .settings
-            .token_url
-            .as_deref()
-            .or(job.oauth_token_url())
-            .ok_or_else(|| {
-                IntegrationError::permanent("the google-drive manifest has no token url")
-            })?
-            .to_owned();
+        let token_url = job.token_url(job.settings.token_url.as_deref())?;
         let api = job.bearer_client(&token_url, &job.credentials);
         let client = DriveClient::new(api, &job.settings.base_url)?;
         let folders = FolderMap::from_sync_state(&job.ctx.sync_state);

@@ -107,6 +107,20 @@ impl<S, C> Job<S, C> {
         self.manifest.oauth.as_ref().map(|o| o.token_url.as_str())
     }
 
+    /// The token URL to refresh at: `setting` (a `tokenUrl` setting, pointing at a fake
+    /// in tests) or else the manifest's; an error when there is neither.
+    pub fn token_url(&self, setting: Option<&str>) -> Result<String, IntegrationError> {
+        setting
+            .or(self.oauth_token_url())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                IntegrationError::permanent(format!(
+                    "the {} manifest has no oauth token url and no tokenUrl setting is given",
+                    self.manifest.domain
+                ))
+            })
+    }
+
     /// Waits for the rate limits' permission to make one call of kind `class`: for
     /// integrations that speak another protocol than HTTP (IMAP, FTP, SFTP), before
     /// each command. HTTP requests through the context's client wait by themselves.

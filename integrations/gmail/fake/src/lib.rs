@@ -114,6 +114,7 @@ pub use faults::{Counters, Fault, FaultConfig, GmailMethod};
 pub use mailbox::MessageTruth;
 pub use quota::UserQuota;
 pub use standalone::{GmailFake, fake};
+pub use tributary_google_fake::oauth::TestCredentials;
 
 use generator::Generator;
 use mailbox::{Mailbox, NewMessage, Source, format_id, parse_id};
@@ -185,25 +186,6 @@ impl std::fmt::Debug for GmailConfig {
             .field("history_retention", &self.history_retention)
             .field("faults", &self.faults)
             .field("quota", &self.quota)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The credentials a client needs, as the standalone mode prints them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TestCredentials {
-    /// The OAuth client id.
-    pub client_id: String,
-    /// The OAuth client secret.
-    pub client_secret: String,
-    /// A refresh token the fake accepts.
-    pub refresh_token: String,
-}
-
-impl std::fmt::Debug for TestCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCredentials")
-            .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
 }

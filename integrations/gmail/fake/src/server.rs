@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::GmailHandle;
 use super::error::ApiError;
-use super::faults::{Fault, GmailMethod};
+use super::faults::GmailMethod;
 use super::mailbox::{HistoryExpired, HistoryTypes, ListFilter, format_id, parse_id};
 use super::mime;
 
@@ -84,14 +84,7 @@ async fn method_not_allowed() -> Response {
     ApiError::method_not_allowed().into_response()
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
-    let mut response = (status, value.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    response
-}
+use tributary_google_fake::gate::json_response;
 
 fn ok(value: &Value) -> Response {
     json_response(StatusCode::OK, value)
@@ -163,38 +156,14 @@ impl GmailHandle {
         query: &Query,
         user: &str,
     ) -> Result<bool, ApiError> {
-        let decision = self.shared.faults().decide(method);
-        if !decision.latency.is_zero() {
-            tokio::time::sleep(decision.latency).await;
-        }
-        if decision.expire_tokens_now {
-            self.shared.tokens().expire_access_tokens();
-        }
-        let truncate = match decision.fault {
-            Some(Fault::ServerError) => return Err(ApiError::backend_error()),
-            Some(Fault::Unavailable) => return Err(ApiError::unavailable()),
-            Some(Fault::RateLimited) => {
-                return Err(ApiError::rate_limited(decision.retry_after_secs));
-            }
-            Some(Fault::UserRateLimited) => {
-                return Err(ApiError::user_rate_limited(decision.retry_after_secs));
-            }
-            Some(Fault::TruncatedBody) => true,
-            None => false,
-        };
-        let token = bearer_token(headers).or_else(|| query.get("access_token").map(str::to_owned));
-        let valid = token
-            .as_deref()
-            .is_some_and(|token| self.shared.tokens().is_valid(token));
-        if !valid {
-            self.shared.faults().counters.unauthorized += 1;
-            let message = if token.is_some() {
-                "the access token is invalid, expired or revoked"
-            } else {
-                "the request is missing a valid oauth 2 access token"
-            };
-            return Err(ApiError::unauthenticated(message));
-        }
+        let truncate = tributary_google_fake::gate::admit(
+            &self.shared.faults,
+            &self.shared.tokens,
+            method,
+            headers,
+            query.get("access_token"),
+        )
+        .await?;
         if user != "me" && !user.eq_ignore_ascii_case(&self.shared.email) {
             return Err(ApiError::forbidden(format!("delegation denied for {user}")));
         }
@@ -231,14 +200,6 @@ impl GmailHandle {
             }
         }
     }
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
 }
 
 /// The same status and headers, half the body: a connection cut mid-response as the

@@ -69,6 +69,7 @@ use tributary_testkit::serving::LoopbackServer;
 
 pub use standalone::{DriveFake, fake};
 pub use tributary_google_fake::faults::{Fault, FaultConfig};
+pub use tributary_google_fake::oauth::TestCredentials;
 
 use drive::Drive;
 
@@ -282,25 +283,6 @@ impl std::fmt::Debug for DriveConfig {
             .field("folders", &self.folders)
             .field("shared_drives", &self.shared_drives)
             .field("seed", &self.seed)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The credentials a client needs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TestCredentials {
-    /// The OAuth client id.
-    pub client_id: String,
-    /// The OAuth client secret.
-    pub client_secret: String,
-    /// A refresh token the fake accepts.
-    pub refresh_token: String,
-}
-
-impl std::fmt::Debug for TestCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCredentials")
-            .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
 }

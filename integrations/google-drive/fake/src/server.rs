@@ -17,7 +17,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tributary_google_fake::ApiError;
-use tributary_google_fake::faults::Fault;
 
 use crate::drive::{Drive, Node, rfc3339};
 use crate::{DriveHandle, DriveMethod, FileBody, fields, query};
@@ -43,12 +42,7 @@ pub(crate) fn router(handle: DriveHandle) -> Router {
 }
 
 fn json_response(value: &Value) -> Response {
-    let mut response = (StatusCode::OK, value.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    response
+    tributary_google_fake::gate::json_response(StatusCode::OK, value)
 }
 
 /// The query string.
@@ -140,42 +134,16 @@ impl DriveHandle {
         headers: &HeaderMap,
         query: &Query,
     ) -> Result<(), ApiError> {
-        let decision = self.faults().decide(method);
-        if !decision.latency.is_zero() {
-            tokio::time::sleep(decision.latency).await;
-        }
-        if decision.expire_tokens_now {
-            crate::lock(&self.shared.tokens).expire_access_tokens();
-        }
-        match decision.fault {
-            Some(Fault::ServerError) => return Err(ApiError::backend_error()),
-            Some(Fault::Unavailable) => return Err(ApiError::unavailable()),
-            Some(Fault::RateLimited) => {
-                return Err(ApiError::rate_limited(decision.retry_after_secs));
-            }
-            Some(Fault::UserRateLimited) => {
-                return Err(ApiError::user_rate_limited(decision.retry_after_secs));
-            }
-            Some(Fault::TruncatedBody) | None => {}
-        }
-        let token = bearer_token(headers).or_else(|| query.get("access_token").map(str::to_owned));
-        let valid = token
-            .as_deref()
-            .is_some_and(|token| crate::lock(&self.shared.tokens).is_valid(token));
-        if !valid {
-            self.faults().counters.unauthorized += 1;
-            return Err(ApiError::unauthenticated("Invalid Credentials"));
-        }
-        Ok(())
+        tributary_google_fake::gate::admit(
+            &self.shared.faults,
+            &self.shared.tokens,
+            method,
+            headers,
+            query.get("access_token"),
+        )
+        .await
+        .map(|_| ())
     }
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
 }
 
 /// Runs `handler` behind the gate.

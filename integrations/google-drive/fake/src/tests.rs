@@ -154,7 +154,10 @@ async fn every_answer_has_the_discovery_shapes() {
         .await;
     assert_conforms(&checker, &changes, "ChangeList");
     // The edit, and the deletion (of a folder: of everything under it too).
-    assert!(changes["changes"].as_array().unwrap().len() >= 2, "{changes}");
+    assert!(
+        changes["changes"].as_array().unwrap().len() >= 2,
+        "{changes}"
+    );
     let drives = s.ok("drive/v3/drives", &[("fields", "*")]).await;
     assert_conforms(&checker, &drives, "DriveList");
     let drive_id = drives["drives"][0]["id"].as_str().unwrap().to_owned();
