@@ -90,37 +90,15 @@ fn ok(value: &Value) -> Response {
     json_response(StatusCode::OK, value)
 }
 
-/// The query string, with repeated parameters kept (`labelIds=A&labelIds=B`).
-#[derive(Debug, Default)]
-struct Query(Vec<(String, String)>);
+use tributary_google_fake::gate::Query;
 
-impl Query {
-    fn parse(raw: Option<&str>) -> Query {
-        Query(
-            raw.map(|raw| {
-                url::form_urlencoded::parse(raw.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default(),
-        )
-    }
+/// The Gmail parameters' readings of a query string.
+trait GmailQuery {
+    fn flag(&self, name: &str) -> Result<bool, ApiError>;
+    fn page_size(&self) -> Result<usize, ApiError>;
+}
 
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .collect()
-    }
-
+impl GmailQuery for Query {
     fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),

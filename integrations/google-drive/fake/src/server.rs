@@ -45,28 +45,16 @@ fn json_response(value: &Value) -> Response {
     tributary_google_fake::gate::json_response(StatusCode::OK, value)
 }
 
-/// The query string.
-struct Query(Vec<(String, String)>);
+use tributary_google_fake::gate::Query;
 
-impl Query {
-    fn parse(raw: Option<&str>) -> Query {
-        Query(
-            raw.map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default(),
-        )
-    }
+/// The Drive parameters' readings of a query string.
+trait DriveQuery {
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ApiError>;
+    fn page_size(&self, default: usize, max: usize) -> Result<usize, ApiError>;
+    fn fields(&self) -> Result<Option<fields::Selection>, ApiError>;
+}
 
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
+impl DriveQuery for Query {
     fn flag(&self, name: &'static str, default: bool) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(default),
