@@ -19,6 +19,7 @@
 //! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
 mod disk;
+mod drive;
 mod freshness;
 mod memory;
 mod peer;
@@ -170,6 +171,35 @@ enum Scenario {
         /// Workers.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Google Drive items per second from the fake into SQLite and PostgreSQL, beside
+    /// the fake's own ceiling (the same requests without the engine).
+    DriveSync {
+        /// Drive sizes (files; folders are about 6 % more).
+        #[arg(long, value_delimiter = ',', default_values_t = [5_000])]
+        files: Vec<usize>,
+        /// Worker counts.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+        workers: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Edit-to-stored delay of a Drive file edited every 2 s during a backfill.
+    DriveFreshness {
+        /// Backfill size (files).
+        #[arg(long, default_value_t = 5_000)]
+        files: usize,
+        /// Changes-check intervals to measure, seconds.
+        #[arg(long, value_delimiter = ',', default_values_t = [60, 5])]
+        history_every: Vec<u64>,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Milliseconds the fake takes per request (a remote API's round trip).
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -351,6 +381,40 @@ async fn main() -> Result<()> {
                 messages,
                 &start_every,
                 workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
+        }
+        Scenario::DriveSync {
+            files,
+            workers,
+            common,
+        } => {
+            let (files, workers) = if common.smoke {
+                (vec![200], vec![4])
+            } else {
+                (files, workers)
+            };
+            drive::drive_sync(&files, &workers, &common.backends(), &common.postgres_url).await
+        }
+        Scenario::DriveFreshness {
+            files,
+            history_every,
+            workers,
+            latency_ms,
+            common,
+        } => {
+            let (files, history_every) = if common.smoke {
+                (300, vec![1])
+            } else {
+                (files, history_every)
+            };
+            drive::drive_freshness(
+                files,
+                &history_every,
+                workers,
+                std::time::Duration::from_millis(latency_ms),
                 &common.backends(),
                 &common.postgres_url,
             )
