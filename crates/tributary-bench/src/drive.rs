@@ -47,12 +47,16 @@ fn folders_for(files: usize) -> usize {
     (files * 3 / 50).max(1)
 }
 
-/// Starts the fake: `files` files in [`folders_for`] folders over My Drive and two
-/// shared drives, each request taking `latency`.
-pub async fn start_fake(files: usize, latency: Duration) -> Result<FakeDrive> {
+/// Starts the fake: `files` files in `folders` folders ([`folders_for`] when `None`)
+/// over My Drive and two shared drives, each request taking `latency`.
+pub async fn start_fake(
+    files: usize,
+    folders: Option<usize>,
+    latency: Duration,
+) -> Result<FakeDrive> {
     Ok(FakeDrive::start(DriveConfig {
         files,
-        folders: folders_for(files),
+        folders: folders.unwrap_or_else(|| folders_for(files)),
         shared_drives: 2,
         faults: FaultConfig {
             latency,
@@ -95,6 +99,7 @@ pub async fn link_drive(store: &dyn Store, fake: &FakeDrive, user: &str) -> Resu
 /// Runs `drive-sync`.
 pub async fn drive_sync(
     files: &[usize],
+    folders: Option<usize>,
     workers: &[usize],
     backends: &[Backend],
     postgres: &str,
@@ -108,7 +113,7 @@ pub async fn drive_sync(
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for &n in files {
-        let fake = start_fake(n, Duration::ZERO).await?;
+        let fake = start_fake(n, folders, Duration::ZERO).await?;
         let expected = fake.handle().snapshot().len();
         for &backend in backends {
             for &w in workers {
@@ -370,7 +375,7 @@ async fn freshness_one(
     latency: Duration,
     postgres: &str,
 ) -> Result<()> {
-    let fake = start_fake(files, latency).await?;
+    let fake = start_fake(files, None, latency).await?;
     let backlog = fake.handle().snapshot().len() as i64;
     let db = FreshDb::create(backend, postgres, &format!("drive_fresh_{every}")).await?;
     let result = async {

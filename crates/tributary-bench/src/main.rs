@@ -180,6 +180,9 @@ enum Scenario {
         /// Drive sizes (files; folders are about 6 % more).
         #[arg(long, value_delimiter = ',', default_values_t = [5_000])]
         files: Vec<usize>,
+        /// Folders (default: 6 % of the files, 300 for 5,000).
+        #[arg(long)]
+        folders: Option<usize>,
         /// Worker counts.
         #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
         workers: Vec<usize>,
@@ -388,6 +391,7 @@ async fn main() -> Result<()> {
         }
         Scenario::DriveSync {
             files,
+            folders,
             workers,
             common,
         } => {
@@ -396,7 +400,14 @@ async fn main() -> Result<()> {
             } else {
                 (files, workers)
             };
-            drive::drive_sync(&files, &workers, &common.backends(), &common.postgres_url).await
+            drive::drive_sync(
+                &files,
+                folders,
+                &workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
         }
         Scenario::DriveFreshness {
             files,
