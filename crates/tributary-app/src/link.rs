@@ -78,7 +78,7 @@ impl App {
             user_integration_id: 0,
             credentials: credentials.clone(),
             settings: settings.clone(),
-            sync_state: Map::new(),
+            sync_state: Default::default(),
             content_exists: Arc::new(NothingExists),
             http: HttpClient::new().map_err(rejected)?,
             tokens: TokenCache::new(),

@@ -402,9 +402,23 @@ impl Engine {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let accounts: HashMap<i64, Arc<UserIntegration>> =
+        // One copy of each account's sync state per claim, shared by its jobs (a large
+        // state, such as Drive's folder map, is not copied for every job).
+        let accounts: HashMap<i64, ClaimedAccount> =
             match self.inner.store.get_user_integrations(&ids).await {
-                Ok(list) => list.into_iter().map(|u| (u.id, Arc::new(u))).collect(),
+                Ok(list) => list
+                    .into_iter()
+                    .map(|u| {
+                        let sync_state = Arc::new(u.sync_state.clone());
+                        (
+                            u.id,
+                            ClaimedAccount {
+                                account: Arc::new(u),
+                                sync_state,
+                            },
+                        )
+                    })
+                    .collect(),
                 Err(e) => {
                     // Without the accounts nothing can run: give the jobs back.
                     warn!(error = %e, "failed to load accounts of claimed jobs; releasing them");
@@ -459,9 +473,11 @@ impl Engine {
     async fn execute(
         &self,
         job: Job,
-        account: Option<Arc<UserIntegration>>,
+        claimed: Option<ClaimedAccount>,
         order: RunOrder,
     ) -> Finished {
+        let sync_state = claimed.as_ref().map(|c| c.sync_state.clone());
+        let account = claimed.map(|c| c.account);
         let inner = &self.inner;
         let lease = job.lease();
         let span = info_span!(
@@ -489,19 +505,21 @@ impl Engine {
                 .concurrent_jobs_per_account
                 .map_or(inner.config.per_account_concurrency, |n| n as usize);
             let _worker = inner.gate.acquire(order, account.id, cap).await;
-            let result = AssertUnwindSafe(self.run_lifecycle(&job, &account, registration))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(IntegrationError::permanent(format!(
-                        "integration panicked: {what}"
-                    )))
-                })?;
+            let sync_state = sync_state.unwrap_or_default();
+            let result =
+                AssertUnwindSafe(self.run_lifecycle(&job, &account, sync_state, registration))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(IntegrationError::permanent(format!(
+                            "integration panicked: {what}"
+                        )))
+                    })?;
             self.completion(&job, &account, registration, result)
         }
         .instrument(span.clone())
@@ -545,6 +563,7 @@ impl Engine {
         &self,
         job: &Job,
         account: &UserIntegration,
+        sync_state: Arc<tributary_sdk::serde_json::Map<String, tributary_sdk::serde_json::Value>>,
         registration: &Registration,
     ) -> Result<TaskResult, IntegrationError> {
         let inner = &self.inner;
@@ -564,7 +583,7 @@ impl Engine {
             user_integration_id: account.id,
             credentials: account.credentials.clone(),
             settings: account.settings.clone(),
-            sync_state: account.sync_state.clone(),
+            sync_state,
             content_exists: Arc::new(StoreContentIndex {
                 store: inner.store.clone(),
                 user_integration_id: account.id,
@@ -702,6 +721,14 @@ pub fn dedupe_key(task: &Task, history_task: Option<&str>) -> Option<String> {
     } else {
         None
     }
+}
+
+/// A claimed job's account, and its sync state as of the claim, shared by the jobs of
+/// the claim.
+#[derive(Clone)]
+struct ClaimedAccount {
+    account: Arc<UserIntegration>,
+    sync_state: Arc<tributary_sdk::serde_json::Map<String, tributary_sdk::serde_json::Value>>,
 }
 
 /// The store-backed `content_exists` of one account.

@@ -136,8 +136,9 @@ pub struct IntegrationContext {
     pub credentials: Credentials,
     /// Non-secret settings given at link time (for example `baseUrl`).
     pub settings: Map<String, Value>,
-    /// The account's sync state (cursors such as `lastHistoryId`) as of the job's claim.
-    pub sync_state: Map<String, Value>,
+    /// The account's sync state (cursors such as `lastHistoryId`) as of the job's claim,
+    /// shared by the jobs claimed together (read it; changes go in the task's result).
+    pub sync_state: Arc<Map<String, Value>>,
     /// The known-id checker for this account.
     pub content_exists: Arc<dyn ContentExists>,
     /// An HTTP client sharing the engine's connection pool and per-domain rate limit.

@@ -306,7 +306,7 @@ impl Driver {
             user_integration_id: 1,
             credentials: self.credentials.clone(),
             settings: self.settings.clone(),
-            sync_state: self.sync_state.clone(),
+            sync_state: std::sync::Arc::new(self.sync_state.clone()),
             content_exists: self.content.clone(),
             http: self.http.clone(),
             tokens: self.tokens.clone(),

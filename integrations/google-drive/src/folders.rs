@@ -17,6 +17,7 @@
 //! user cannot see) is looked up or ends the path there.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -35,27 +36,38 @@ pub struct Folder {
     pub parent: Option<String>,
 }
 
-/// Every folder the account can see, by id.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FolderMap(BTreeMap<String, Folder>);
+/// Every folder the account can see, by id: the map of the job's sync state, read one
+/// entry at a time (a job needs a handful of them, and the map is shared by the jobs
+/// of a claim, so it is never copied whole), and what this job changed in it.
+#[derive(Debug, Clone, Default)]
+pub struct FolderMap {
+    /// The sync state holding the map as of the job's claim.
+    base: Arc<Map<String, Value>>,
+    /// Folders this job added or changed (`Some`) or removed (`None`).
+    overlay: BTreeMap<String, Option<Folder>>,
+}
+
+impl PartialEq for FolderMap {
+    fn eq(&self, other: &FolderMap) -> bool {
+        self.entries() == other.entries()
+    }
+}
+
+/// A stored entry, `[name, parent]`; anything else is skipped (a hand-edited or
+/// corrupt state must not stop the account).
+fn entry(value: &Value) -> Option<Folder> {
+    let name = value.get(0)?.as_str()?.to_owned();
+    let parent = value.get(1).and_then(Value::as_str).map(str::to_owned);
+    Some(Folder { name, parent })
+}
 
 impl FolderMap {
-    /// The map stored in `sync_state`; empty when there is none yet. An entry that is
-    /// not `[name, parent]` is skipped (a hand-edited or corrupt state must not stop
-    /// the account).
-    pub fn from_sync_state(sync_state: &Map<String, Value>) -> FolderMap {
-        let Some(Value::Object(entries)) = sync_state.get(FOLDERS) else {
-            return FolderMap::default();
-        };
-        let folders = entries
-            .iter()
-            .filter_map(|(id, entry)| {
-                let name = entry.get(0)?.as_str()?.to_owned();
-                let parent = entry.get(1).and_then(Value::as_str).map(str::to_owned);
-                Some((id.clone(), Folder { name, parent }))
-            })
-            .collect();
-        FolderMap(folders)
+    /// The map stored in `sync_state` (empty when there is none yet).
+    pub fn from_sync_state(sync_state: &Arc<Map<String, Value>>) -> FolderMap {
+        FolderMap {
+            base: sync_state.clone(),
+            overlay: BTreeMap::new(),
+        }
     }
 
     /// Whether the sync state holds a map at all.
@@ -63,56 +75,84 @@ impl FolderMap {
         sync_state.contains_key(FOLDERS)
     }
 
+    fn base_entry(&self, id: &str) -> Option<Folder> {
+        self.base.get(FOLDERS)?.get(id).and_then(entry)
+    }
+
+    /// Every folder, as a map (for writing it back, and comparing).
+    fn entries(&self) -> BTreeMap<String, Folder> {
+        let mut all: BTreeMap<String, Folder> = match self.base.get(FOLDERS) {
+            Some(Value::Object(stored)) => stored
+                .iter()
+                .filter_map(|(id, v)| Some((id.clone(), entry(v)?)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        for (id, folder) in &self.overlay {
+            match folder {
+                Some(folder) => all.insert(id.clone(), folder.clone()),
+                None => all.remove(id),
+            };
+        }
+        all
+    }
+
     /// The map as stored: `{id: [name, parent or null]}`.
     pub fn to_value(&self) -> Value {
         Value::Object(
-            self.0
-                .iter()
-                .map(|(id, f)| (id.clone(), json!([f.name, f.parent])))
+            self.entries()
+                .into_iter()
+                .map(|(id, f)| (id, json!([f.name, f.parent])))
                 .collect(),
         )
     }
 
     /// One folder.
-    pub fn get(&self, id: &str) -> Option<&Folder> {
-        self.0.get(id)
+    pub fn get(&self, id: &str) -> Option<Folder> {
+        match self.overlay.get(id) {
+            Some(folder) => folder.clone(),
+            None => self.base_entry(id),
+        }
     }
 
-    /// Adds or replaces a folder; returns what it replaced.
-    pub fn insert(&mut self, id: &str, folder: Folder) -> Option<Folder> {
-        self.0.insert(id.to_owned(), folder)
+    /// Adds or replaces a folder.
+    pub fn insert(&mut self, id: &str, folder: Folder) {
+        self.overlay.insert(id.to_owned(), Some(folder));
     }
 
-    /// Removes a folder; returns it.
-    pub fn remove(&mut self, id: &str) -> Option<Folder> {
-        self.0.remove(id)
+    /// Removes a folder.
+    pub fn remove(&mut self, id: &str) {
+        self.overlay.insert(id.to_owned(), None);
     }
 
     /// How many folders it holds.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// The ids whose entry differs between `self` and `other` (renamed, moved, added
     /// or removed folders), sorted.
     pub fn changed_since(&self, other: &FolderMap) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .0
+        if Arc::ptr_eq(&self.base, &other.base) && other.overlay.is_empty() {
+            // The same claim's map: only what this job changed can differ.
+            return self
+                .overlay
+                .iter()
+                .filter(|(id, folder)| **folder != self.base_entry(id))
+                .map(|(id, _)| id.clone())
+                .collect();
+        }
+        let (mine, theirs) = (self.entries(), other.entries());
+        let mut ids: Vec<String> = mine
             .iter()
-            .filter(|(id, f)| other.0.get(*id) != Some(f))
+            .filter(|(id, f)| theirs.get(*id) != Some(f))
             .map(|(id, _)| id.clone())
-            .chain(
-                other
-                    .0
-                    .keys()
-                    .filter(|id| !self.0.contains_key(*id))
-                    .cloned(),
-            )
+            .chain(theirs.keys().filter(|id| !mine.contains_key(*id)).cloned())
             .collect();
         ids.sort();
         ids.dedup();
@@ -132,22 +172,25 @@ impl FolderMap {
         name: &str,
         give_up: bool,
     ) -> Walk {
-        let mut names = vec![name];
+        let mut names = vec![name.to_owned()];
         let mut seen = HashSet::new();
-        let mut next = parent;
+        let mut next = parent.map(str::to_owned);
         while let Some(id) = next.take() {
-            if names.len() > MAX_DEPTH || !seen.insert(id) {
+            if names.len() > MAX_DEPTH || !seen.insert(id.clone()) {
                 tracing::warn!(folder_id = %id, "drive folder chain too deep or circular; path cut");
                 break;
             }
-            let folder = match (self.0.get(id), looked_up.get(id)) {
-                (Some(folder), _) | (None, Some(Some(folder))) => folder,
-                (None, Some(None)) => break,
-                (None, None) if give_up => break,
-                (None, None) => return Walk::Missing(id.to_owned()),
+            let folder = match self.get(&id) {
+                Some(folder) => folder,
+                None => match looked_up.get(&id) {
+                    Some(Some(folder)) => folder.clone(),
+                    Some(None) => break,
+                    None if give_up => break,
+                    None => return Walk::Missing(id),
+                },
             };
-            names.push(&folder.name);
-            next = folder.parent.as_deref();
+            names.push(folder.name);
+            next = folder.parent;
         }
         names.reverse();
         Walk::Path(format!("/{}", names.join("/")))
@@ -241,7 +284,14 @@ mod tests {
         map.insert("a", folder("A", Some("root")));
         let mut state = Map::new();
         state.insert(FOLDERS.into(), map.to_value());
-        assert_eq!(FolderMap::from_sync_state(&state), map);
+        let state = Arc::new(state);
+        let stored = FolderMap::from_sync_state(&state);
+        assert_eq!(stored, map);
+        let mut edited = stored.clone();
+        edited.insert("a", folder("A2", Some("root")));
+        assert_eq!(edited.changed_since(&stored), ["a"]);
+        edited.insert("a", folder("A", Some("root")));
+        assert!(edited.changed_since(&stored).is_empty(), "back as stored");
         let mut later = map.clone();
         later.insert("a", folder("A renamed", Some("root")));
         later.insert("c", folder("C", Some("a")));
@@ -250,6 +300,6 @@ mod tests {
         // Entries of the wrong shape are skipped, not fatal.
         let mut bad = Map::new();
         bad.insert(FOLDERS.into(), json!({"x": 7, "y": ["Y", null]}));
-        assert_eq!(FolderMap::from_sync_state(&bad).len(), 1);
+        assert_eq!(FolderMap::from_sync_state(&Arc::new(bad)).len(), 1);
     }
 }

@@ -389,7 +389,7 @@ impl DriveIntegration {
             result.push_task(&DriveTask::download(&file.id))?;
         }
         self.refresh_moved(&before, &mut result)?;
-        if self.folders != before {
+        if !self.folders.changed_since(&before).is_empty() {
             result.set_sync_state(FOLDERS, self.folders.to_value());
         }
         match (page.next_page_token, page.new_start_page_token) {

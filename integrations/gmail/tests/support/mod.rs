@@ -98,7 +98,7 @@ pub fn context_with_settings(
         user_integration_id: 7,
         credentials: Credentials::from_json_str(&credentials.to_string()).unwrap(),
         settings: object(all_settings),
-        sync_state: object(sync_state),
+        sync_state: std::sync::Arc::new(object(sync_state)),
         content_exists: known,
         http: HttpClient::new().unwrap(),
         tokens: tributary_sdk::oauth::TokenCache::new(),
