@@ -8,8 +8,10 @@
 //! Only those two tasks write it (the first `start`, then `checkChanges`, which runs
 //! one at a time per account), so concurrent jobs never overwrite each other's map.
 //!
-//! Size: about 60 bytes per folder in the account's sync state, which every job of the
-//! account reads; a drive with 100,000 folders keeps about 6 MB there.
+//! Size: about 60 bytes per folder in the account's sync state; a drive with 100,000
+//! folders keeps about 6 MB there. Jobs read it in place (the sync state is shared by
+//! the jobs of a claim): a download looks up the few folders above its file, and only
+//! the tasks that change the map copy it.
 //!
 //! Provider data is hostile until proven otherwise: a walk up the tree stops after
 //! [`MAX_DEPTH`] folders and at the first folder seen twice (a cycle), and a parent
