@@ -81,6 +81,7 @@ impl App {
             sync_state: Default::default(),
             content_exists: Arc::new(NothingExists),
             http: HttpClient::new().map_err(rejected)?,
+            credential_sink: None,
             tokens: TokenCache::new(),
         };
         let mut integration =

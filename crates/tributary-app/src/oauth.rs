@@ -142,6 +142,12 @@ pub struct PendingAuthorization {
     client: OAuthClient,
     fields: OAuthCredentialFields,
     access_token_field: bool,
+    /// Whether a grant without a refresh token is an error (a service whose tokens
+    /// do not expire unless rotation is on, like Slack's, may grant none).
+    refresh_token_required: bool,
+    /// Where in the token endpoint's answer the tokens are (the manifest's
+    /// `oauth.tokenField`).
+    token_field: Option<String>,
 }
 
 impl std::fmt::Debug for PendingAuthorization {
@@ -244,7 +250,7 @@ pub fn start(
         .append_pair("response_type", "code")
         .append_pair("client_id", &client.id)
         .append_pair("redirect_uri", redirect_uri)
-        .append_pair("scope", &scopes.join(" "))
+        .append_pair(&oauth.scope_parameter, &scopes.join(&oauth.scope_separator))
         .append_pair("state", &state)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
@@ -259,6 +265,12 @@ pub fn start(
         client,
         fields: oauth.credential_fields.clone(),
         access_token_field: manifest.credentials.iter().any(|c| c.name == ACCESS_TOKEN),
+        refresh_token_required: manifest
+            .credentials
+            .iter()
+            .find(|c| c.name == oauth.credential_fields.refresh_token)
+            .is_none_or(|c| c.required),
+        token_field: oauth.token_field.clone(),
     })
 }
 
@@ -266,13 +278,16 @@ pub fn start(
 /// checked against [`PendingAuthorization::state`]).
 pub async fn finish(pending: PendingAuthorization, code: &str) -> Result<Authorized, AppError> {
     let tokens = exchange_code(&pending, code).await?;
-    let Some(refresh_token) = tokens.refresh_token.filter(|t| !t.is_empty()) else {
+    let refresh_token = tokens.refresh_token.filter(|t| !t.is_empty());
+    if refresh_token.is_none() && pending.refresh_token_required {
         return Err(OAuthError::NoRefreshToken { name: pending.name }.into());
-    };
+    }
     let mut credentials = Credentials::default();
     credentials.set(pending.fields.client_id, pending.client.id);
     credentials.set(pending.fields.client_secret, pending.client.secret);
-    credentials.set(pending.fields.refresh_token, refresh_token);
+    if let Some(refresh_token) = refresh_token {
+        credentials.set(pending.fields.refresh_token, refresh_token);
+    }
     if pending.access_token_field {
         credentials.set(ACCESS_TOKEN, tokens.access_token);
     }
@@ -363,7 +378,20 @@ async fn exchange_code(
         };
         return Err(OAuthError::Refused(detail));
     }
-    serde_json::from_slice(&response.body).map_err(|e| OAuthError::BadResponse(e.to_string()))
+    let body: serde_json::Value = serde_json::from_slice(&response.body)
+        .map_err(|e| OAuthError::BadResponse(e.to_string()))?;
+    // Slack answers a refused code with 200 and `{"ok": false, "error": ...}`.
+    if body.get("ok") == Some(&serde_json::Value::Bool(false)) {
+        let error = body.get("error").and_then(serde_json::Value::as_str);
+        return Err(OAuthError::Refused(error.unwrap_or("ok: false").to_owned()));
+    }
+    let tokens = match &pending.token_field {
+        Some(field) => body.get(field).cloned().ok_or_else(|| {
+            OAuthError::BadResponse(format!("the answer has no `{field}` object"))
+        })?,
+        None => body,
+    };
+    serde_json::from_value(tokens).map_err(|e| OAuthError::BadResponse(e.to_string()))
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ fn integrations(test_doubles: bool) -> Result<Registry, ManifestError> {
         tributary_gmail::registration().map(|r| r.with_fake(tributary_gmail_fake::fake())),
         tributary_google_drive::registration()
             .map(|r| r.with_fake(tributary_google_drive_fake::fake())),
+        tributary_slack::registration().map(|r| r.with_fake(tributary_slack_fake::fake())),
         // One line per integration.
     ];
     if test_doubles {
@@ -68,12 +69,12 @@ mod tests {
     #[test]
     fn test_doubles_only_behind_the_switch() {
         let normal = integrations(false).unwrap();
-        assert_eq!(domains(&normal), ["gmail", "google-drive"]);
+        assert_eq!(domains(&normal), ["gmail", "google-drive", "slack"]);
         assert!(normal.get("synthetic").is_err());
         let with_doubles = integrations(true).unwrap();
         assert_eq!(
             domains(&with_doubles),
-            ["gmail", "google-drive", "noop", "synthetic"]
+            ["gmail", "google-drive", "noop", "slack", "synthetic"]
         );
     }
 

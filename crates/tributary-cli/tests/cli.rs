@@ -1156,7 +1156,7 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .iter()
         .map(|i| i["domain"].as_str().expect("domain"))
         .collect();
-    assert_eq!(domains, ["gmail", "google-drive"]);
+    assert_eq!(domains, ["gmail", "google-drive", "slack"]);
     let table = env.ok(&["integrations"]);
     assert!(
         !table.contains("synthetic") && !table.contains("noop"),
@@ -1193,7 +1193,10 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .iter()
         .map(|i| i["domain"].as_str().expect("domain"))
         .collect();
-    assert_eq!(domains, ["gmail", "google-drive", "noop", "synthetic"]);
+    assert_eq!(
+        domains,
+        ["gmail", "google-drive", "noop", "slack", "synthetic"]
+    );
 }
 
 /// Runs `sync <id> --until-idle` with `TRIBUTARY_LOG=debug` and `extra` options;

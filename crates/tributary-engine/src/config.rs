@@ -40,6 +40,10 @@ pub struct EngineConfig {
     /// On by default; off only against a stand-in service that enforces no quota (a
     /// benchmark or test of the engine's own speed against a fake).
     pub enforce_budgets: bool,
+    /// How much faster than real time the budgets' windows pass: 1 in production; a
+    /// test or benchmark against a fake whose rate clock runs N times faster sets N,
+    /// so the budgets keep the fake's limits in a fraction of the time.
+    pub budget_time_scale: f64,
     /// How long shutdown waits for in-flight jobs before releasing them.
     pub shutdown_grace: Duration,
     /// The largest content (as JSON) stored for one item; larger content is replaced by
@@ -64,6 +68,7 @@ impl Default for EngineConfig {
             per_account_concurrency: 8,
             domain_rates: HashMap::new(),
             enforce_budgets: true,
+            budget_time_scale: 1.0,
             shutdown_grace: Duration::from_secs(10),
             max_content_bytes: 16 * 1024 * 1024,
         }

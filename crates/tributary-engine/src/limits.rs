@@ -6,7 +6,8 @@
 //! # Budgets
 //! A manifest's `limits.budgets` ([`tributary_sdk::Budget`]) become one token bucket
 //! per (domain, budget, key), the key being the account for an account-scoped budget
-//! and nothing for a project-scoped one. The bucket holds [`Budget::burst`] units and
+//! and nothing for a project-scoped one, plus the request's class for a per-class
+//! (per-method) budget; a class a budget does not charge (cost 0) skips it. The bucket holds [`Budget::burst`] units and
 //! refills [`Budget::refill_per_window`] per window, so whatever the timing, the units
 //! sent within any window stay under the capacity, and a steady sync runs at about
 //! 93 % of it. A request reserves its cost from every budget before it goes, in order
@@ -156,6 +157,13 @@ impl SharedBucket {
             turn: tokio::sync::Mutex::new(()),
         }
     }
+
+    /// The same bucket refilling `per_second` (a scaled clock, see
+    /// [`EngineConfig::budget_time_scale`]).
+    fn with_refill(mut self, per_second: f64) -> SharedBucket {
+        self.per_second = per_second.max(f64::MIN_POSITIVE);
+        self
+    }
 }
 
 #[tributary_sdk::async_trait]
@@ -185,10 +193,19 @@ impl UnitSource for SharedBucket {
     }
 }
 
-/// What one job's requests pass: its domain's request rate, then every budget.
+/// Where a job's charges to one budget go.
+enum Charge {
+    /// One bucket for every class.
+    Bucket(Arc<dyn UnitSource>),
+    /// A bucket per class (a per-method budget), found under `key` plus the class.
+    PerClass { buckets: Arc<Buckets>, key: String },
+}
+
+/// What one job's requests pass: its domain's request rate, then every budget that
+/// charges their class.
 struct JobGate {
     rate: Option<Arc<DomainGate>>,
-    budgets: Vec<(Arc<Budget>, Arc<dyn UnitSource>)>,
+    budgets: Vec<(Arc<Budget>, Charge)>,
 }
 
 #[tributary_sdk::async_trait]
@@ -197,9 +214,45 @@ impl RequestGate for JobGate {
         if let Some(rate) = &self.rate {
             rate.acquire(class).await;
         }
-        for (budget, source) in &self.budgets {
-            source.charge(budget.cost(class)).await;
+        for (budget, charge) in &self.budgets {
+            let units = budget.cost(class);
+            if units == 0 {
+                continue;
+            }
+            match charge {
+                Charge::Bucket(source) => source.charge(units).await,
+                Charge::PerClass { buckets, key } => {
+                    let source = buckets.get(&format!("{key}/{class}"), budget);
+                    source.charge(units).await;
+                }
+            }
         }
+    }
+}
+
+/// The budget buckets of a process, by key, created on first use.
+struct Buckets {
+    map: Mutex<HashMap<String, Arc<dyn UnitSource>>>,
+    shared: Option<Arc<dyn BudgetStore>>,
+    /// [`EngineConfig::budget_time_scale`].
+    time_scale: f64,
+}
+
+impl Buckets {
+    fn get(&self, key: &str, budget: &Budget) -> Arc<dyn UnitSource> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = map.get(key) {
+            return bucket.clone();
+        }
+        let per_second = budget.refill_per_second() * self.time_scale;
+        let bucket: Arc<dyn UnitSource> = match &self.shared {
+            Some(store) => Arc::new(
+                SharedBucket::new(store.clone(), key.to_owned(), budget).with_refill(per_second),
+            ),
+            None => Arc::new(UnitBucket::new(budget.burst(), per_second)),
+        };
+        map.insert(key.to_owned(), bucket.clone());
+        bucket
     }
 }
 
@@ -208,8 +261,7 @@ pub struct DomainGates {
     rates: HashMap<String, Arc<DomainGate>>,
     /// Each domain's budgets, project-scoped first.
     budgets: HashMap<String, Vec<Arc<Budget>>>,
-    buckets: Mutex<HashMap<String, Arc<dyn UnitSource>>>,
-    shared: Option<Arc<dyn BudgetStore>>,
+    buckets: Arc<Buckets>,
 }
 
 impl std::fmt::Debug for DomainGates {
@@ -217,7 +269,7 @@ impl std::fmt::Debug for DomainGates {
         f.debug_struct("DomainGates")
             .field("rates", &self.rates.keys().collect::<Vec<_>>())
             .field("budgets", &self.budgets.keys().collect::<Vec<_>>())
-            .field("shared", &self.shared.is_some())
+            .field("shared", &self.buckets.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -261,8 +313,17 @@ impl DomainGates {
         DomainGates {
             rates,
             budgets,
-            buckets: Mutex::new(HashMap::new()),
-            shared,
+            buckets: Arc::new(Buckets {
+                map: Mutex::new(HashMap::new()),
+                shared,
+                time_scale: if config.budget_time_scale.is_finite()
+                    && config.budget_time_scale > 0.0
+                {
+                    config.budget_time_scale
+                } else {
+                    1.0
+                },
+            }),
         }
     }
 
@@ -275,28 +336,28 @@ impl DomainGates {
             .get(domain)
             .into_iter()
             .flatten()
-            .map(|budget| (budget.clone(), self.bucket(domain, budget, account)))
+            .map(|budget| {
+                let key = budget_key(domain, budget, account);
+                let charge = if budget.per_class {
+                    Charge::PerClass {
+                        buckets: self.buckets.clone(),
+                        key,
+                    }
+                } else {
+                    Charge::Bucket(self.buckets.get(&key, budget))
+                };
+                (budget.clone(), charge)
+            })
             .collect();
         if rate.is_none() && budgets.is_empty() {
             return None;
         }
         Some(Arc::new(JobGate { rate, budgets }))
     }
-
-    fn bucket(&self, domain: &str, budget: &Budget, account: i64) -> Arc<dyn UnitSource> {
-        let key = budget_key(domain, budget, account);
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        buckets
-            .entry(key)
-            .or_insert_with_key(|key| match &self.shared {
-                Some(store) => Arc::new(SharedBucket::new(store.clone(), key.clone(), budget)),
-                None => Arc::new(UnitBucket::for_budget(budget)),
-            })
-            .clone()
-    }
 }
 
-/// The key of a budget's bucket: `gmail/perUser/account/7`, `gmail/perProject/project`.
+/// The key of a budget's bucket: `gmail/perUser/account/7`, `gmail/perProject/project`
+/// (a per-class budget's buckets add `/<class>`: `slack/tier3/account/7/conversations.history`).
 pub fn budget_key(domain: &str, budget: &Budget, account: i64) -> String {
     match budget.scope {
         BudgetScope::Account => format!("{domain}/{}/account/{account}", budget.name),
@@ -317,6 +378,7 @@ mod tests {
             capacity,
             costs: [("users.messages.get".to_owned(), cost)].into(),
             default_cost: 1,
+            per_class: false,
         }
     }
 
@@ -428,8 +490,14 @@ mod tests {
         let gate = JobGate {
             rate: None,
             budgets: vec![
-                (Arc::new(project), p.clone() as Arc<dyn UnitSource>),
-                (Arc::new(user), u.clone() as Arc<dyn UnitSource>),
+                (
+                    Arc::new(project),
+                    Charge::Bucket(p.clone() as Arc<dyn UnitSource>),
+                ),
+                (
+                    Arc::new(user),
+                    Charge::Bucket(u.clone() as Arc<dyn UnitSource>),
+                ),
             ],
         };
         gate.acquire("users.messages.get").await;
@@ -439,6 +507,62 @@ mod tests {
         assert!(p.reserve(1) > Duration::ZERO);
         assert_eq!(u.reserve(5 - 1), Duration::ZERO);
         assert!(u.reserve(1) > Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_per_class_budget_keeps_each_class_apart_and_skips_the_others() {
+        // Slack's Tier 1: one call a minute per method, nothing for other methods.
+        let tier = Budget {
+            name: "tier1".into(),
+            costs: [
+                ("conversations.history".to_owned(), 1),
+                ("conversations.replies".to_owned(), 1),
+            ]
+            .into(),
+            default_cost: 0,
+            per_class: true,
+            ..budget(1, 60, 1)
+        };
+        let buckets = Arc::new(Buckets {
+            map: Mutex::new(HashMap::new()),
+            shared: None,
+            time_scale: 1.0,
+        });
+        let gate = JobGate {
+            rate: None,
+            budgets: vec![(
+                Arc::new(tier),
+                Charge::PerClass {
+                    buckets: buckets.clone(),
+                    key: "slack/tier1/account/7".into(),
+                },
+            )],
+        };
+        let start = Instant::now();
+        // One of each method at once, any number of uncharged ones.
+        gate.acquire("conversations.history").await;
+        gate.acquire("conversations.replies").await;
+        for _ in 0..100 {
+            gate.acquire("users.list").await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // The second history call waits more than a whole window.
+        gate.acquire("conversations.history").await;
+        let waited = start.elapsed();
+        assert!(waited > Duration::from_secs(60), "{waited:?}");
+        assert!(waited < Duration::from_secs(70), "{waited:?}");
+        let keys: Vec<String> = {
+            let mut keys: Vec<String> = buckets.map.lock().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            keys,
+            [
+                "slack/tier1/account/7/conversations.history",
+                "slack/tier1/account/7/conversations.replies"
+            ]
+        );
     }
 
     #[test]

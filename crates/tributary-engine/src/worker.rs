@@ -590,6 +590,10 @@ impl Engine {
             }),
             http,
             tokens: inner.tokens.clone(),
+            credential_sink: Some(Arc::new(StoreCredentials {
+                store: inner.store.clone(),
+                user_integration_id: account.id,
+            })),
         };
         let mut integration = (registration.construct)(context)?;
         let result = match integration.initialize().await {
@@ -709,11 +713,13 @@ fn stored_output(output: Output, limit: usize, failed: &mut u64) -> Output {
     }
 }
 
-/// The dedupe key of a task: one pending job per item, per account's `start`, per
-/// account's history check.
+/// The dedupe key of a task: one pending job per item, per key the integration gave
+/// the task, per account's `start`, per account's history check.
 pub fn dedupe_key(task: &Task, history_task: Option<&str>) -> Option<String> {
     if let Some(item) = &task.item_id {
         Some(DedupeKey::item(item).into())
+    } else if let Some(key) = &task.dedupe_key {
+        Some(DedupeKey::task(key).into())
     } else if task.task_type == "start" {
         Some(DedupeKey::start().into())
     } else if Some(task.task_type.as_str()) == history_task {
@@ -729,6 +735,24 @@ pub fn dedupe_key(task: &Task, history_task: Option<&str>) -> Option<String> {
 struct ClaimedAccount {
     account: Arc<UserIntegration>,
     sync_state: Arc<tributary_sdk::serde_json::Map<String, tributary_sdk::serde_json::Value>>,
+}
+
+/// Saves one account's rotated credentials in the store the moment they are issued.
+struct StoreCredentials {
+    store: Arc<dyn Store>,
+    user_integration_id: i64,
+}
+
+#[tributary_sdk::async_trait]
+impl tributary_sdk::CredentialSink for StoreCredentials {
+    async fn save(&self, credentials: &tributary_sdk::Credentials) -> Result<(), IntegrationError> {
+        self.store
+            .update_credentials(self.user_integration_id, credentials)
+            .await
+            .map_err(|e| {
+                IntegrationError::transient(format!("saving rotated credentials failed: {e}"))
+            })
+    }
 }
 
 /// The store-backed `content_exists` of one account.
@@ -762,6 +786,17 @@ impl ContentExists for StoreContentIndex {
     async fn stored_ids(&self) -> Result<Vec<String>, IntegrationError> {
         self.store
             .stored_external_ids(self.user_integration_id)
+            .await
+            .map_err(|e| IntegrationError::transient(format!("listing stored ids failed: {e}")))
+    }
+
+    async fn stored_between(
+        &self,
+        from: &str,
+        until: &str,
+    ) -> Result<Vec<ItemRef>, IntegrationError> {
+        self.store
+            .stored_items_between(self.user_integration_id, from, until)
             .await
             .map_err(|e| IntegrationError::transient(format!("listing stored ids failed: {e}")))
     }
@@ -883,5 +918,11 @@ mod tests {
         );
         let list = Task::new("getEmailList", tributary_sdk::serde_json::Value::Null);
         assert_eq!(dedupe_key(&list, Some("checkHistory")), None);
+        let mut poll = Task::new("pollChannel", tributary_sdk::serde_json::Value::Null);
+        poll.dedupe_key = Some("poll:C1".into());
+        assert_eq!(
+            dedupe_key(&poll, Some("checkHistory")).as_deref(),
+            Some("task:poll:C1")
+        );
     }
 }

@@ -125,6 +125,37 @@ pub trait ContentExists: Send + Sync {
     /// comparison after a history cursor expired (to soft-delete what vanished): it
     /// reads the whole account's id list.
     async fn stored_ids(&self) -> Result<Vec<String>, IntegrationError>;
+
+    /// The stored, non-deleted items (ids and versions) whose id is from `from`
+    /// (included) to `until` (excluded), compared byte by byte, in that order: the
+    /// items of one range of a source whose ids sort by position
+    /// (`C024BE91L:1712345678.000200`, a channel's messages by time), to find which of
+    /// them vanished. The default knows no versions and filters
+    /// [`ContentExists::stored_ids`]; stores answer with one range query.
+    async fn stored_between(
+        &self,
+        from: &str,
+        until: &str,
+    ) -> Result<Vec<ItemRef>, IntegrationError> {
+        let mut ids: Vec<String> = self
+            .stored_ids()
+            .await?
+            .into_iter()
+            .filter(|id| id.as_str() >= from && id.as_str() < until)
+            .collect();
+        ids.sort_unstable();
+        Ok(ids.into_iter().map(ItemRef::from).collect())
+    }
+}
+
+/// Where credentials that changed in the middle of a job are saved at once: a refresh
+/// token the service rotated (Slack revokes the old one as it hands out the new one),
+/// which must not wait for the job's commit, or a process killed in between would
+/// leave the account with a dead grant.
+#[async_trait::async_trait]
+pub trait CredentialSink: Send + Sync {
+    /// Replaces the account's stored credentials with `credentials`.
+    async fn save(&self, credentials: &Credentials) -> Result<(), IntegrationError>;
 }
 
 /// Everything an integration instance is constructed from.
@@ -146,6 +177,9 @@ pub struct IntegrationContext {
     /// The process's access tokens, shared by the jobs of each OAuth grant (see
     /// [`crate::oauth::BearerSession`]).
     pub tokens: TokenCache,
+    /// Where a rotated refresh token is saved the moment it is issued (`None`: only
+    /// with the job's commit; for validation and tests without a store).
+    pub credential_sink: Option<Arc<dyn CredentialSink>>,
 }
 
 impl std::fmt::Debug for IntegrationContext {

@@ -39,7 +39,7 @@ pub use async_trait::async_trait;
 pub use credentials::Credentials;
 pub use error::{ErrorClass, IntegrationError};
 pub use fake::{Fake, FakeLink, FakeOptions, FakeTruth, RunningFake};
-pub use integration::{ContentExists, Integration, IntegrationContext, ItemRef};
+pub use integration::{ContentExists, CredentialSink, Integration, IntegrationContext, ItemRef};
 pub use kit::{Job, TypedIntegration};
 pub use manifest::{Budget, BudgetScope, Limits, Manifest, ManifestError};
 pub use output::Output;

@@ -113,6 +113,11 @@ impl RefreshTokenGrant {
             .send(request)
             .await
             .map_err(|e| e.context("failed to refresh oauth2 token"))?;
+        if response.status.is_success()
+            && let Some(refused) = envelope_error(&response.body)
+        {
+            return Err(refused);
+        }
         if response.status.is_success() {
             let token: TokenResponse = response
                 .json()
@@ -146,6 +151,32 @@ impl RefreshTokenGrant {
             .error_for_status()
             .context("failed to refresh oauth2 token"))
     }
+}
+
+/// The refusal inside a 2xx answer, for token endpoints that answer every call with
+/// 200 and an `ok` flag (Slack's `oauth.v2.access`: `{"ok": false, "error":
+/// "invalid_refresh_token"}`).
+fn envelope_error(body: &[u8]) -> Option<IntegrationError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        ok: Option<bool>,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    if envelope.ok != Some(false) {
+        return None;
+    }
+    let error = envelope.error.unwrap_or_else(|| "unknown error".into());
+    let message = format!("token endpoint refused the refresh token ({error})");
+    Some(match error.as_str() {
+        "ratelimited" => IntegrationError::rate_limited(message, None),
+        "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => {
+            IntegrationError::transient(message)
+        }
+        // A refused grant or client: only the user can fix it by authorizing again.
+        _ => IntegrationError::auth(message),
+    })
 }
 
 /// The access tokens of a process, shared by the jobs of each grant (see the module
@@ -250,6 +281,14 @@ impl std::fmt::Debug for StoredToken {
     }
 }
 
+/// Saves a refresh-token rotation the moment the token endpoint hands it out, before
+/// the new token is used (see [`crate::CredentialSink`]).
+#[async_trait::async_trait]
+pub trait RotationSink: Send + Sync {
+    /// Persists `token` (its `rotated_refresh_token` is the new refresh token).
+    async fn rotated(&self, token: &AccessToken) -> Result<(), IntegrationError>;
+}
+
 /// One job's view of a grant's access token (see the module docs).
 pub struct BearerSession {
     grant: RefreshTokenGrant,
@@ -261,6 +300,10 @@ pub struct BearerSession {
     current: Option<AccessToken>,
     /// The token this job obtained from the token endpoint, if it refreshed.
     refreshed: Option<AccessToken>,
+    /// Where a rotation is saved at once, if anywhere.
+    sink: Option<Arc<dyn RotationSink>>,
+    /// Whether this job's rotation was saved by the sink.
+    rotation_saved: bool,
 }
 
 impl std::fmt::Debug for BearerSession {
@@ -289,7 +332,24 @@ impl BearerSession {
             stored: stored.filter(|t| !t.access_token.is_empty()),
             current: None,
             refreshed: None,
+            sink: None,
+            rotation_saved: false,
         }
+    }
+
+    /// The same session saving a rotated refresh token through `sink` while the
+    /// grant's other jobs wait for the refresh (so rotations are saved in the order
+    /// they happen).
+    pub fn with_rotation_sink(mut self, sink: Arc<dyn RotationSink>) -> BearerSession {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Whether this job's refresh rotated the refresh token and the rotation was
+    /// saved already (the job's commit must then not write its older view of the
+    /// credentials).
+    pub fn rotation_saved(&self) -> bool {
+        self.rotation_saved
     }
 
     /// A token to send: the one this job holds while valid, else the shared one, else a
@@ -365,10 +425,26 @@ impl BearerSession {
         if let Some(newest) = &slot.refresh_token {
             grant.refresh_token = newest.clone();
         }
+        if grant.refresh_token.is_empty() {
+            // A long-lived token without a grant behind it (a Slack token without
+            // rotation): once refused or expired, only the user can replace it.
+            return Err(IntegrationError::auth(
+                "the access token was refused or expired and no refresh token is stored: authorize again",
+            ));
+        }
         let mut token = grant.refresh(http).await?;
         if let Some(rotated) = &token.rotated_refresh_token {
             self.cache.alias(&self.grant, rotated, &self.slot);
             slot.refresh_token = Some(rotated.clone());
+            if let Some(sink) = &self.sink {
+                match sink.rotated(&token).await {
+                    Ok(()) => self.rotation_saved = true,
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "failed to save a rotated refresh token at once; it is saved with the job's commit"
+                    ),
+                }
+            }
         } else if grant.refresh_token != self.grant.refresh_token {
             // Another job's refresh rotated the token this job was claimed with: the
             // newest one is what the account must keep.
@@ -411,6 +487,16 @@ mod tests {
             }))
             .into_response(),
             Some("flaky") => (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
+            // Slack's convention: 200 with `ok: false`.
+            Some("envelope-refused") => axum::Json(serde_json::json!({
+                "ok": false, "error": "invalid_refresh_token"
+            }))
+            .into_response(),
+            Some("envelope-ok") => axum::Json(serde_json::json!({
+                "ok": true, "access_token": "xoxe.xoxp-1", "expires_in": 43200,
+                "refresh_token": "xoxe-1-next", "token_type": "user"
+            }))
+            .into_response(),
             _ => (
                 StatusCode::BAD_REQUEST,
                 axum::Json(serde_json::json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})),
@@ -449,6 +535,34 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Auth);
         assert!(e.message().contains("invalid_grant"));
         assert!(!e.message().contains("revoked\""));
+    }
+
+    #[tokio::test]
+    async fn an_ok_false_envelope_is_a_refusal_and_ok_true_a_token() {
+        let e = grant("envelope-refused").await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Auth);
+        assert!(e.message().contains("invalid_refresh_token"), "{e}");
+        let t = grant("envelope-ok").await.unwrap();
+        assert_eq!(t.access_token, "xoxe.xoxp-1");
+        assert_eq!(t.rotated_refresh_token.as_deref(), Some("xoxe-1-next"));
+    }
+
+    #[tokio::test]
+    async fn without_a_refresh_token_a_refresh_is_an_auth_error_without_a_request() {
+        let cache = TokenCache::new();
+        let grant = RefreshTokenGrant {
+            // Nothing listens here: a request would be a transient error.
+            token_url: "http://127.0.0.1:9/token".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            refresh_token: String::new(),
+        };
+        let mut session = BearerSession::new(&cache, grant, None);
+        let e = session
+            .access_token(&HttpClient::new().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Auth);
     }
 
     #[tokio::test]

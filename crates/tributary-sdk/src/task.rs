@@ -53,12 +53,24 @@ pub struct Task {
     /// The engine never enqueues a second task for an item that already has one
     /// pending, and `content_exists` counts such an item as known.
     pub item_id: Option<String>,
+    /// A key that keeps at most one such task pending per account
+    /// ([`TaskType::dedupe_key`]): a second one is not enqueued while the first waits.
+    /// Only read when the task is enqueued.
+    pub dedupe_key: Option<String>,
 }
 
 /// A typed task enum of one integration (see the module docs for the expected shape).
 pub trait TaskType: Serialize + DeserializeOwned + Send + Sync {
     /// The external id of the one item this task fetches, if any.
     fn item_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// A key naming the work this task does, when two pending tasks with the same key
+    /// would do the same work (`poll:C024BE91L`: the next poll of one channel): while
+    /// one is pending, the engine enqueues no other. Tasks that fetch an item are
+    /// already deduplicated by their [`TaskType::item_id`].
+    fn dedupe_key(&self) -> Option<String> {
         None
     }
 }
@@ -75,6 +87,7 @@ impl Task {
             task_type: task_type.into(),
             payload,
             item_id: None,
+            dedupe_key: None,
         }
     }
 
@@ -84,6 +97,7 @@ impl Task {
             .map_err(|e| IntegrationError::permanent(format!("failed to serialize task: {e}")))?;
         let mut task = Task::from_json(&value)?;
         task.item_id = typed.item_id().map(str::to_owned);
+        task.dedupe_key = typed.dedupe_key();
         Ok(task)
     }
 

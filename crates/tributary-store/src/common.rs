@@ -687,6 +687,7 @@ mod tests {
                 task_type: "t".into(),
                 payload: Value::Null,
                 item_id: item.map(str::to_owned),
+                dedupe_key: None,
             },
             priority: prio,
             dedupe_key: None,

@@ -241,6 +241,15 @@ pub trait ContentStore: Send + Sync + 'static {
         &self,
         user_integration_id: i64,
     ) -> Result<Vec<String>, StoreError>;
+    /// The stored, non-deleted items of the account (ids and versions) whose external
+    /// id is from `from` (included) to `until` (excluded), compared byte by byte, in
+    /// that order.
+    async fn stored_items_between(
+        &self,
+        user_integration_id: i64,
+        from: &str,
+        until: &str,
+    ) -> Result<Vec<tributary_sdk::ItemRef>, StoreError>;
     /// Content items matching the query, by id.
     async fn list_content(&self, query: &ContentQuery) -> Result<Vec<ContentItem>, StoreError>;
     /// One content item.

@@ -330,6 +330,8 @@ impl Job {
             task_type: self.task_type.clone(),
             payload: self.payload.clone(),
             item_id: self.item_id.clone(),
+            // Only read at enqueue time; the stored key is the job's `dedupe_key`.
+            dedupe_key: None,
         }
     }
 
@@ -527,6 +529,11 @@ impl DedupeKey {
     /// The key of the fetch of item `external_id`.
     pub fn item(external_id: &str) -> DedupeKey {
         DedupeKey(format!("{}{external_id}", Self::ITEM_PREFIX))
+    }
+
+    /// The key an integration gave a task ([`Task::dedupe_key`]).
+    pub fn task(key: &str) -> DedupeKey {
+        DedupeKey(format!("task:{key}"))
     }
 
     /// The stored text.

@@ -998,6 +998,12 @@ const SQL_UI_BY_IDS: &str = concat!(
     crate::shared::ui_columns!(),
     " FROM user_integrations WHERE id = ANY($1) ORDER BY id"
 );
+/// An account's stored items in an id range, compared byte by byte.
+const SQL_STORED_ITEMS_BETWEEN: &str = "SELECT external_id, version FROM user_integration_content
+     WHERE is_deleted = FALSE AND user_integration_id = $1
+       AND external_id COLLATE \"C\" >= $2 AND external_id COLLATE \"C\" < $3
+     ORDER BY external_id COLLATE \"C\"";
+
 const SQL_STATUS_FOR_UPDATE: &str =
     "SELECT status FROM user_integrations WHERE id = $1 FOR NO KEY UPDATE";
 const SQL_JOB_STATE_FOR_UPDATE: &str = "SELECT state FROM jobs WHERE id = $1 FOR NO KEY UPDATE";

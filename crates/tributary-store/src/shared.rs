@@ -24,6 +24,8 @@
 //! - `json_param(&Value)` and `json_col(&Row, column, what)`: how JSON is bound and read;
 //! - `ids_param(&[i64])`: a list of ids bound as one parameter, for the statements
 //!   `SQL_UI_BY_IDS`;
+//! - `SQL_STORED_ITEMS_BETWEEN`: an account's stored items in an id range compared byte by
+//!   byte (the collation clause differs);
 //! - `SQL_STATUS_FOR_UPDATE`, `SQL_JOB_STATE_FOR_UPDATE` (a row read that locks it
 //!   until the transaction ends), `SQL_REQUEUE_EXPIRED` (its random spread),
 //!   `SQL_FAIR_COUNTERS` (`MAX` / `GREATEST`);
@@ -641,6 +643,25 @@ macro_rules! store_flows {
                 .bind(user_integration_id)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+
+            async fn stored_items_between(
+                &self,
+                user_integration_id: i64,
+                from: &str,
+                until: &str,
+            ) -> Result<Vec<tributary_sdk::ItemRef>, StoreError> {
+                let rows: Vec<(String, Option<String>)> =
+                    sqlx::query_as(SQL_STORED_ITEMS_BETWEEN)
+                        .bind(user_integration_id)
+                        .bind(from)
+                        .bind(until)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, version)| tributary_sdk::ItemRef { id, version })
+                    .collect())
             }
 
             async fn list_content(

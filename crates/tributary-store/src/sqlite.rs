@@ -849,6 +849,12 @@ const SQL_UI_BY_IDS: &str = concat!(
     " FROM user_integrations WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id"
 );
 // Writes run in `BEGIN IMMEDIATE` transactions: a read in one is already locked.
+/// An account's stored items in an id range, compared byte by byte.
+const SQL_STORED_ITEMS_BETWEEN: &str = "SELECT external_id, version FROM user_integration_content
+     WHERE is_deleted = FALSE AND user_integration_id = $1
+       AND external_id COLLATE BINARY >= $2 AND external_id COLLATE BINARY < $3
+     ORDER BY external_id COLLATE BINARY";
+
 const SQL_STATUS_FOR_UPDATE: &str = "SELECT status FROM user_integrations WHERE id = $1";
 const SQL_JOB_STATE_FOR_UPDATE: &str = "SELECT state FROM jobs WHERE id = $1";
 const SQL_REQUEUE_EXPIRED: &str = "UPDATE jobs SET

@@ -143,6 +143,7 @@ fn item_job(uid: i64, item: &str, priority: i16) -> NewJob {
         task_type: "fetchItem".into(),
         payload: json!({ "id": item }),
         item_id: Some(item.into()),
+        dedupe_key: None,
     };
     job
 }
@@ -645,6 +646,23 @@ async fn content_listing_and_counts(ctx: &Ctx) {
     let mut stored = ctx.store.stored_external_ids(uid).await.unwrap();
     stored.sort();
     assert_eq!(stored, ["m0", "m2", "m3", "m4"]);
+    // A range leaves out the deleted m1, includes its start and excludes its end.
+    let between: Vec<String> = ctx
+        .store
+        .stored_items_between(uid, "m1", "m4")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|item| item.id)
+        .collect();
+    assert_eq!(between, ["m2", "m3"]);
+    assert!(
+        ctx.store
+            .stored_items_between(uid, "m4", "m4")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn content_exists_counts_pending_item_jobs(ctx: &Ctx) {

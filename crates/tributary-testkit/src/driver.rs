@@ -309,6 +309,7 @@ impl Driver {
             sync_state: std::sync::Arc::new(self.sync_state.clone()),
             content_exists: self.content.clone(),
             http: self.http.clone(),
+            credential_sink: None,
             tokens: self.tokens.clone(),
         }
     }

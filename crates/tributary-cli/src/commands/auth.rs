@@ -54,14 +54,19 @@ pub struct AuthArgs {
     /// How long to wait for the browser to come back, in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_seconds: u64,
+    /// The loopback port of the redirect URI `http://127.0.0.1:<port>/` (0: any free
+    /// port; services that match redirect URIs exactly, like Slack, need the
+    /// registered one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
 }
 
 /// Runs `tributary auth <domain>`.
 pub async fn run(global: &GlobalArgs, args: AuthArgs) -> Result<()> {
     let registry = crate::app::registry()?;
-    let listener = TcpListener::bind(("127.0.0.1", 0))
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
-        .context("failed to listen on a loopback port for the redirect")?;
+        .with_context(|| format!("failed to listen on loopback port {} for the redirect", args.port))?;
     let port = listener
         .local_addr()
         .context("failed to read the redirect listener's address")?

@@ -17,9 +17,11 @@ use chrono::{DateTime, Utc};
 use reqwest::RequestBuilder;
 use serde::Deserialize;
 
-use crate::IntegrationError;
 use crate::http::{BodyLimit, HttpClient, HttpResponse};
-use crate::oauth::{AccessToken, BearerSession, RefreshTokenGrant, StoredToken, TokenCache};
+use crate::oauth::{
+    AccessToken, BearerSession, RefreshTokenGrant, RotationSink, StoredToken, TokenCache,
+};
+use crate::{CredentialSink, Credentials, IntegrationError};
 
 /// The credential field holding the current access token.
 pub const ACCESS_TOKEN: &str = "accessToken";
@@ -71,6 +73,14 @@ fn lenient_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTim
 /// Classifies a non-2xx response of the service.
 pub type ErrorHook = fn(&HttpResponse) -> IntegrationError;
 
+/// Says whether a response means the service refused the access token (by default a
+/// 401; Slack answers 200 with `{"ok": false, "error": "token_expired"}`).
+pub type RejectionCheck = fn(&HttpResponse) -> bool;
+
+fn is_unauthorized(response: &HttpResponse) -> bool {
+    response.status.as_u16() == 401
+}
+
 /// Where the kit learns what the job's session refreshed.
 pub(crate) type RefreshedSlot = Arc<Mutex<Option<AccessToken>>>;
 
@@ -80,6 +90,7 @@ pub struct BearerClient {
     http: HttpClient,
     session: BearerSession,
     on_error: ErrorHook,
+    rejected: RejectionCheck,
     refreshed: RefreshedSlot,
     service: String,
 }
@@ -92,6 +103,7 @@ impl BearerClient {
         credentials: &OAuthCredentials,
         refreshed: RefreshedSlot,
         service: &str,
+        saving: Option<(Arc<dyn CredentialSink>, Credentials)>,
     ) -> BearerClient {
         let grant = RefreshTokenGrant {
             token_url: token_url.to_owned(),
@@ -103,10 +115,15 @@ impl BearerClient {
             access_token: token.clone(),
             expires_at: credentials.access_token_expires_at,
         });
+        let mut session = BearerSession::new(tokens, grant, stored);
+        if let Some((sink, stored)) = saving {
+            session = session.with_rotation_sink(Arc::new(SaveRotation { sink, stored }));
+        }
         BearerClient {
             http,
-            session: BearerSession::new(tokens, grant, stored),
+            session,
             on_error: HttpResponse::error_for_status,
+            rejected: is_unauthorized,
             refreshed,
             service: service.to_owned(),
         }
@@ -118,14 +135,20 @@ impl BearerClient {
         self
     }
 
+    /// The same client recognising a refused token with `check` instead of by a 401.
+    pub fn with_rejection_check(mut self, check: RejectionCheck) -> BearerClient {
+        self.rejected = check;
+        self
+    }
+
     /// The underlying HTTP client (for requests that need no token).
     pub fn http(&self) -> &HttpClient {
         &self.http
     }
 
     /// Sends the request `build` makes, authorized; `class` names the kind of call for
-    /// the rate budgets and in errors (`users.messages.get`). Returns any status (a 401
-    /// only after the retry with a newer token).
+    /// the rate budgets and in errors (`users.messages.get`). Returns any status (a
+    /// refused token only after the retry with a newer one).
     pub async fn send(
         &mut self,
         class: &str,
@@ -150,7 +173,7 @@ impl BearerClient {
             .send_limited(class, build(&self.http).bearer_auth(&token), limit)
             .await
             .map_err(context)?;
-        if response.status.as_u16() != 401 {
+        if !(self.rejected)(&response) {
             return Ok(response);
         }
         tracing::debug!(service = %self.service, "access token refused; retrying with a newer one");
@@ -192,12 +215,33 @@ impl BearerClient {
     }
 
     fn note_refresh(&self) {
-        if let Some(token) = self.session.refreshed() {
-            *self
-                .refreshed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        let mut slot = self
+            .refreshed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.session.rotation_saved() {
+            // Saved when it happened; a later commit of this job's older view of the
+            // credentials could only undo a newer rotation of another job.
+            *slot = None;
+        } else if let Some(token) = self.session.refreshed() {
+            *slot = Some(token.clone());
         }
+    }
+}
+
+/// Saves a rotation through the engine's [`CredentialSink`], as the account's stored
+/// credentials with the new tokens applied.
+struct SaveRotation {
+    sink: Arc<dyn CredentialSink>,
+    stored: Credentials,
+}
+
+#[async_trait::async_trait]
+impl RotationSink for SaveRotation {
+    async fn rotated(&self, token: &AccessToken) -> Result<(), IntegrationError> {
+        self.sink
+            .save(&super::with_refresh(&self.stored, token))
+            .await
     }
 }
 

@@ -99,6 +99,10 @@ impl<S, C> Job<S, C> {
             credentials,
             self.refreshed.clone(),
             &self.manifest.domain,
+            self.ctx
+                .credential_sink
+                .clone()
+                .map(|sink| (sink, self.ctx.credentials.clone())),
         )
     }
 
@@ -232,17 +236,23 @@ impl<T> Adapter<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()?;
-        let mut credentials = self.stored.clone();
-        credentials.set(ACCESS_TOKEN, token.access_token.clone());
-        match token.expires_at {
-            Some(at) => credentials.set(ACCESS_TOKEN_EXPIRES_AT, at.to_rfc3339()),
-            None => credentials.remove(ACCESS_TOKEN_EXPIRES_AT),
-        }
-        if let Some(rotated) = token.rotated_refresh_token {
-            credentials.set(REFRESH_TOKEN, Value::String(rotated));
-        }
-        Some(credentials)
+        Some(with_refresh(&self.stored, &token))
     }
+}
+
+/// `stored` with a refreshed token applied: the access token, its expiry, and the
+/// rotated refresh token if there is one.
+fn with_refresh(stored: &Credentials, token: &AccessToken) -> Credentials {
+    let mut credentials = stored.clone();
+    credentials.set(ACCESS_TOKEN, token.access_token.clone());
+    match token.expires_at {
+        Some(at) => credentials.set(ACCESS_TOKEN_EXPIRES_AT, at.to_rfc3339()),
+        None => credentials.remove(ACCESS_TOKEN_EXPIRES_AT),
+    }
+    if let Some(rotated) = &token.rotated_refresh_token {
+        credentials.set(REFRESH_TOKEN, Value::String(rotated.clone()));
+    }
+    credentials
 }
 
 #[async_trait::async_trait]

@@ -101,6 +101,7 @@ pub fn context_with_settings(
         sync_state: std::sync::Arc::new(object(sync_state)),
         content_exists: known,
         http: HttpClient::new().unwrap(),
+        credential_sink: None,
         tokens: tributary_sdk::oauth::TokenCache::new(),
     }
 }
