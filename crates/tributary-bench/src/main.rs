@@ -27,6 +27,7 @@ mod prune;
 mod queue;
 mod quota;
 mod scheduler;
+mod slack;
 mod sync;
 mod util;
 
@@ -186,6 +187,42 @@ enum Scenario {
         /// Worker counts.
         #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
         workers: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Slack messages per second from the fake into the store (limits off), beside the
+    /// fake's ceiling, and the calls the sync needs at Tier 3.
+    SlackSync {
+        /// Top-level messages (replies are 15 % more).
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Conversations.
+        #[arg(long, default_value_t = 50)]
+        channels: usize,
+        /// Worker counts.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+        workers: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Post-to-stored delay of Slack messages in a few active conversations among
+    /// many, at Tier 3, on a clock that runs faster than Slack's.
+    SlackFreshness {
+        /// Conversations.
+        #[arg(long, default_value_t = 500)]
+        channels: usize,
+        /// Active conversations (a message every 3 s in one of them).
+        #[arg(long, default_value_t = 10)]
+        active: usize,
+        /// How long messages are posted, in Slack minutes.
+        #[arg(long, default_value_t = 40)]
+        minutes: u64,
+        /// How much faster than Slack's clock everything runs.
+        #[arg(long, default_value_t = 10.0)]
+        time_scale: f64,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -404,6 +441,50 @@ async fn main() -> Result<()> {
                 &files,
                 folders,
                 &workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
+        }
+        Scenario::SlackSync {
+            messages,
+            channels,
+            workers,
+            common,
+        } => {
+            let (messages, channels, workers) = if common.smoke {
+                (400, 4, vec![4])
+            } else {
+                (messages, channels, workers)
+            };
+            slack::slack_sync(
+                messages,
+                channels,
+                &workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
+        }
+        Scenario::SlackFreshness {
+            channels,
+            active,
+            minutes,
+            time_scale,
+            workers,
+            common,
+        } => {
+            let (channels, active, minutes) = if common.smoke {
+                (20, 2, 3)
+            } else {
+                (channels, active, minutes)
+            };
+            slack::slack_freshness(
+                channels,
+                active,
+                minutes,
+                time_scale,
+                workers,
                 &common.backends(),
                 &common.postgres_url,
             )

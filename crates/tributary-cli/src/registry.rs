@@ -83,12 +83,13 @@ mod tests {
         let registry = integrations(true).unwrap();
         assert!(registry.fake("gmail").is_ok());
         assert!(registry.fake("google-drive").is_ok());
+        assert!(registry.fake("slack").is_ok());
         assert!(registry.fake("synthetic").is_ok());
         let error = registry.fake("noop").err().map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
             Some(
-                "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, synthetic"
+                "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, slack, synthetic"
             )
         );
     }

@@ -850,14 +850,14 @@ fn fake_gmail_prints_how_to_link_an_account() {
 fn fakes_are_found_through_the_registry() {
     let env = Env::new();
     env.fails(
-        &["fake", "slack"],
-        "unknown integration `slack`; integrations with a fake: gmail, google-drive",
+        &["fake", "imap"],
+        "unknown integration `imap`; integrations with a fake: gmail, google-drive, slack",
     );
     env.fails_cmd(
         env.cmd()
             .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
             .args(["fake", "noop"]),
-        "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, synthetic",
+        "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, slack, synthetic",
     );
 
     // Any integration with a fake: the synthetic one (a test double), linked and synced.

@@ -125,10 +125,12 @@ impl RefreshTokenGrant {
             let now = Utc::now();
             return Ok(AccessToken {
                 access_token: token.access_token,
-                // Refresh a minute early so a token never expires mid-request.
-                expires_at: token
-                    .expires_in
-                    .map(|s| now + ChronoDuration::seconds((s - 60).max(0))),
+                // Refresh early so a token never expires mid-request: a minute, or a
+                // tenth of a short lifetime (a token of seconds is not stale at once).
+                expires_at: token.expires_in.map(|s| {
+                    let margin = (s / 10).clamp(0, 60);
+                    now + ChronoDuration::seconds((s - margin).max(0))
+                }),
                 rotated_refresh_token: token.refresh_token.filter(|t| *t != self.refresh_token),
             });
         }

@@ -335,6 +335,36 @@ async fn rotation_survives_many_refreshes(h: Harness) {
         h.account(ui).await.status,
         tributary_store::UserIntegrationStatus::Active
     );
+    // A rotation is saved the moment it happens, before the job that refreshed goes
+    // on (and long before it commits): with that job held at its next call, the
+    // database already holds the live refresh token.
+    // (Access tokens live 150 ms here: the start refreshes before its first call.)
+    let before = subject.fake.refreshes();
+    subject.response_gate().hold("conversations.list");
+    h.clock.advance_ms(TICK_MS);
+    let check = async {
+        tributary_conformance::harness::wait_until("the start held at its listing", || async {
+            subject.response_gate().held() > 0
+        })
+        .await;
+        let stored = h.account(ui).await.credentials;
+        let live = stored
+            .get("refreshToken")
+            .is_some_and(|token| subject.fake.is_live_refresh_token(token));
+        subject.response_gate().release();
+        live
+    };
+    let (_, live) = tokio::join!(h.sync(&engine, ui), check);
+    assert!(
+        subject.fake.refreshes() > before,
+        "the start did not refresh"
+    );
+    assert!(
+        live,
+        "the refresh token stored while the job ran is not the live one"
+    );
+    h.assert_no_failed_jobs(ui).await;
+
     // A brand-new engine (as after a restart) starts from the stored credentials.
     let fresh = support::engine(&h, 2);
     subject.fake.expire_access_tokens();

@@ -66,7 +66,12 @@ pub async fn run(global: &GlobalArgs, args: AuthArgs) -> Result<()> {
     let registry = crate::app::registry()?;
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
-        .with_context(|| format!("failed to listen on loopback port {} for the redirect", args.port))?;
+        .with_context(|| {
+            format!(
+                "failed to listen on loopback port {} for the redirect",
+                args.port
+            )
+        })?;
     let port = listener
         .local_addr()
         .context("failed to read the redirect listener's address")?

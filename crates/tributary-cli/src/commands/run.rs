@@ -112,6 +112,23 @@ fn format_retention(d: Duration) -> String {
     out
 }
 
+/// The environment variable that makes the rate budgets' windows pass faster, for
+/// process tests against a fake whose rate clock runs as much faster. Read only
+/// together with the test doubles switch ([`crate::registry::TEST_INTEGRATIONS_ENV`]);
+/// for tests only, not documented for operators.
+pub const TEST_BUDGET_TIME_SCALE_ENV: &str = "TRIBUTARY_TEST_BUDGET_TIME_SCALE";
+
+fn test_budget_time_scale() -> f64 {
+    if !crate::registry::init_from_env() {
+        return 1.0;
+    }
+    std::env::var(TEST_BUDGET_TIME_SCALE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|scale| scale.is_finite() && *scale > 0.0)
+        .unwrap_or(1.0)
+}
+
 /// Runs the engine until a signal.
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<()> {
     let store = crate::app::open(global).await?;
@@ -123,6 +140,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<()> {
             claim_batch: args.claim_batch.max(1),
             claim_window: Duration::from_millis(args.claim_window_ms),
             lease: Duration::from_secs(args.lease_seconds.max(1)),
+            budget_time_scale: test_budget_time_scale(),
             ..EngineConfig::default()
         },
         scheduler_tick: (!args.no_scheduler).then(|| Duration::from_secs(args.tick_seconds.max(1))),

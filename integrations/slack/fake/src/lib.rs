@@ -722,6 +722,14 @@ impl SlackHandle {
         }
     }
 
+    /// Whether `refresh_token` is a refresh token the token endpoint would accept now.
+    pub fn is_live_refresh_token(&self, refresh_token: &str) -> bool {
+        self.state()
+            .refresh
+            .get(refresh_token)
+            .is_some_and(|(_, live)| *live)
+    }
+
     /// Every access token issued so far answers `token_expired` from now on.
     pub fn expire_access_tokens(&self) {
         for token in self.state().access.values_mut() {
