@@ -226,6 +226,21 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// How long one large conversation takes under Slack's `limited-2025` profile,
+    /// beside the bound the profile sets.
+    SlackLimited {
+        /// Top-level messages in the conversation.
+        #[arg(long, default_value_t = 1_000)]
+        messages: usize,
+        /// Thread replies.
+        #[arg(long, default_value_t = 10)]
+        replies: usize,
+        /// How much faster than Slack's clock everything runs.
+        #[arg(long, default_value_t = 60.0)]
+        time_scale: f64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Edit-to-stored delay of a Drive file edited every 2 s during a backfill.
     DriveFreshness {
         /// Backfill size (files).
@@ -474,10 +489,12 @@ async fn main() -> Result<()> {
             workers,
             common,
         } => {
-            let (channels, active, minutes) = if common.smoke {
-                (20, 2, 3)
+            // The smoke run's clock is faster still, so that a first post in a quiet
+            // conversation (an hour's idle poll) is stored within seconds.
+            let (channels, active, minutes, time_scale) = if common.smoke {
+                (20, 2, 3, 100.0)
             } else {
-                (channels, active, minutes)
+                (channels, active, minutes, time_scale)
             };
             slack::slack_freshness(
                 channels,
@@ -485,6 +502,26 @@ async fn main() -> Result<()> {
                 minutes,
                 time_scale,
                 workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
+        }
+        Scenario::SlackLimited {
+            messages,
+            replies,
+            time_scale,
+            common,
+        } => {
+            let (messages, replies) = if common.smoke {
+                (60, 2)
+            } else {
+                (messages, replies)
+            };
+            slack::slack_limited(
+                messages,
+                replies,
+                time_scale,
                 &common.backends(),
                 &common.postgres_url,
             )

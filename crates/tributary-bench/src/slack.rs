@@ -19,7 +19,7 @@
 //! posting rate; delays are reported in Slack time (real seconds × the scale). Goal
 //! (issue 13): a new message in an active conversation is stored within 2 minutes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -290,20 +290,20 @@ pub async fn slack_freshness(
     postgres: &str,
 ) -> Result<()> {
     println!(
-        "slack-freshness benchmark: {channels} conversations at Tier 3 (50 history calls a minute), {active} of them active, a message posted in one of those every 3 s, for {minutes} min; Slack's clock runs {time_scale}x (the fake's windows, the budgets, the start interval, the planner's intervals); delays in Slack seconds; goal: max <= 120 s for the conversations read once"
+        "slack-freshness benchmark: {channels} conversations at Tier 3 (50 history calls a minute), {active} of them active, a message posted in one of those every 3 s, for {minutes} min; Slack's clock runs {time_scale}x (the fake's windows, the budgets, the start interval, the planner's intervals); delays in Slack seconds; goal: max <= 120 s for a post in an active conversation (one whose previous post of the run is stored: the planner has seen it busy); the first post in a quiet conversation waits for its idle poll (idlePollSeconds, 1 h)"
     );
     println!();
     println!(
-        "| backend | posts | stored | p50 (s) | max (s) | posts before the first read | their max (s) | first reads done (min) | 429s | goal | met |"
+        "| backend | posts | stored | in active conversations | p50 (s) | max (s) | first posts in quiet ones | their max (s) | first reads done (min) | 429s | goal | met |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for &backend in backends {
         if let Err(e) = freshness_one(
             backend, channels, active, minutes, time_scale, workers, postgres,
         )
         .await
         {
-            println!("| {} | n/a ({e:#}) | | | | | | | | | |", backend.name());
+            println!("| {} | n/a ({e:#}) | | | | | | | | | | |", backend.name());
         }
     }
     Ok(())
@@ -402,8 +402,10 @@ async fn freshness_one(
         let post_every = Duration::from_secs_f64(3.0 / scale);
         let run_for = Duration::from_secs_f64(minutes as f64 * 60.0 / scale);
         let mut next_post = Instant::now() + post_every;
-        // id -> (posted at, the conversation had been read before)
-        let mut pending: HashMap<String, (Instant, bool)> = HashMap::new();
+        // id -> (posted at, channel, the conversation was active: an earlier post of
+        // the run stored, so the planner had seen it busy)
+        let mut pending: HashMap<String, (Instant, String, bool)> = HashMap::new();
+        let mut active_seen: HashSet<String> = HashSet::new();
         let (mut steady, mut early): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
         let mut posts = 0usize;
         let mut first_reads_done: Option<f64> = None;
@@ -413,12 +415,14 @@ async fn freshness_one(
             if posting && now >= next_post {
                 next_post += post_every;
                 let channel = &hot[posts % hot.len()];
-                let state = store.get_user_integration(account).await?.sync_state;
-                let read_before = state.contains_key(&format!("newest.{channel}"));
+                let active = active_seen.contains(channel);
                 let ts = fake
                     .handle()
                     .post(channel, &me, &format!("fresh {posts}"))?;
-                pending.insert(format!("{channel}:{ts}"), (Instant::now(), read_before));
+                pending.insert(
+                    format!("{channel}:{ts}"),
+                    (Instant::now(), channel.clone(), active),
+                );
                 posts += 1;
             }
             if first_reads_done.is_none() {
@@ -434,9 +438,10 @@ async fn freshness_one(
             if !pending.is_empty() {
                 let asked: Vec<ItemRef> = pending.keys().map(ItemRef::new).collect();
                 for id in store.stored_items(account, &asked).await? {
-                    if let Some((at, read_before)) = pending.remove(&id) {
+                    if let Some((at, channel, active)) = pending.remove(&id) {
                         let delay = at.elapsed().as_secs_f64() * scale;
-                        if read_before {
+                        active_seen.insert(channel);
+                        if active {
                             steady.push(delay);
                         } else {
                             early.push(delay);
@@ -473,9 +478,10 @@ async fn freshness_one(
             None => "n/a",
         };
         println!(
-            "| {} | {posts} | {} | {} | {} | {} | {} | {} | {} | 120 | {met} |",
+            "| {} | {posts} | {} | {} | {} | {} | {} | {} | {} | {} | 120 | {met} |",
             backend.name(),
             steady.len() + early.len(),
+            steady.len(),
             pick(&steady, 0.5),
             pick(&steady, 1.0),
             early.len(),
@@ -489,4 +495,96 @@ async fn freshness_one(
     db.remove().await?;
     fake.stop().await?;
     result
+}
+
+/// Runs `slack-limited`: one conversation of `messages` messages (and `replies`
+/// replies) under the `limited-2025` profile (1 history and 1 replies call a minute,
+/// 15 messages a page), the fake enforcing it and the engine's budgets on, everything
+/// `time_scale` times faster than Slack's clock. The bound is what the profile allows:
+/// one call a minute of the busier method, so `calls - 1` minutes at the least.
+pub async fn slack_limited(
+    messages: usize,
+    replies: usize,
+    time_scale: f64,
+    backends: &[Backend],
+    postgres: &str,
+) -> Result<()> {
+    println!(
+        "slack-limited benchmark: one conversation of {messages} messages and {replies} replies under limited-2025 (1 conversations.history and 1 conversations.replies call a minute, 15 messages a page), limits enforced by the fake and budgeted by the engine; Slack's clock runs {time_scale}x; minutes in Slack time; bound = (calls of the busier method - 1) minutes"
+    );
+    println!();
+    println!(
+        "| backend | items | stored | history + replies calls | Slack minutes | bound (min) | bound / taken | 429s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for &backend in backends {
+        let fake = FakeSlack::start(SlackConfig {
+            channels: 1,
+            messages,
+            replies,
+            users: 10,
+            profile: RateProfile::Limited2025,
+            time_scale,
+            ..SlackConfig::default()
+        })
+        .await?;
+        let expected = fake.handle().snapshot().len();
+        let run = async {
+            let db = FreshDb::create(backend, postgres, "slack_limited").await?;
+            let run = async {
+                let mut settings = eager_settings(15);
+                settings.push(("rateProfile", Value::from("limited-2025")));
+                settings.push(("reconcileEverySeconds", Value::from(604_800)));
+                settings.push(("fullReadEveryHours", Value::from(0)));
+                let account = link_slack(db.store.as_ref(), &fake, &settings).await?;
+                let engine = Engine::new(
+                    db.store.clone(),
+                    slack_registry()?,
+                    EngineConfig {
+                        enforce_budgets: true,
+                        budget_time_scale: time_scale,
+                        ..engine_config(4)
+                    },
+                )?;
+                let started = Instant::now();
+                let now = chrono::Utc::now().timestamp_millis();
+                db.store
+                    .enqueue(
+                        &[start_job(account, engine.config().max_attempts, now)],
+                        now,
+                    )
+                    .await?;
+                engine
+                    .run(RunUntil::Idle(None), std::future::pending())
+                    .await?;
+                let elapsed = started.elapsed();
+                let stored = crate::util::stored_items(db.store.as_ref(), account).await?;
+                Ok::<_, anyhow::Error>((stored, elapsed))
+            }
+            .await;
+            db.remove().await?;
+            run
+        }
+        .await;
+        match run {
+            Ok((stored, elapsed)) => {
+                let history = fake.handle().calls("conversations.history");
+                let thread_calls = fake.handle().calls("conversations.replies");
+                let taken = elapsed.as_secs_f64() * time_scale / 60.0;
+                let bound = history.max(thread_calls).saturating_sub(1) as f64;
+                println!(
+                    "| {} | {expected} | {stored} | {history} + {thread_calls} | {taken:.1} | {bound:.0} | {:.2} | {} |",
+                    backend.name(),
+                    if taken > 0.0 { bound / taken } else { 0.0 },
+                    fake.handle().total_rate_limited(),
+                );
+            }
+            Err(e) => println!(
+                "| {} | {expected} | n/a ({e:#}) | | | | | |",
+                backend.name()
+            ),
+        }
+        fake.stop().await?;
+    }
+    Ok(())
 }

@@ -38,6 +38,11 @@ pub struct Capabilities {
     pub restore: bool,
     /// Access tokens expire and are refreshed at a token endpoint (OAuth2).
     pub expiring_tokens: bool,
+    /// Each item is fetched by a job of its own, which names the item (Gmail's
+    /// messages, Drive's files); false when the list pages carry the items whole
+    /// (Slack's history pages), and the scenarios then leave out what they check of
+    /// fetch jobs.
+    pub item_fetches: bool,
 }
 
 impl Capabilities {
@@ -47,6 +52,7 @@ impl Capabilities {
         edits: true,
         restore: true,
         expiring_tokens: true,
+        item_fetches: true,
     };
 
     /// Whether `capability` is declared.
@@ -104,6 +110,12 @@ pub trait ConformanceSubject: Send + Sync + Sized + 'static {
 
     /// How many items the other scenarios start with.
     const ITEMS: usize = 150;
+
+    /// The most list calls a `start` with nothing new may make: 4, or more for a
+    /// service listed per container (Slack: one history call per conversation).
+    fn resync_list_calls(&self) -> u64 {
+        4
+    }
 
     /// The integration's registration (its manifest names the domain and the history
     /// task type).

@@ -676,10 +676,12 @@ async fn soft_delete_in(
     ids: &[String],
     now: &str,
 ) -> Result<u64, StoreError> {
+    // `+is_deleted`: not through `user_integration_content_deleted_idx`, which would
+    // walk every live row of the account; the unique (account, id) index finds each.
     Ok(sqlx::query(
         "UPDATE user_integration_content
          SET is_deleted = 1, deleted_at = ?1, updated_at = ?1
-         WHERE user_integration_id = ?2 AND is_deleted = 0
+         WHERE user_integration_id = ?2 AND +is_deleted = 0
            AND external_id IN (SELECT value FROM json_each(?3))",
     )
     .bind(now)
@@ -888,8 +890,11 @@ impl SqliteStore {
         lookup: &[String],
     ) -> Result<Vec<crate::common::KnownRow>, StoreError> {
         Ok(sqlx::query_as(
+            // CROSS JOIN keeps the ids outside: with a plain JOIN SQLite may walk the
+            // account's live rows (`user_integration_content_deleted_idx`) and scan
+            // the ids for each, a lookup as slow as the account is large.
             "SELECT c.external_id, c.version, 0 FROM json_each(?2) AS ids
-             JOIN user_integration_content c
+             CROSS JOIN user_integration_content c
                ON c.user_integration_id = ?1 AND c.external_id = ids.value
                   AND c.is_deleted = 0
              UNION ALL

@@ -425,6 +425,9 @@ pub(crate) struct State {
     /// How far [`SlackHandle::advance`] moved the clocks.
     pub(crate) advanced: Duration,
     pub(crate) token_rng: StdRng,
+    /// API calls still answered before every access token expires
+    /// ([`SlackHandle::expire_tokens_after_calls`]).
+    pub(crate) expire_after: Option<u64>,
 }
 
 pub(crate) struct Shared {
@@ -487,6 +490,7 @@ impl SlackHandle {
                     faults: HashMap::new(),
                     counters: Counters::default(),
                     advanced: Duration::ZERO,
+                    expire_after: None,
                     token_rng,
                 }),
             }),
@@ -735,6 +739,12 @@ impl SlackHandle {
         for token in self.state().access.values_mut() {
             token.expired = true;
         }
+    }
+
+    /// Lets `calls` more Web API calls through (token requests not counted), then
+    /// expires every access token issued so far, as an hour running out mid-sync.
+    pub fn expire_tokens_after_calls(&self, calls: u64) {
+        self.state().expire_after = Some(calls);
     }
 
     /// Every live message and reply of the conversations a full sync reads (not

@@ -259,6 +259,16 @@ impl SlackHandle {
         }
         let mut state = self.state();
         *state.counters.calls.entry(method.to_owned()).or_default() += 1;
+        match state.expire_after.filter(|_| method != "oauth.v2.access") {
+            Some(0) => {
+                state.expire_after = None;
+                for token in state.access.values_mut() {
+                    token.expired = true;
+                }
+            }
+            Some(n) => state.expire_after = Some(n - 1),
+            None => {}
+        }
         if let Some(fault) = state.faults.get_mut(method).and_then(|q| q.pop_front()) {
             return match fault {
                 Fault::Status(status) => Answer {

@@ -19,6 +19,7 @@ use tributary_engine::{Engine, EngineConfig};
 use tributary_sdk::serde_json::{Map, Value};
 use tributary_sdk::{Credentials, ManifestError, Registration};
 use tributary_slack_fake::{ALL_SCOPES, Grant, RateProfile, SlackConfig, SlackHandle};
+use tributary_testkit::fault_layer::FaultInjector;
 use tributary_testkit::serving::{LoopbackServer, ResponseGate};
 
 /// How much faster than real time the fake's rate windows (and the engine's budgets)
@@ -30,6 +31,7 @@ pub struct SlackSubject {
     pub fake: SlackHandle,
     pub server: LoopbackServer,
     gate: ResponseGate,
+    faults: FaultInjector,
     /// The grant the account is linked with.
     grant: Mutex<Grant>,
     /// Settings added to the ones pointing at the fake (set before linking).
@@ -63,12 +65,14 @@ impl SlackSubject {
     pub async fn with_scopes(config: SlackConfig, scopes: &[&str]) -> SlackSubject {
         let fake = SlackHandle::new(config);
         let gate = ResponseGate::new();
-        let server = LoopbackServer::start(gate.layer(fake.router())).await;
+        let faults = FaultInjector::new();
+        let server = LoopbackServer::start(gate.layer(faults.layer(fake.router()))).await;
         let grant = fake.grant(scopes);
         SlackSubject {
             fake,
             server,
             gate,
+            faults,
             grant: Mutex::new(grant),
             extra_settings: Mutex::new(Map::new()),
             changes: AtomicU64::new(0),
@@ -139,6 +143,7 @@ impl ConformanceSubject for SlackSubject {
         edits: true,
         restore: false,
         expiring_tokens: true,
+        item_fetches: false,
     };
     const FULL_SYNC_ITEMS: usize = 2_000;
 
@@ -147,13 +152,17 @@ impl ConformanceSubject for SlackSubject {
     }
 
     async fn start(items: usize, seed: u64) -> SlackSubject {
+        // Rotation on, so access tokens expire and are refreshed (12 h by default).
+        // Rate limits off: the scenarios run the harness's engine, whose budgets are
+        // off and whose clock is manual, so a 429's retry would come at once, real
+        // time, still inside the fake's window; tests/slack.rs runs the limits with
+        // the budgets on.
         let replies = items / 8;
-        SlackSubject::with_config(SlackSubject::config(
-            (items / 200).clamp(2, 50),
-            items - replies,
-            replies,
-            seed,
-        ))
+        SlackSubject::with_config(SlackConfig {
+            rotation: true,
+            enforce_limits: false,
+            ..SlackSubject::config((items / 200).clamp(2, 50), items - replies, replies, seed)
+        })
         .await
     }
 
@@ -287,15 +296,24 @@ impl ConformanceSubject for SlackSubject {
         self.fake.reset_counters();
     }
 
-    fn set_fault_rates(&self, _rates: FaultRates) {}
-
-    fn faults_injected(&self) -> u64 {
-        0
+    fn set_fault_rates(&self, rates: FaultRates) {
+        self.faults.set_rates(rates);
     }
 
-    fn expire_tokens_after_calls(&self, _calls: u64) -> bool {
-        self.fake.expire_access_tokens();
+    fn faults_injected(&self) -> u64 {
+        self.faults.injected()
+    }
+
+    fn expire_tokens_after_calls(&self, calls: u64) -> bool {
+        // Slack reads up to `pageSize` messages a call: a call count given in items
+        // (the harness's "halfway") is turned into calls of a default page.
+        self.fake.expire_tokens_after_calls(calls / 200);
         true
+    }
+
+    fn resync_list_calls(&self) -> u64 {
+        // `conversations.list`, then at most 4 history calls per conversation.
+        1 + 4 * self.readable().len() as u64
     }
 
     fn tokens_issued(&self) -> u64 {
