@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use rand::{Rng as _, SeedableRng as _};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tributary_engine::worker::start_job;
-use tributary_engine::{Engine, RunUntil, Scheduler, SystemClock, domain_schedules};
+use tributary_engine::{Engine, RunUntil, domain_schedules};
 use tributary_google_drive::client::FILE_FIELDS;
 use tributary_google_drive::content::{TextSource, text_source};
 use tributary_google_drive_fake::{DriveConfig, FakeDrive, FaultConfig, FileBody};
@@ -397,28 +397,12 @@ async fn freshness_one(
                 now,
             )
             .await?;
-        let (stop_engine, engine_stopped) = oneshot::channel::<()>();
-        let (stop_scheduler, scheduler_stopped) = oneshot::channel::<()>();
-        let engine_task = {
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                engine
-                    .run(RunUntil::Shutdown, async {
-                        let _ = engine_stopped.await;
-                    })
-                    .await
-            })
-        };
-        let scheduler_task = {
-            let scheduler = Scheduler::new(store.clone(), schedules, Arc::new(SystemClock));
-            tokio::spawn(async move {
-                scheduler
-                    .run(Duration::from_millis(250), async {
-                        let _ = scheduler_stopped.await;
-                    })
-                    .await
-            })
-        };
+        let running = crate::util::Running::start(
+            &engine,
+            store.clone(),
+            schedules,
+            Duration::from_millis(250),
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(12);
         let mut pending: HashMap<String, (String, Instant)> = HashMap::new();
         let mut delays: Vec<f64> = Vec::new();
@@ -476,10 +460,7 @@ async fn freshness_one(
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = stop_scheduler.send(());
-        let _ = stop_engine.send(());
-        engine_task.await??;
-        scheduler_task.await?;
+        running.stop().await?;
         delays.sort_by(f64::total_cmp);
         let at = |p: f64| -> String {
             if delays.is_empty() {

@@ -9,13 +9,11 @@
 //! plus 2 s, whatever the backlog.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::sync::oneshot;
 use tributary_engine::worker::start_job;
-use tributary_engine::{Engine, RunUntil, Scheduler, SystemClock, domain_schedules};
+use tributary_engine::{Engine, domain_schedules};
 use tributary_store::ContentQuery;
 
 use crate::sync::{engine_config, start_fake, syncable};
@@ -105,28 +103,12 @@ async fn one(
                 now,
             )
             .await?;
-        let (stop_engine, engine_stopped) = oneshot::channel::<()>();
-        let (stop_scheduler, scheduler_stopped) = oneshot::channel::<()>();
-        let engine_task = {
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                engine
-                    .run(RunUntil::Shutdown, async {
-                        let _ = engine_stopped.await;
-                    })
-                    .await
-            })
-        };
-        let scheduler_task = {
-            let scheduler = Scheduler::new(store.clone(), schedules, Arc::new(SystemClock));
-            tokio::spawn(async move {
-                scheduler
-                    .run(Duration::from_millis(250), async {
-                        let _ = scheduler_stopped.await;
-                    })
-                    .await
-            })
-        };
+        let running = crate::util::Running::start(
+            &engine,
+            store.clone(),
+            schedules,
+            Duration::from_millis(250),
+        );
 
         let mut delivered: HashMap<String, Instant> = HashMap::new();
         let mut delays: Vec<f64> = Vec::new();
@@ -185,10 +167,7 @@ async fn one(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = stop_scheduler.send(());
-        let _ = stop_engine.send(());
-        engine_task.await??;
-        scheduler_task.await?;
+        running.stop().await?;
 
         delays.sort_by(f64::total_cmp);
         let pct = |p: f64| -> String {

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tributary_engine::worker::start_job;
-use tributary_engine::{Engine, EngineConfig, RunUntil, Scheduler, SystemClock, domain_schedules};
+use tributary_engine::{Engine, EngineConfig, RunUntil, domain_schedules};
 use tributary_sdk::http::HttpClient;
 use tributary_sdk::serde_json::{Map, Value};
 use tributary_sdk::{Credentials, ItemRef, Registry};
@@ -360,29 +360,12 @@ async fn freshness_one(
             s.start_every_ms = (60_000.0 / scale) as i64;
         }
         let began = Instant::now();
-        let (stop_engine, engine_stopped) = oneshot::channel::<()>();
-        let (stop_scheduler, scheduler_stopped) = oneshot::channel::<()>();
-        let engine_task = {
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                engine
-                    .run(RunUntil::Shutdown, async {
-                        let _ = engine_stopped.await;
-                    })
-                    .await
-            })
-        };
-        let scheduler_task = {
-            let scheduler = Scheduler::new(store.clone(), schedules, Arc::new(SystemClock));
-            tokio::spawn(async move {
-                scheduler
-                    .run(Duration::from_millis(100), async {
-                        let _ = scheduler_stopped.await;
-                    })
-                    .await
-            })
-        };
-        let _ = account;
+        let running = crate::util::Running::start(
+            &engine,
+            store.clone(),
+            schedules,
+            Duration::from_millis(100),
+        );
         // The active conversations: a spread over the list.
         let readable: Vec<String> = fake
             .handle()
@@ -459,10 +442,7 @@ async fn freshness_one(
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let _ = stop_scheduler.send(());
-        let _ = stop_engine.send(());
-        engine_task.await??;
-        scheduler_task.await?;
+        running.stop().await?;
         steady.sort_by(f64::total_cmp);
         early.sort_by(f64::total_cmp);
         let pick = |v: &[f64], p: f64| -> String {

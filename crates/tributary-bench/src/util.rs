@@ -202,3 +202,65 @@ where
 pub fn rate(count: f64, elapsed: Duration) -> f64 {
     count / elapsed.as_secs_f64().max(1e-9)
 }
+
+/// An engine and a scheduler running in the background, as `tributary run` runs them,
+/// for the scenarios that measure freshness while a backfill goes on.
+pub struct Running {
+    stop_engine: tokio::sync::oneshot::Sender<()>,
+    stop_scheduler: tokio::sync::oneshot::Sender<()>,
+    engine: tokio::task::JoinHandle<Result<(), tributary_engine::worker::EngineError>>,
+    scheduler: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts `engine` until shut down, and a scheduler of `schedules` on `store`
+    /// ticking every `tick` on the system clock.
+    pub fn start(
+        engine: &tributary_engine::Engine,
+        store: Arc<dyn Store>,
+        schedules: Vec<tributary_store::DomainSchedule>,
+        tick: Duration,
+    ) -> Running {
+        let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+        let engine = {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                engine
+                    .run(tributary_engine::RunUntil::Shutdown, async {
+                        let _ = engine_stopped.await;
+                    })
+                    .await
+            })
+        };
+        let scheduler = {
+            let scheduler = tributary_engine::Scheduler::new(
+                store,
+                schedules,
+                Arc::new(tributary_engine::SystemClock),
+            );
+            tokio::spawn(async move {
+                scheduler
+                    .run(tick, async {
+                        let _ = scheduler_stopped.await;
+                    })
+                    .await
+            })
+        };
+        Running {
+            stop_engine,
+            stop_scheduler,
+            engine,
+            scheduler,
+        }
+    }
+
+    /// Stops the scheduler, then the engine, and waits for both.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop_scheduler.send(());
+        let _ = self.stop_engine.send(());
+        self.engine.await??;
+        self.scheduler.await?;
+        Ok(())
+    }
+}
