@@ -35,6 +35,10 @@ pub fn config_for(options: &FakeOptions) -> SlackConfig {
         users: 20,
         seed: options.seed,
         latency: options.latency,
+        // Token rotation on, as Slack recommends for new apps: the link then carries a
+        // refresh token, and the printed client id and secret let `tributary auth
+        // slack` run the OAuth flow against the fake.
+        rotation: true,
         ..SlackConfig::default()
     }
 }
