@@ -3,7 +3,10 @@
 //!
 //! Error responses follow RFC 6749 §5.2: `invalid_grant` (a revoked or expired refresh
 //! token) and `invalid_client` mean the user must authorize again, so they are
-//! [`IntegrationError::Auth`], never retried; 5xx and network failures are transient.
+//! [`IntegrationError::Auth`], never retried; so do OpenID Connect's
+//! `interaction_required`, `login_required` and `consent_required` (the Microsoft
+//! identity platform's answer when a policy or a new permission needs the user). 5xx
+//! and network failures are transient.
 //!
 //! # Sharing access tokens
 //! An integration instance lives for one job, but an access token is good for about an
@@ -141,9 +144,12 @@ impl RefreshTokenGrant {
             };
             let message = format!("token endpoint refused the refresh token ({detail})");
             return Err(match body.error.as_str() {
-                "invalid_grant" | "invalid_client" | "unauthorized_client" => {
-                    IntegrationError::auth(message)
-                }
+                "invalid_grant"
+                | "invalid_client"
+                | "unauthorized_client"
+                | "interaction_required"
+                | "login_required"
+                | "consent_required" => IntegrationError::auth(message),
                 "temporarily_unavailable" | "server_error" => IntegrationError::transient(message),
                 _ if response.status.is_server_error() => IntegrationError::transient(message),
                 _ => IntegrationError::permanent(message),
@@ -489,6 +495,16 @@ mod tests {
             }))
             .into_response(),
             Some("flaky") => (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
+            // The Microsoft identity platform when a policy needs the user again.
+            Some("needs-user") => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({
+                    "error": "interaction_required",
+                    "error_description": "AADSTS50076: multi-factor authentication is required.",
+                    "error_codes": [50076]
+                })),
+            )
+                .into_response(),
             // Slack's convention: 200 with `ok: false`.
             Some("envelope-refused") => axum::Json(serde_json::json!({
                 "ok": false, "error": "invalid_refresh_token"
@@ -537,6 +553,13 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Auth);
         assert!(e.message().contains("invalid_grant"));
         assert!(!e.message().contains("revoked\""));
+    }
+
+    #[tokio::test]
+    async fn a_token_endpoint_asking_for_the_user_is_auth() {
+        let e = grant("needs-user").await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Auth);
+        assert!(e.message().contains("interaction_required"));
     }
 
     #[tokio::test]
