@@ -670,26 +670,27 @@ async fn write_content_in(
 
 /// Soft-deletes the account's live items `ids` inside the caller's write transaction;
 /// returns how many were live.
+/// The soft-delete of a list of ids. `+is_deleted` keeps it off
+/// `user_integration_content_deleted_idx`, which would walk every live row of the
+/// account; the unique (account, id) index finds each id.
+const SQL_SOFT_DELETE_IDS: &str = "UPDATE user_integration_content
+         SET is_deleted = 1, deleted_at = ?1, updated_at = ?1
+         WHERE user_integration_id = ?2 AND +is_deleted = 0
+           AND external_id IN (SELECT value FROM json_each(?3))";
+
 async fn soft_delete_in(
     conn: &mut SqliteConnection,
     account: i64,
     ids: &[String],
     now: &str,
 ) -> Result<u64, StoreError> {
-    // `+is_deleted`: not through `user_integration_content_deleted_idx`, which would
-    // walk every live row of the account; the unique (account, id) index finds each.
-    Ok(sqlx::query(
-        "UPDATE user_integration_content
-         SET is_deleted = 1, deleted_at = ?1, updated_at = ?1
-         WHERE user_integration_id = ?2 AND +is_deleted = 0
-           AND external_id IN (SELECT value FROM json_each(?3))",
-    )
-    .bind(now)
-    .bind(account)
-    .bind(json_array(ids))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
+    Ok(sqlx::query(SQL_SOFT_DELETE_IDS)
+        .bind(now)
+        .bind(account)
+        .bind(json_array(ids))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
 }
 
 /// One row of `job_schedules`: domain, start interval, history task and interval,
@@ -880,20 +881,11 @@ store_flows!(SqliteStore);
 
 // ---- what only SQLite does: the fast paths behind the shared flows ----
 
-impl SqliteStore {
-    /// What makes the ids of `lookup` (cleaned) known for the account (see
-    /// `known_items`): their live stored rows with versions, and their pending or
-    /// given-up fetches; one statement over `json_each`.
-    async fn known_ids(
-        &self,
-        user_integration_id: i64,
-        lookup: &[String],
-    ) -> Result<Vec<crate::common::KnownRow>, StoreError> {
-        Ok(sqlx::query_as(
-            // CROSS JOIN keeps the ids outside: with a plain JOIN SQLite may walk the
-            // account's live rows (`user_integration_content_deleted_idx`) and scan
-            // the ids for each, a lookup as slow as the account is large.
-            "SELECT c.external_id, c.version, 0 FROM json_each(?2) AS ids
+/// What makes ids known (see `SqliteStore::known_ids`). CROSS JOIN keeps the ids
+/// outside: with a plain JOIN SQLite may walk the account's live rows
+/// (`user_integration_content_deleted_idx`) and scan the ids for each, a lookup as
+/// slow as the account is large.
+const SQL_KNOWN_IDS: &str = "SELECT c.external_id, c.version, 0 FROM json_each(?2) AS ids
              CROSS JOIN user_integration_content c
                ON c.user_integration_id = ?1 AND c.external_id = ids.value
                   AND c.is_deleted = 0
@@ -905,12 +897,22 @@ impl SqliteStore {
                              AND j.state IN ('available', 'running', 'failed', 'dead'))
                 OR EXISTS (SELECT 1 FROM jobs j
                            WHERE j.user_integration_id = ?1 AND j.dedupe_key = 'item:' || ids.value
-                             AND j.dedupe_key IS NOT NULL AND j.state IN ('available', 'running'))",
-        )
-        .bind(user_integration_id)
-        .bind(json_array(lookup))
-        .fetch_all(&self.pool)
-        .await?)
+                             AND j.dedupe_key IS NOT NULL AND j.state IN ('available', 'running'))";
+
+impl SqliteStore {
+    /// What makes the ids of `lookup` (cleaned) known for the account (see
+    /// `known_items`): their live stored rows with versions, and their pending or
+    /// given-up fetches; one statement over `json_each`.
+    async fn known_ids(
+        &self,
+        user_integration_id: i64,
+        lookup: &[String],
+    ) -> Result<Vec<crate::common::KnownRow>, StoreError> {
+        Ok(sqlx::query_as(SQL_KNOWN_IDS)
+            .bind(user_integration_id)
+            .bind(json_array(lookup))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn enqueue_jobs(&self, jobs: &[NewJob], now: Millis) -> Result<u64, StoreError> {
@@ -1256,6 +1258,39 @@ mod tests {
         assert_eq!(version, 7, "the probe's write is rolled back");
         assert!(keep_connection(&mut rw, &count).await.unwrap());
         rw.close().await.unwrap();
+    }
+
+    /// The lookups by id go through the unique (account, id) index, one search per id,
+    /// and never walk the account's rows: SQLite's plan of each names the index and no
+    /// scan of the content table.
+    #[tokio::test]
+    async fn lookups_by_id_search_the_unique_index() {
+        let store = SqliteStore::connect("sqlite::memory:", Cipher::random_for_tests())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        for sql in [SQL_KNOWN_IDS, SQL_SOFT_DELETE_IDS] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind("2026-01-01T00:00:00Z")
+                    .bind(1_i64)
+                    .bind("[\"a\"]")
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap();
+            let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+            let content: Vec<&&str> = steps
+                .iter()
+                .filter(|step| step.contains("user_integration_content") || step.contains(" c "))
+                .collect();
+            assert!(!content.is_empty(), "no content step in {steps:?}");
+            assert!(
+                content.iter().all(|step| step.starts_with("SEARCH")
+                    && step.contains("sqlite_autoindex_user_integration_content_1")
+                    && step.contains("external_id=?")),
+                "a lookup by id walks the content table: {steps:?}"
+            );
+        }
     }
 
     #[tokio::test]
