@@ -46,6 +46,7 @@ fn integrations(test_doubles: bool) -> Result<Registry, ManifestError> {
         tributary_google_drive::registration()
             .map(|r| r.with_fake(tributary_google_drive_fake::fake())),
         tributary_slack::registration().map(|r| r.with_fake(tributary_slack_fake::fake())),
+        tributary_outlook::registration().map(|r| r.with_fake(tributary_outlook_fake::fake())),
         // One line per integration.
     ];
     if test_doubles {
@@ -69,12 +70,12 @@ mod tests {
     #[test]
     fn test_doubles_only_behind_the_switch() {
         let normal = integrations(false).unwrap();
-        assert_eq!(domains(&normal), ["gmail", "google-drive", "slack"]);
+        assert_eq!(domains(&normal), ["gmail", "google-drive", "outlook", "slack"]);
         assert!(normal.get("synthetic").is_err());
         let with_doubles = integrations(true).unwrap();
         assert_eq!(
             domains(&with_doubles),
-            ["gmail", "google-drive", "noop", "slack", "synthetic"]
+            ["gmail", "google-drive", "noop", "outlook", "slack", "synthetic"]
         );
     }
 
@@ -83,13 +84,14 @@ mod tests {
         let registry = integrations(true).unwrap();
         assert!(registry.fake("gmail").is_ok());
         assert!(registry.fake("google-drive").is_ok());
+        assert!(registry.fake("outlook").is_ok());
         assert!(registry.fake("slack").is_ok());
         assert!(registry.fake("synthetic").is_ok());
         let error = registry.fake("noop").err().map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
             Some(
-                "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, slack, synthetic"
+                "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, outlook, slack, synthetic"
             )
         );
     }

@@ -851,13 +851,13 @@ fn fakes_are_found_through_the_registry() {
     let env = Env::new();
     env.fails(
         &["fake", "imap"],
-        "unknown integration `imap`; integrations with a fake: gmail, google-drive, slack",
+        "unknown integration `imap`; integrations with a fake: gmail, google-drive, outlook, slack",
     );
     env.fails_cmd(
         env.cmd()
             .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
             .args(["fake", "noop"]),
-        "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, slack, synthetic",
+        "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, outlook, slack, synthetic",
     );
 
     // Any integration with a fake: the synthetic one (a test double), linked and synced.
@@ -906,14 +906,29 @@ fn fakes_are_found_through_the_registry() {
 /// and folder added; a second sync adds and deletes nothing.
 #[test]
 fn google_drive_fake_links_and_syncs() {
+    fake_links_and_syncs("google-drive", 60);
+}
+
+#[test]
+fn outlook_fake_links_and_syncs() {
+    fake_links_and_syncs("outlook", 80);
+}
+
+/// `tributary fake <domain> --items N`, then link against it with the credentials and
+/// settings it printed: a sync stores the N items, and a second one finds nothing new.
+fn fake_links_and_syncs(domain: &str, items: u32) {
     let env = Env::new();
-    let (mut child, info) =
-        spawn_fake(std::process::Command::new(BIN).args(["fake", "google-drive", "--items", "60"]));
-    let creds = env.write("drive.json", &info["credentials"].to_string());
+    let (mut child, info) = spawn_fake(std::process::Command::new(BIN).args([
+        "fake",
+        domain,
+        "--items",
+        &items.to_string(),
+    ]));
+    let creds = env.write("fake.json", &info["credentials"].to_string());
     env.ok(&["users", "add", "u"]);
     let mut link = vec![
         "link".to_owned(),
-        "google-drive".to_owned(),
+        domain.to_owned(),
         "--user".to_owned(),
         "1".to_owned(),
         "--credentials".to_owned(),
@@ -930,7 +945,7 @@ fn google_drive_fake_links_and_syncs() {
     let linked = env.json(&args);
     let id = linked["id"].as_i64().expect("id").to_string();
     let summary = env.json(&["sync", &id, "--until-idle"]);
-    assert_eq!(summary["added"], 60, "{summary}");
+    assert_eq!(summary["added"], items, "{summary}");
     let again = env.json(&["sync", &id, "--until-idle"]);
     assert_eq!(
         (again["added"].as_i64(), again["deleted"].as_i64()),
@@ -1156,7 +1171,7 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .iter()
         .map(|i| i["domain"].as_str().expect("domain"))
         .collect();
-    assert_eq!(domains, ["gmail", "google-drive", "slack"]);
+    assert_eq!(domains, ["gmail", "google-drive", "outlook", "slack"]);
     let table = env.ok(&["integrations"]);
     assert!(
         !table.contains("synthetic") && !table.contains("noop"),
@@ -1195,7 +1210,7 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .collect();
     assert_eq!(
         domains,
-        ["gmail", "google-drive", "noop", "slack", "synthetic"]
+        ["gmail", "google-drive", "noop", "outlook", "slack", "synthetic"]
     );
 }
 
