@@ -70,12 +70,22 @@ mod tests {
     #[test]
     fn test_doubles_only_behind_the_switch() {
         let normal = integrations(false).unwrap();
-        assert_eq!(domains(&normal), ["gmail", "google-drive", "outlook", "slack"]);
+        assert_eq!(
+            domains(&normal),
+            ["gmail", "google-drive", "outlook", "slack"]
+        );
         assert!(normal.get("synthetic").is_err());
         let with_doubles = integrations(true).unwrap();
         assert_eq!(
             domains(&with_doubles),
-            ["gmail", "google-drive", "noop", "outlook", "slack", "synthetic"]
+            [
+                "gmail",
+                "google-drive",
+                "noop",
+                "outlook",
+                "slack",
+                "synthetic"
+            ]
         );
     }
 

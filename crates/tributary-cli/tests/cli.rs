@@ -1210,7 +1210,14 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .collect();
     assert_eq!(
         domains,
-        ["gmail", "google-drive", "noop", "outlook", "slack", "synthetic"]
+        [
+            "gmail",
+            "google-drive",
+            "noop",
+            "outlook",
+            "slack",
+            "synthetic"
+        ]
     );
 }
 

@@ -10,6 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use support::rotation::{Rotation, kill_between_refreshes};
 use support::{Db, Worker, now_ms, postgres_db, sqlite_db, wait_for_idle, worker_command};
 use tributary_sdk::Credentials;
 use tributary_sdk::serde_json::{Map, Value};
@@ -91,69 +92,25 @@ async fn rotation_survives_sigkills(db: Db) {
         .map(|c| c.id)
         .collect();
     // Workers killed with SIGKILL, each after a few more refreshes, until 50 refreshes.
-    let logs = support::TempDir::new("slack-rotation");
-    let log = logs.path().join("workers.log");
-    let mut kills = 0;
-    while slack.refreshes() < REFRESHES {
-        let target = slack.refreshes() + 5;
-        let mut worker = spawn_worker(&db, &log);
-        let what = format!("refresh {target} (after {kills} kills)");
-        support::wait_until(&what, Duration::from_secs(120), || {
-            worker.assert_running("before the kill");
-            let done = slack.refreshes() >= target;
-            let store = db.store.clone();
-            let channels = &channels;
-            async move {
-                if !done {
-                    // Keep the account busy: a new message and the next start
-                    // (deduplicated while one is pending).
-                    let channel = &channels[(now_ms() as usize / 100) % channels.len()];
-                    let _ = slack.post(channel, &slack.installer(), "more");
-                    store
-                        .enqueue(
-                            &[tributary_engine::worker::start_job(ui, 10, now_ms())],
-                            now_ms(),
-                        )
-                        .await
-                        .expect("start");
-                }
-                done
-            }
-        })
-        .await;
-        // Kill in the middle of the work, once the newest refresh token is saved. (A
-        // kill in the milliseconds between the token endpoint's answer and that save
-        // cannot be survived: the old token is revoked by then. The engine saves the
-        // new pair before it is used, so that window is as short as one write.)
-        tokio::time::sleep(Duration::from_millis(40 * (kills % 5))).await;
-        support::wait_until(
-            "the newest refresh token saved",
-            Duration::from_secs(30),
-            || {
-                let store = db.store.clone();
-                async move {
-                    let account = store.get_user_integration(ui).await.expect("account");
-                    account
-                        .credentials
-                        .get("refreshToken")
-                        .is_some_and(|t| slack.is_live_refresh_token(t))
-                }
+    let kills = kill_between_refreshes(
+        &db,
+        &Rotation {
+            ui,
+            refreshes: &|| slack.refreshes(),
+            is_live: &|token| slack.is_live_refresh_token(token),
+            add_item: &|| {
+                let channel = &channels[(now_ms() as usize / 100) % channels.len()];
+                let _ = slack.post(channel, &slack.installer(), "more");
             },
-        )
-        .await;
-        worker.kill();
-        kills += 1;
-        let account = db.store.get_user_integration(ui).await.expect("account");
-        assert_eq!(
-            account.status,
-            UserIntegrationStatus::Active,
-            "after kill {kills}: {:?}",
-            account.last_error
-        );
-    }
+            spawn: &|log| spawn_worker(&db, log),
+        },
+        REFRESHES,
+    )
+    .await;
 
     // A last worker finishes with whatever the database holds.
-    let mut worker = spawn_worker(&db, &log);
+    let logs = support::TempDir::new("slack-rotation");
+    let mut worker = spawn_worker(&db, &logs.path().join("last.log"));
     wait_for_idle(db.store.as_ref(), Duration::from_secs(300)).await;
     worker.terminate(Duration::from_secs(30)).await;
     let account = db.store.get_user_integration(ui).await.expect("account");

@@ -6,11 +6,13 @@
 //! - [`pg_cluster`]: a private PostgreSQL cluster (`initdb` / `pg_ctl`) a test can stop
 //!   and start again.
 //! - [`tmpfs`]: a small tmpfs mounted by the test (disk full, read-only).
+//! - [`rotation`]: refresh-token rotation through SIGKILLed workers.
 //!
 //! Each test binary uses part of it, hence `dead_code` allowed here.
 #![allow(dead_code)]
 
 pub mod pg_cluster;
+pub mod rotation;
 pub mod tmpfs;
 
 use std::collections::BTreeMap;
