@@ -19,14 +19,14 @@ pub struct Rotation<'a> {
     /// The account (user integration) being synced.
     pub ui: i64,
     /// The refreshes the fake has answered so far.
-    pub refreshes: &'a (dyn Fn() -> u64),
+    pub refreshes: &'a dyn Fn() -> u64,
     /// Whether the fake would still accept this refresh token.
-    pub is_live: &'a (dyn Fn(&str) -> bool),
+    pub is_live: &'a dyn Fn(&str) -> bool,
     /// Adds an item at the fake; called while waiting for the next refreshes, before
     /// the account's next start is enqueued (deduplicated while one is pending).
-    pub add_item: &'a (dyn Fn()),
+    pub add_item: &'a dyn Fn(),
     /// Spawns a worker process logging to the given file.
-    pub spawn: &'a (dyn Fn(&std::path::Path) -> Worker),
+    pub spawn: &'a dyn Fn(&std::path::Path) -> Worker,
 }
 
 /// Starts and SIGKILLs workers until the fake has answered `target` refreshes; how
