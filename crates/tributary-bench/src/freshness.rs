@@ -1,20 +1,24 @@
-//! `freshness`: how long a newly delivered message takes to be stored while a
-//! backfill runs. A new message arrives in the inbox every second (`insert_raw` with
-//! `INBOX`, as `messages.insert` would: never filed in spam or trash, so every one
-//! must be stored) for the whole backfill; the scheduler ticks every 250 ms with the
-//! given `start` interval (the manifest's history schedule unchanged); the store is
+//! `freshness` (Gmail) and `outlook-freshness`: how long a newly delivered message
+//! takes to be stored while a backfill runs. A new message arrives in the inbox every
+//! second for the whole backfill (Gmail: `insert_raw` with `INBOX`, as
+//! `messages.insert` would: never filed in spam or trash, so every one must be stored;
+//! Outlook: a message delivered to the Inbox); the scheduler ticks every 250 ms with
+//! the given `start` interval (the manifest's history schedule unchanged); the store is
 //! polled every 50 ms for new rows. Deliveries go on after the backfill only until at
 //! least three were made (a short backfill, as in `--smoke`, would otherwise see
-//! none). The goal (issue, scenario 2): the max delay is at most the start interval
-//! plus 2 s, whatever the backlog.
+//! none). The goal (issue 5, scenario 2; issue 14, g): the max delay is at most the
+//! start interval plus 2 s, whatever the backlog.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tributary_engine::worker::start_job;
 use tributary_engine::{Engine, domain_schedules};
-use tributary_store::ContentQuery;
+use tributary_gmail_fake::FakeGmail;
+use tributary_sdk::Registry;
+use tributary_store::{ContentQuery, Store};
 
 use crate::sync::{engine_config, start_fake, syncable};
 use crate::util::{Backend, FreshDb, gmail_registry, link_gmail};
@@ -24,10 +28,50 @@ use crate::util::{Backend, FreshDb, gmail_registry, link_gmail};
 const MIN_DELIVERIES: usize = 3;
 
 /// The goal's margin over the start interval.
-const GOAL_MARGIN_SECS: u64 = 2;
+pub const GOAL_MARGIN_SECS: u64 = 2;
 
 /// The run gives up when nothing new is stored for this long during the backfill.
 const STALL: Duration = Duration::from_secs(300);
+
+/// A fake mailbox a freshness run delivers to, with its integration.
+pub trait Mailbox {
+    /// The registry holding the mailbox's integration.
+    fn registry(&self) -> Result<Arc<Registry>>;
+    /// Links the mailbox to a new user in `store`; the account id.
+    fn link(&self, store: &dyn Store) -> impl Future<Output = Result<i64>>;
+    /// Messages a full sync stores.
+    fn backlog(&self) -> i64;
+    /// Delivers the `n`-th new message to the inbox; its external id.
+    fn deliver(&self, n: usize) -> impl Future<Output = Result<String>>;
+    /// Stops the fake's server.
+    fn stop(self) -> impl Future<Output = Result<()>>;
+}
+
+impl Mailbox for FakeGmail {
+    fn registry(&self) -> Result<Arc<Registry>> {
+        gmail_registry()
+    }
+
+    async fn link(&self, store: &dyn Store) -> Result<i64> {
+        link_gmail(store, &self.standalone_info(), "bench-user").await
+    }
+
+    fn backlog(&self) -> i64 {
+        syncable(self) as i64
+    }
+
+    async fn deliver(&self, n: usize) -> Result<String> {
+        let handle = self.handle().clone();
+        let raw = delivery(n);
+        let id = tokio::task::spawn_blocking(move || handle.insert_raw(&raw, &["INBOX", "UNREAD"]))
+            .await??;
+        Ok(id)
+    }
+
+    async fn stop(self) -> Result<()> {
+        Ok(FakeGmail::stop(self).await?)
+    }
+}
 
 /// The `n`-th delivered message: a small plain-text mail (RFC 5322).
 fn delivery(n: usize) -> Vec<u8> {
@@ -47,7 +91,7 @@ fn delivery(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Runs the `freshness` scenario.
+/// Runs the `freshness` scenario (Gmail).
 pub async fn freshness(
     messages: usize,
     start_every: &[u64],
@@ -58,6 +102,26 @@ pub async fn freshness(
     println!(
         "freshness benchmark: delay from delivery to stored of a message delivered every second during a {messages}-message backfill, {workers} workers; goal: max <= start interval + {GOAL_MARGIN_SECS} s"
     );
+    table(start_every, workers, backends, postgres, || {
+        start_fake(messages)
+    })
+    .await
+}
+
+/// The table of a freshness scenario: a row per backend and start interval, each run
+/// on a new fake from `start`.
+pub async fn table<M, F, Fut>(
+    start_every: &[u64],
+    workers: usize,
+    backends: &[Backend],
+    postgres: &str,
+    start: F,
+) -> Result<()>
+where
+    M: Mailbox,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<M>>,
+{
     println!();
     println!(
         "| backend | start every (s) | delivered | stored | p50 (s) | p99 (s) | max (s) | backfill seconds | goal: interval+2 s | met |"
@@ -65,7 +129,13 @@ pub async fn freshness(
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for &backend in backends {
         for &every in start_every {
-            if let Err(e) = one(backend, messages, every, workers, postgres).await {
+            let run = async {
+                let fake = start().await?;
+                let result = one(&fake, backend, every, workers, postgres).await;
+                fake.stop().await?;
+                result
+            };
+            if let Err(e) = run.await {
                 println!(
                     "| {} | {every} | n/a ({e:#}) | | | | | | | |",
                     backend.name()
@@ -77,19 +147,18 @@ pub async fn freshness(
 }
 
 async fn one(
+    fake: &impl Mailbox,
     backend: Backend,
-    messages: usize,
     every: u64,
     workers: usize,
     postgres: &str,
 ) -> Result<()> {
-    let fake = start_fake(messages).await?;
-    let backlog = syncable(&fake) as i64;
+    let backlog = fake.backlog();
     let db = FreshDb::create(backend, postgres, &format!("fresh_{every}")).await?;
     let result = async {
         let store = db.store.clone();
-        let registry = gmail_registry()?;
-        let account = link_gmail(store.as_ref(), &fake.standalone_info(), "bench-user").await?;
+        let registry = fake.registry()?;
+        let account = fake.link(store.as_ref()).await?;
         let engine = Engine::new(store.clone(), registry.clone(), engine_config(workers))?;
         let mut schedules = domain_schedules(&registry, engine.config().max_attempts);
         for s in &mut schedules {
@@ -123,12 +192,7 @@ async fn one(
             let delivering = backfill_seconds.is_none() || delivered.len() < MIN_DELIVERIES;
             if delivering && Instant::now() >= next_delivery {
                 next_delivery += Duration::from_secs(1);
-                let handle = fake.handle().clone();
-                let raw = delivery(delivered.len() + 1);
-                let id = tokio::task::spawn_blocking(move || {
-                    handle.insert_raw(&raw, &["INBOX", "UNREAD"])
-                })
-                .await??;
+                let id = fake.deliver(delivered.len() + 1).await?;
                 delivered.insert(id, Instant::now());
             }
             let rows = store
@@ -200,6 +264,5 @@ async fn one(
     }
     .await;
     db.remove().await?;
-    fake.stop().await?;
     result
 }

@@ -15,6 +15,9 @@
 //!
 //! - `quota` ([`quota`]): a Gmail sync against the fake enforcing Google's per-user
 //!   quota: refusals, and the rate reached against the quota's.
+//! - `drive-sync`, `drive-freshness` ([`drive`]), `slack-sync`, `slack-freshness`,
+//!   `slack-limited` ([`slack`]), `outlook-sync`, `outlook-freshness` ([`outlook`]):
+//!   the other integrations against their fakes, beside each fake's ceiling.
 //!
 //! Every scenario takes `--smoke` (tiny sizes, seconds: checks that it still runs).
 
@@ -22,6 +25,7 @@ mod disk;
 mod drive;
 mod freshness;
 mod memory;
+mod outlook;
 mod peer;
 mod prune;
 mod queue;
@@ -238,6 +242,37 @@ enum Scenario {
         /// How much faster than Slack's clock everything runs.
         #[arg(long, default_value_t = 60.0)]
         time_scale: f64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Outlook messages per second from the fake into SQLite and PostgreSQL (Graph's
+    /// rate limit off), beside the fake's own ceiling (the same requests without the
+    /// engine).
+    OutlookSync {
+        /// Mailbox sizes (messages).
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000])]
+        messages: Vec<usize>,
+        /// Worker counts.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+        workers: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delivery-to-stored delay of Outlook mail delivered every second during a
+    /// backfill.
+    OutlookFreshness {
+        /// Backfill size (messages).
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        /// `start` intervals to measure, seconds.
+        #[arg(long, value_delimiter = ',', default_values_t = [60, 5])]
+        start_every: Vec<u64>,
+        /// Workers.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Milliseconds the fake takes per request (a remote API's round trip).
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -522,6 +557,46 @@ async fn main() -> Result<()> {
                 messages,
                 replies,
                 time_scale,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
+        }
+        Scenario::OutlookSync {
+            messages,
+            workers,
+            common,
+        } => {
+            let (messages, workers) = if common.smoke {
+                (vec![300], vec![4])
+            } else {
+                (messages, workers)
+            };
+            outlook::outlook_sync(
+                &messages,
+                &workers,
+                &common.backends(),
+                &common.postgres_url,
+            )
+            .await
+        }
+        Scenario::OutlookFreshness {
+            messages,
+            start_every,
+            workers,
+            latency_ms,
+            common,
+        } => {
+            let (messages, start_every) = if common.smoke {
+                (300, vec![1])
+            } else {
+                (messages, start_every)
+            };
+            outlook::outlook_freshness(
+                messages,
+                &start_every,
+                workers,
+                std::time::Duration::from_millis(latency_ms),
                 &common.backends(),
                 &common.postgres_url,
             )
