@@ -49,14 +49,14 @@
 //!
 //! # An expired delta link
 //! A delta link Graph no longer knows (410 Gone, `syncStateNotFound`,
-//! `resyncRequired`) is replaced for that folder only, by a full comparison in the
-//! kit's [`FullComparison`](tributary_sdk::kit::delta::FullComparison) order: the new round's link first (the 410's `Location`),
-//! then the stored messages of that folder (the folder is in each stored version),
-//! then the whole new round read (messages not stored at their version are fetched),
-//! then what vanished (stored in the folder, not listed) is fetched again (the
-//! move/delete rule: gone → soft delete, moved → updated), and the new delta link
-//! last, all in the one commit. Other folders keep their links. (The kit's
-//! `FullComparison` compares a whole account; this is its per-folder form.)
+//! `resyncRequired`) is replaced for that folder only, by the kit's
+//! [`FullComparison`] scoped to the folder ([`FullComparison::of`]): the new round's
+//! link first (the 410's `Location`), then the stored messages of that folder (the
+//! folder is in each stored version), then the whole new round read (messages not
+//! stored at their version are fetched), then what vanished (stored in the folder,
+//! not listed) is fetched again (the move/delete rule: gone → soft delete, moved →
+//! updated), and the new delta link last, all in the one commit. Other folders keep
+//! their links.
 
 use std::collections::HashSet;
 
@@ -67,6 +67,7 @@ use tributary_msgraph::{
     DeltaItem, DeltaPage, GraphClient, GraphError, GraphSettings, Page, Prefer, RoundProgress,
 };
 use tributary_sdk::kit::bearer::OAuthCredentials;
+use tributary_sdk::kit::delta::FullComparison;
 use tributary_sdk::kit::listing;
 use tributary_sdk::{
     ErrorClass, IntegrationContext, IntegrationError, ItemRef, Job, MAX_EMPTY_PAGES, Output,
@@ -484,10 +485,9 @@ impl OutlookIntegration {
         // The stored messages of the folder before anything is listed: a message
         // stored meanwhile by another job is not taken for one that vanished.
         let stored = self.stored_in(&HashSet::from([folder_id])).await?;
+        let mut comparison = FullComparison::of(stored.clone());
         let mut result = TaskResult::new();
-        let mut listed: HashSet<String> = HashSet::new();
         let mut link = restart.to_owned();
-        let mut fetches = 0usize;
         for _ in 0..MAX_ROUND_PAGES {
             let page = match self.delta_page(&link).await {
                 Ok(page) => page,
@@ -510,34 +510,30 @@ impl OutlookIntegration {
             let mut refs = Vec::new();
             for entry in page.latest_by_id(entry_id) {
                 match entry {
-                    DeltaItem::Item(message) => {
-                        if let Some(item) = entry_ref(&message, folder_id) {
-                            listed.insert(item.id.clone());
-                            refs.push(item);
-                        }
-                    }
+                    DeltaItem::Item(message) => refs.extend(entry_ref(&message, folder_id)),
                     DeltaItem::Removed { id, .. } => result.push_task(&OutlookTask::fetch(id))?,
                 }
             }
-            for item in self.ctx.unknown(refs).await? {
-                fetches += 1;
-                result.push_task(&OutlookTask::fetch(item.id))?;
+            for id in comparison.listed(&self.ctx, refs).await? {
+                result.push_task(&OutlookTask::fetch(id))?;
             }
             match progress {
                 RoundProgress::Continues { next_link } => link = next_link,
                 RoundProgress::Ended { delta_link } => {
-                    let mut vanished = 0usize;
-                    for id in stored.into_iter().filter(|id| !listed.contains(id)) {
-                        vanished += 1;
-                        result.push_task(&OutlookTask::fetch(id))?;
-                    }
+                    let (listed, fetches) = (comparison.listed_count(), comparison.fetches());
+                    // What vanished is fetched again: gone is a soft delete, moved to
+                    // another folder an update (the move rule), never a delete here.
+                    let vanished = comparison.vanished();
                     tracing::info!(
                         folder_id,
-                        listed = listed.len(),
+                        listed,
                         fetches,
-                        vanished,
+                        vanished = vanished.len(),
                         "outlook folder compared in full; a new delta round recorded"
                     );
+                    for id in vanished {
+                        result.push_task(&OutlookTask::fetch(id))?;
+                    }
                     end_round(&mut result, folder_id, Value::String(delta_link));
                     return Ok(result);
                 }

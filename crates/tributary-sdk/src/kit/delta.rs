@@ -13,6 +13,11 @@
 //!    fetch (the unknown ones);
 //! 4. [`FullComparison::finish`] soft-deletes what was stored and not listed, and
 //!    records the new cursor, all in the one result the job commits.
+//!
+//! A service whose cursors cover part of an account (a mail folder's delta) compares
+//! that part: [`FullComparison::of`] starts from the part's stored ids, and
+//! [`FullComparison::vanished`] hands the unlisted ones back for the integration to
+//! decide (a message missing from one folder may have moved to another).
 
 use std::collections::HashSet;
 
@@ -32,11 +37,37 @@ impl FullComparison {
     /// Reads the account's stored ids. Call it after reading the new cursor and before
     /// listing.
     pub async fn begin(ctx: &IntegrationContext) -> Result<FullComparison, IntegrationError> {
-        Ok(FullComparison {
-            stored: ctx.content_exists.stored_ids().await?,
+        Ok(FullComparison::of(ctx.content_exists.stored_ids().await?))
+    }
+
+    /// A comparison of part of an account, whose stored ids are `stored` (read, as in
+    /// [`FullComparison::begin`], after the new cursor and before listing).
+    pub fn of(stored: Vec<String>) -> FullComparison {
+        FullComparison {
+            stored,
             listed: HashSet::new(),
             fetches: 0,
-        })
+        }
+    }
+
+    /// How many listed ids were found unknown so far.
+    pub fn fetches(&self) -> usize {
+        self.fetches
+    }
+
+    /// How many distinct ids were listed so far.
+    pub fn listed_count(&self) -> usize {
+        self.listed.len()
+    }
+
+    /// The stored ids that were not listed, for an integration that decides itself
+    /// what becomes of them (instead of [`FullComparison::finish`]'s soft deletes).
+    pub fn vanished(self) -> Vec<String> {
+        let listed = self.listed;
+        self.stored
+            .into_iter()
+            .filter(|id| !listed.contains(id))
+            .collect()
     }
 
     /// Records one listed page (ids, or [`ItemRef`]s with the versions listed); returns
@@ -75,5 +106,18 @@ impl FullComparison {
             "full comparison done"
         );
         result.set_sync_state(cursor_key, cursor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scoped_comparison_hands_back_what_was_not_listed() {
+        let mut comparison = FullComparison::of(vec!["a".into(), "b".into(), "c".into()]);
+        comparison.listed.extend(["b".to_owned(), "d".to_owned()]);
+        assert_eq!(comparison.listed_count(), 2);
+        assert_eq!(comparison.vanished(), ["a", "c"]);
     }
 }
