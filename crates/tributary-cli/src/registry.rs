@@ -47,6 +47,7 @@ fn integrations(test_doubles: bool) -> Result<Registry, ManifestError> {
             .map(|r| r.with_fake(tributary_google_drive_fake::fake())),
         tributary_slack::registration().map(|r| r.with_fake(tributary_slack_fake::fake())),
         tributary_outlook::registration().map(|r| r.with_fake(tributary_outlook_fake::fake())),
+        tributary_onedrive::registration().map(|r| r.with_fake(tributary_onedrive_fake::fake())),
         // One line per integration.
     ];
     if test_doubles {
@@ -72,7 +73,7 @@ mod tests {
         let normal = integrations(false).unwrap();
         assert_eq!(
             domains(&normal),
-            ["gmail", "google-drive", "outlook", "slack"]
+            ["gmail", "google-drive", "onedrive", "outlook", "slack"]
         );
         assert!(normal.get("synthetic").is_err());
         let with_doubles = integrations(true).unwrap();
@@ -82,6 +83,7 @@ mod tests {
                 "gmail",
                 "google-drive",
                 "noop",
+                "onedrive",
                 "outlook",
                 "slack",
                 "synthetic"
@@ -94,6 +96,7 @@ mod tests {
         let registry = integrations(true).unwrap();
         assert!(registry.fake("gmail").is_ok());
         assert!(registry.fake("google-drive").is_ok());
+        assert!(registry.fake("onedrive").is_ok());
         assert!(registry.fake("outlook").is_ok());
         assert!(registry.fake("slack").is_ok());
         assert!(registry.fake("synthetic").is_ok());
@@ -101,7 +104,7 @@ mod tests {
         assert_eq!(
             error.as_deref(),
             Some(
-                "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, outlook, slack, synthetic"
+                "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, onedrive, outlook, slack, synthetic"
             )
         );
     }

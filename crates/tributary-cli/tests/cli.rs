@@ -851,13 +851,13 @@ fn fakes_are_found_through_the_registry() {
     let env = Env::new();
     env.fails(
         &["fake", "imap"],
-        "unknown integration `imap`; integrations with a fake: gmail, google-drive, outlook, slack",
+        "unknown integration `imap`; integrations with a fake: gmail, google-drive, onedrive, outlook, slack",
     );
     env.fails_cmd(
         env.cmd()
             .env("TRIBUTARY_TEST_INTEGRATIONS", "1")
             .args(["fake", "noop"]),
-        "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, outlook, slack, synthetic",
+        "the `noop` integration has no fake; integrations with a fake: gmail, google-drive, onedrive, outlook, slack, synthetic",
     );
 
     // Any integration with a fake: the synthetic one (a test double), linked and synced.
@@ -914,8 +914,14 @@ fn outlook_fake_links_and_syncs() {
     fake_links_and_syncs("outlook", 80);
 }
 
+#[test]
+fn onedrive_fake_links_and_syncs() {
+    fake_links_and_syncs("onedrive", 80);
+}
+
 /// `tributary fake <domain> --items N`, then link against it with the credentials and
-/// settings it printed: a sync stores the N items, and a second one finds nothing new.
+/// settings it printed: a sync stores what the fake says a sync stores (the N items,
+/// and a drive's folders), and a second one finds nothing new.
 fn fake_links_and_syncs(domain: &str, items: u32) {
     let env = Env::new();
     let (mut child, info) = spawn_fake(std::process::Command::new(BIN).args([
@@ -944,8 +950,10 @@ fn fake_links_and_syncs(domain: &str, items: u32) {
     let args: Vec<&str> = link.iter().map(String::as_str).collect();
     let linked = env.json(&args);
     let id = linked["id"].as_i64().expect("id").to_string();
+    let expected = info["items"].as_u64().expect("items");
+    assert!(expected >= u64::from(items), "{info}");
     let summary = env.json(&["sync", &id, "--until-idle"]);
-    assert_eq!(summary["added"], items, "{summary}");
+    assert_eq!(summary["added"], expected, "{summary}");
     let again = env.json(&["sync", &id, "--until-idle"]);
     assert_eq!(
         (again["added"].as_i64(), again["deleted"].as_i64()),
@@ -1171,7 +1179,10 @@ fn test_doubles_are_neither_listed_nor_linkable() {
         .iter()
         .map(|i| i["domain"].as_str().expect("domain"))
         .collect();
-    assert_eq!(domains, ["gmail", "google-drive", "outlook", "slack"]);
+    assert_eq!(
+        domains,
+        ["gmail", "google-drive", "onedrive", "outlook", "slack"]
+    );
     let table = env.ok(&["integrations"]);
     assert!(
         !table.contains("synthetic") && !table.contains("noop"),
@@ -1214,6 +1225,7 @@ fn test_doubles_are_neither_listed_nor_linkable() {
             "gmail",
             "google-drive",
             "noop",
+            "onedrive",
             "outlook",
             "slack",
             "synthetic"

@@ -290,6 +290,51 @@ impl Harness {
         self.settle(engine, ui).await
     }
 
+    /// Links `subject` for a new user, then a `start` until nothing is pending; checks
+    /// that nothing failed and that the database equals the truth. Returns the
+    /// account's id.
+    pub async fn synced<S: ConformanceSubject>(
+        &self,
+        subject: &S,
+        engine: &Engine,
+        user: &str,
+    ) -> i64 {
+        let ui = self.link(subject, user).await.id;
+        self.sync(engine, ui).await;
+        self.assert_no_failed_jobs(ui).await;
+        self.assert_matches_truth(subject, ui, "after the first sync")
+            .await;
+        ui
+    }
+
+    /// Moves the clock by `ms` (a scheduler interval), then a history check until
+    /// nothing is pending; checks that nothing failed.
+    pub async fn history_after(&self, engine: &Engine, ui: i64, ms: i64) {
+        self.clock.advance_ms(ms);
+        self.check_history(engine, ui).await;
+        self.assert_no_failed_jobs(ui).await;
+    }
+
+    /// `updated_at` of every stored item of account `ui` (deleted ones included), in
+    /// epoch ms, by external id.
+    pub async fn updated_at(&self, ui: i64) -> BTreeMap<String, i64> {
+        self.content(ui, true)
+            .await
+            .into_iter()
+            .map(|(id, item)| (id, item.updated_at.timestamp_millis()))
+            .collect()
+    }
+
+    /// The string at `key` of account `ui`'s stored sync state.
+    pub async fn sync_state_str(&self, ui: i64, key: &str) -> Option<String> {
+        self.account(ui)
+            .await
+            .sync_state
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    }
+
     /// The account as stored now.
     pub async fn account(&self, ui: i64) -> UserIntegration {
         self.store
@@ -399,6 +444,50 @@ impl Harness {
             Some(truth.len()),
             "{when}: content_counts disagrees with the listed content"
         );
+    }
+}
+
+/// An engine running in the background until [`Background::stop`]: for scenarios that
+/// change the fake while jobs are in flight (a held response, a change, then the
+/// release).
+#[derive(Debug)]
+pub struct Background {
+    stop: tokio::sync::oneshot::Sender<()>,
+    runner: tokio::task::JoinHandle<Result<(), tributary_engine::worker::EngineError>>,
+}
+
+impl Background {
+    /// Starts `engine` running until stopped.
+    pub fn run(engine: &Engine) -> Background {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let engine = engine.clone();
+        let runner = tokio::spawn(async move {
+            engine
+                .run(RunUntil::Shutdown, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Background { stop, runner }
+    }
+
+    /// Waits until account `ui` has no job available or running, then stops the
+    /// engine.
+    ///
+    /// # Panics
+    /// When the account does not go idle within the harness's timeout, or the engine
+    /// failed.
+    pub async fn stop_when_idle(self, h: &Harness, ui: i64) {
+        wait_until("the account has nothing pending", || async {
+            h.jobs(ui, JobState::Available).await.is_empty()
+                && h.jobs(ui, JobState::Running).await.is_empty()
+        })
+        .await;
+        let _ = self.stop.send(());
+        self.runner
+            .await
+            .expect("join the engine")
+            .expect("engine run");
     }
 }
 

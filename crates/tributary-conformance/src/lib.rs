@@ -72,6 +72,42 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Stamps out one `#[test]` per function and backend for an integration's own
+/// acceptance tests: `sqlite::<name>` and `postgres::<name>`, each running
+/// `async fn name(h: Harness)` (in scope where the macro is called) through
+/// [`run_scenario`] with the subject's registration.
+///
+/// ```text
+/// tributary_conformance::backend_tests!(OneDriveSubject; a_drive_syncs, renames_follow);
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($subject:ty; $($name:ident),+ $(,)?) => {
+        /// The tests on SQLite.
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    $crate::run_scenario::<$subject, _, _>($crate::Backend::Sqlite, super::$name);
+                }
+            )+
+        }
+        /// The tests on PostgreSQL.
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    $crate::run_scenario::<$subject, _, _>($crate::Backend::Postgres, super::$name);
+                }
+            )+
+        }
+    };
+}
+
 /// The list of every scenario and the capabilities it needs (used by
 /// [`conformance_tests!`]; a new scenario is added here and in [`scenarios`]).
 #[doc(hidden)]

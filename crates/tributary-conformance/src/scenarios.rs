@@ -29,10 +29,10 @@ use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use tributary_engine::{Clock as _, Engine, RunUntil};
+use tributary_engine::{Clock as _, Engine};
 use tributary_store::{JobState, NewJob, UserIntegrationStatus};
 
-use crate::harness::wait_until;
+use crate::harness::{Background, wait_until};
 use crate::{ConformanceSubject, FaultRates, Harness};
 
 /// Workers of the full-sync engine.
@@ -65,15 +65,6 @@ async fn synced<S: ConformanceSubject>(h: &Harness, items: usize, seed: u64) -> 
         ui,
         engine,
     }
-}
-
-/// `updated_at` of every stored item (deleted ones included), in epoch ms.
-async fn updated_at(h: &Harness, ui: i64) -> BTreeMap<String, i64> {
-    h.content(ui, true)
-        .await
-        .into_iter()
-        .map(|(id, item)| (id, item.updated_at.timestamp_millis()))
-        .collect()
 }
 
 /// Edits `id` when the subject declares edits (which it must then make); nothing
@@ -159,7 +150,7 @@ pub async fn resync_nothing_new<S: ConformanceSubject>(h: Harness) {
         ui,
         engine,
     } = synced::<S>(&h, S::RESYNC_ITEMS, 2).await;
-    let before = updated_at(&h, ui).await;
+    let before = h.updated_at(ui).await;
     let stats_before = engine.stats().snapshot();
 
     subject.reset_counters();
@@ -185,7 +176,7 @@ pub async fn resync_nothing_new<S: ConformanceSubject>(h: Harness) {
         "the re-sync wrote content (inserted, updated, deleted)"
     );
     assert_eq!(
-        updated_at(&h, ui).await,
+        h.updated_at(ui).await,
         before,
         "the re-sync moved updated_at"
     );
@@ -237,7 +228,7 @@ pub async fn resync_nothing_new<S: ConformanceSubject>(h: Harness) {
         "fetching stored items again (unchanged, inserted, updated)"
     );
     assert_eq!(
-        updated_at(&h, ui).await,
+        h.updated_at(ui).await,
         before,
         "a same-content fetch moved updated_at"
     );
@@ -308,7 +299,7 @@ pub async fn edit_updates_content<S: ConformanceSubject>(h: Harness) {
         engine,
     } = synced::<S>(&h, S::ITEMS, 4).await;
     let id = pick(&subject, S::ITEMS / 2);
-    let before = updated_at(&h, ui).await;
+    let before = h.updated_at(ui).await;
     let stored_before = h.stored::<S>(ui).await[&id].clone();
 
     subject.reset_counters();
@@ -326,7 +317,7 @@ pub async fn edit_updates_content<S: ConformanceSubject>(h: Harness) {
         Some(&want),
         "edited item {id}"
     );
-    let after = updated_at(&h, ui).await;
+    let after = h.updated_at(ui).await;
     assert!(
         after[&id] > before[&id],
         "updated_at of the edited item did not move"
@@ -474,17 +465,7 @@ pub async fn edit_during_fetch<S: ConformanceSubject>(h: Harness) {
     edit(&subject, &id);
     gate.hold(subject.fetch_path(&id));
     h.enqueue_history(ui).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runner = tokio::spawn({
-        let engine = engine.clone();
-        async move {
-            engine
-                .run(RunUntil::Shutdown, async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let background = Background::run(&engine);
     wait_until("the fetch of the edited item reaches the fake", || async {
         gate.held() >= 1
     })
@@ -504,13 +485,7 @@ pub async fn edit_during_fetch<S: ConformanceSubject>(h: Harness) {
     })
     .await;
     gate.release();
-    wait_until("the account has nothing pending", || async {
-        h.jobs(ui, JobState::Available).await.is_empty()
-            && h.jobs(ui, JobState::Running).await.is_empty()
-    })
-    .await;
-    let _ = stop.send(());
-    runner.await.expect("join the engine").expect("engine run");
+    background.stop_when_idle(&h, ui).await;
     h.settle(&engine, ui).await;
 
     h.assert_no_failed_jobs(ui).await;

@@ -96,7 +96,7 @@ impl TypedIntegration for DriveIntegration {
         let token_url = job.token_url(job.settings.token_url.as_deref())?;
         let api = job.bearer_client(&token_url, &job.credentials);
         let client = DriveClient::new(api, &job.settings.base_url)?;
-        let folders = FolderMap::from_sync_state(&job.ctx.sync_state);
+        let folders = FolderMap::from_sync_state(&job.ctx.sync_state, FOLDERS);
         Ok(DriveIntegration {
             ctx: job.ctx,
             client,
@@ -140,7 +140,7 @@ impl DriveIntegration {
     async fn start(&mut self) -> Result<TaskResult, IntegrationError> {
         let mut result = TaskResult::new();
         let first = self.ctx.sync_state_str(CHANGES_PAGE_TOKEN).is_none()
-            || !FolderMap::stored(&self.ctx.sync_state);
+            || !FolderMap::stored(&self.ctx.sync_state, FOLDERS);
         if first {
             // The cursor first: a change made while the tree is read is found after it.
             let token = self.client.start_page_token().await?;
@@ -241,7 +241,7 @@ impl DriveIntegration {
                 Export::Text(text) => FileText::from_bytes(&text.bytes, text.truncated),
                 Export::TooLarge => {
                     tracing::info!(file_id = %file.id, "drive refused the export as too large");
-                    FileText::ExportTooLarge
+                    content::EXPORT_TOO_LARGE
                 }
                 Export::Gone => return Ok(None),
             },
@@ -416,14 +416,12 @@ impl DriveIntegration {
         before: &FolderMap,
         result: &mut TaskResult,
     ) -> Result<(), IntegrationError> {
-        for id in self.folders.changed_since(before) {
-            if before.get(&id).is_some() && self.folders.get(&id).is_some() {
-                result.push_task(&DriveTask::RefreshFolder {
-                    folder_id: id,
-                    page_token: None,
-                    depth: 0,
-                })?;
-            }
+        for id in self.folders.moved_since(before) {
+            result.push_task(&DriveTask::RefreshFolder {
+                folder_id: id,
+                page_token: None,
+                depth: 0,
+            })?;
         }
         Ok(())
     }

@@ -63,10 +63,15 @@ pub async fn run(global: &GlobalArgs, args: FakeArgs) -> Result<()> {
             .with_context(|| format!("failed to write {}", path.display()))?;
     }
     if global.json {
-        // One line, so that a script can read it before the server is stopped.
+        // One line, so that a script can read it before the server is stopped;
+        // `items`: how many items a full sync of it stores.
         println!(
             "{}",
-            json!({"credentials": credentials, "settings": link.settings})
+            json!({
+                "credentials": credentials,
+                "settings": link.settings,
+                "items": fake.truth().synced.len(),
+            })
         );
     } else {
         println!("fake {}", fake.describe());

@@ -16,15 +16,20 @@
 //!   ([`bearer`]);
 //! - the early-stop rule of paged listings ([`listing`]) and the full comparison after
 //!   a delta cursor expired ([`delta`]);
+//! - for file services, the folder tree kept in the sync state with bounded path walks
+//!   ([`folders`]), and which files are text and how a text is cut at a size
+//!   ([`text`]);
 //! - the rate permit for protocols other than HTTP ([`Job::permit`]).
 //!
 //! The tutorial (`docs/tutorial.md`) builds an integration with it step by step.
 
 pub mod bearer;
 pub mod delta;
+pub mod folders;
 pub mod listing;
 mod probe;
 pub mod settings;
+pub mod text;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -4,8 +4,10 @@
 //! `items` is the number of files a sync stores, spread over the root and
 //! `clamp(items / 20, 2, 200)` folders up to three levels deep; about 60% are text
 //! (prose, Markdown, JSON, CSV, source code), the rest binary. External ids in
-//! [`FakeTruth`] are the files' item ids (folders are not counted as items). New items
-//! ([`RunningFake::add_item`] and deliveries) are generated files in a random folder.
+//! [`FakeTruth`] are the item ids of every file and folder below the root (the
+//! `onedrive` integration stores folders as items too; the root is the drive, not an
+//! item). New items ([`RunningFake::add_item`] and deliveries) are generated files in
+//! a random folder.
 //!
 //! The link is every Graph fake's ([`fake_link`]): settings `baseUrl` (the Graph
 //! root, `http://127.0.0.1:PORT/v1.0`) and `tokenUrl`
@@ -89,8 +91,12 @@ impl RunningFake for RunningOneDrive {
     }
 
     fn truth(&self) -> FakeTruth {
+        let handle = self.fake.handle();
+        let root = handle.root_id();
+        let mut synced = handle.file_ids();
+        synced.extend(handle.folder_ids().into_iter().filter(|id| *id != root));
         FakeTruth {
-            synced: self.fake.handle().file_ids(),
+            synced,
             left_out: 0,
         }
     }

@@ -976,14 +976,15 @@ async fn generated_drives_are_deterministic_and_mixed() {
 #[tokio::test]
 async fn the_standalone_fake_links_and_grows() {
     let running = start_standalone(&crate::fake(), 50).await;
-    assert_eq!(running.truth().synced.len(), 50);
+    // 50 files and 2 folders below the root: what the integration stores.
+    assert_eq!(running.truth().synced.len(), 52);
     let checked = check_standalone_link(running.as_ref()).await;
     let access = checked.refreshed["access_token"].as_str().unwrap();
     let graph = TestClient::new(&checked.base_url, access);
     assert_eq!(graph.get("/me/drive/root/delta").await.status, 200);
     let added = running.add_item().unwrap();
     assert!(running.truth().synced.contains(&added));
-    assert_eq!(running.truth().synced.len(), 51);
+    assert_eq!(running.truth().synced.len(), 53);
     assert!(running.request_counts().contains_key("driveItem.delta"));
     assert!(
         running.describe().contains("51 files"),
