@@ -246,6 +246,19 @@ struct GraphState {
     advanced: Duration,
     latency: Duration,
     rng: StdRng,
+    expiry: RequestExpiry,
+}
+
+/// Access tokens that die after a number of API requests rather than a time (so that
+/// a test's refreshes do not depend on the machine's speed).
+#[derive(Debug, Default)]
+struct RequestExpiry {
+    /// Requests left before every token expires once.
+    after: Option<u64>,
+    /// Every token expires at each this-many-th request.
+    every: Option<u64>,
+    /// Requests since `every` was set.
+    seen: u64,
 }
 
 struct Shared {
@@ -351,6 +364,7 @@ impl GraphHandle {
             counters: GraphCounters::default(),
             users: vec![user],
             advanced: Duration::ZERO,
+            expiry: RequestExpiry::default(),
             latency: config.latency,
             rng,
         };
@@ -412,13 +426,33 @@ impl GraphHandle {
         self.state().counters.token_errors += 1;
     }
 
+    /// Counts an API request of `operation`; expires the access tokens when a request
+    /// count set by [`GraphHandle::expire_access_tokens_after`] or
+    /// [`GraphHandle::expire_access_tokens_every`] says so (before the request's own
+    /// token is checked).
     pub(crate) fn count_call(&self, operation: &str) {
-        *self
-            .state()
+        let mut state = self.state();
+        *state
             .counters
             .calls
             .entry(operation.to_owned())
             .or_insert(0) += 1;
+        let mut expire = false;
+        match state.expiry.after {
+            Some(0) => {
+                state.expiry.after = None;
+                expire = true;
+            }
+            Some(left) => state.expiry.after = Some(left - 1),
+            None => {}
+        }
+        if let Some(every) = state.expiry.every {
+            state.expiry.seen += 1;
+            expire |= state.expiry.seen.is_multiple_of(every);
+        }
+        if expire {
+            state.identity.expire_access_tokens();
+        }
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -628,6 +662,20 @@ impl GraphHandle {
     /// Every access token issued so far is expired from now on.
     pub fn expire_access_tokens(&self) {
         self.state().identity.expire_access_tokens();
+    }
+
+    /// Every access token issued by then expires once `calls` more API requests have
+    /// arrived (0: at the next one). Replaces an earlier count.
+    pub fn expire_access_tokens_after(&self, calls: u64) {
+        self.state().expiry.after = Some(calls);
+    }
+
+    /// From now on, every access token issued by then expires at each `calls`-th API
+    /// request (a token's life counted in requests, not time); `None` stops it.
+    pub fn expire_access_tokens_every(&self, calls: Option<u64>) {
+        let mut state = self.state();
+        state.expiry.every = calls.map(|n| n.max(1));
+        state.expiry.seen = 0;
     }
 
     /// The lifetime of access tokens issued from now on.

@@ -371,6 +371,36 @@ async fn bad_tokens_get_the_graph_envelope() {
 }
 
 #[tokio::test]
+async fn tokens_can_die_after_a_number_of_requests() {
+    let s = setup(GraphConfig::default()).await;
+    // Once, after two more requests: the third finds its token expired.
+    let grant = s.graph.mint_grant(&["Mail.Read"]);
+    s.graph.expire_access_tokens_after(2);
+    for _ in 0..2 {
+        assert_eq!(s.status("/v1.0/me/test", &grant.access_token).await, 200);
+    }
+    assert_eq!(s.status("/v1.0/me/test", &grant.access_token).await, 401);
+    // Tokens issued later live again until the next count.
+    let grant = s.graph.mint_grant(&["Mail.Read"]);
+    assert_eq!(s.status("/v1.0/me/test", &grant.access_token).await, 200);
+    // Every third request from now on: the 1st and 2nd pass, the 3rd is refused.
+    s.graph.expire_access_tokens_every(Some(3));
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let grant = s.graph.mint_grant(&["Mail.Read"]);
+        for _ in 0..3 {
+            statuses.push(s.status("/v1.0/me/test", &grant.access_token).await);
+        }
+    }
+    assert_eq!(statuses, [200, 200, 401, 200, 200, 401]);
+    s.graph.expire_access_tokens_every(None);
+    let grant = s.graph.mint_grant(&["Mail.Read"]);
+    for _ in 0..4 {
+        assert_eq!(s.status("/v1.0/me/test", &grant.access_token).await, 200);
+    }
+}
+
+#[tokio::test]
 async fn unknown_paths_and_methods_get_the_envelope() {
     let s = setup(GraphConfig::default()).await;
     let grant = s.graph.mint_grant(&["Mail.Read"]);

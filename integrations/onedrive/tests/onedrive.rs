@@ -544,7 +544,7 @@ async fn rotated_refresh_tokens_survive_many_refreshes(h: Harness) {
     subject.set("pageSize", Value::from(25));
     // About 800 requests: every access token dies after each 50 (counted in requests,
     // not time, so that the number of refreshes does not depend on the machine).
-    subject.probe.expire_tokens_every(50);
+    subject.fake.graph().expire_access_tokens_every(Some(50));
     let engine = h.engine(4);
     let ui = h.synced(&subject, &engine, "onedrive-rotation").await;
     let refreshes = subject.fake.graph().refreshes();
@@ -557,7 +557,7 @@ async fn rotated_refresh_tokens_survive_many_refreshes(h: Harness) {
         "the stored refresh token is not the grant's newest"
     );
     // Every access token expired: the next check refreshes with the stored one.
-    subject.probe.expire_tokens_every(u64::MAX);
+    subject.fake.graph().expire_access_tokens_every(None);
     subject.fake.graph().expire_access_tokens();
     let before = subject.fake.graph().refreshes();
     subject.add_item();

@@ -16,10 +16,11 @@
 //! - logs each delta request as a listing (no token: a first round's first page; a
 //!   first-round token: its next pages) or a change round (a delta or changes token,
 //!   decoded from the fake's token format);
-//! - expires every access token after a given number of requests (the scenarios'
-//!   "token expiry mid-sync"), or after every so many requests (a token's life counted
-//!   in requests);
 //! - can answer one item's fetch with JSON that is not a drive item.
+//!
+//! Access tokens that die after a number of requests (the scenarios' "token expiry
+//! mid-sync", and a token's life counted in requests) are the Graph fake's own
+//! (`expire_access_tokens_after`, `expire_access_tokens_every`).
 //!
 //! In front of everything, the testkit's fault layer answers a share of requests with
 //! 429 (`Retry-After: 1`), 500 or 503 when a scenario asks for faults.
@@ -71,9 +72,6 @@ pub enum DeltaRequest {
 #[derive(Debug)]
 struct ProbeState {
     deltas: Vec<DeltaRequest>,
-    expire_after: Option<u64>,
-    expire_every: Option<u64>,
-    requests: u64,
     corrupt: Option<String>,
     deltas_without_page_size: u64,
     contents: Vec<String>,
@@ -91,9 +89,6 @@ impl Probe {
         Probe {
             state: Arc::new(Mutex::new(ProbeState {
                 deltas: Vec::new(),
-                expire_after: None,
-                expire_every: None,
-                requests: 0,
                 corrupt: None,
                 deltas_without_page_size: 0,
                 contents: Vec::new(),
@@ -136,15 +131,6 @@ impl Probe {
         state.deltas.clear();
         state.deltas_without_page_size = 0;
         state.contents.clear();
-    }
-
-    /// Expires every access token after each `every` API requests from now on (a
-    /// token's life counted in requests rather than in time, so that refreshes happen
-    /// however fast or slow the machine is).
-    pub fn expire_tokens_every(&self, every: u64) {
-        let mut state = self.lock();
-        state.expire_every = Some(every.max(1));
-        state.requests = 0;
     }
 
     /// Answers every fetch of item `id` (`GET /v1.0/me/drive/items/{id}`) with a 200
@@ -211,20 +197,6 @@ async fn probe(State(probe): State<Probe>, request: Request, next: Next) -> Resp
             .and_then(|rest| rest.strip_suffix("/content"))
         {
             state.contents.push(id.to_owned());
-        }
-        match state.expire_after {
-            Some(0) => {
-                state.expire_after = None;
-                probe.graph.expire_access_tokens();
-            }
-            Some(left) => state.expire_after = Some(left - 1),
-            None => {}
-        }
-        state.requests += 1;
-        if let Some(every) = state.expire_every
-            && state.requests % every == 0
-        {
-            probe.graph.expire_access_tokens();
         }
         state.corrupt.as_deref() == Some(path.as_str())
     };
@@ -532,9 +504,8 @@ impl ConformanceSubject for OneDriveSubject {
     fn expire_tokens_after_calls(&self, calls: u64) -> bool {
         if calls == 0 {
             self.fake.graph().expire_access_tokens();
-            self.probe.lock().expire_after = None;
         } else {
-            self.probe.lock().expire_after = Some(calls);
+            self.fake.graph().expire_access_tokens_after(calls);
         }
         true
     }

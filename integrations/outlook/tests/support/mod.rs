@@ -14,10 +14,11 @@
 //! - logs each delta request (its folder, and whether it carried `$deltatoken`): a
 //!   delta request without one is a page of a round's listing (a first round, or the
 //!   next pages of any round), counted with the list calls;
-//! - expires every access token after a given number of requests (the scenarios'
-//!   "token expiry mid-sync");
 //! - answers a share of requests with Graph's 429 (`activityLimitReached`,
 //!   `Retry-After: 1`), 500 (`generalException`) or 503 (`serviceNotAvailable`).
+//!
+//! Access tokens that die after a number of requests (the scenarios' "token expiry
+//! mid-sync") are the Graph fake's own (`expire_access_tokens_after`).
 //!
 //! Mutations: an edit changes the flag, the read state or the categories (in turn); a
 //! deletion removes the message for good (what a sync must then not hold: a message
@@ -61,7 +62,6 @@ pub struct DeltaRequest {
 #[derive(Debug)]
 struct ProbeState {
     deltas: Vec<DeltaRequest>,
-    expire_after: Option<u64>,
     rates: FaultRates,
     rng: StdRng,
     injected: u64,
@@ -82,7 +82,6 @@ impl Probe {
         Probe {
             state: Arc::new(Mutex::new(ProbeState {
                 deltas: Vec::new(),
-                expire_after: None,
                 rates: FaultRates::NONE,
                 rng: StdRng::seed_from_u64(0),
                 injected: 0,
@@ -173,14 +172,6 @@ async fn probe(State(probe): State<Probe>, request: Request, next: Next) -> Resp
                 folder,
                 from_delta_link,
             });
-        }
-        if let Some(left) = state.expire_after.as_mut() {
-            if *left == 0 {
-                state.expire_after = None;
-                probe.graph.expire_access_tokens();
-            } else {
-                *left -= 1;
-            }
         }
         let FaultRates {
             rate_limited,
@@ -506,9 +497,8 @@ impl ConformanceSubject for OutlookSubject {
     fn expire_tokens_after_calls(&self, calls: u64) -> bool {
         if calls == 0 {
             self.fake.graph().expire_access_tokens();
-            self.probe.lock().expire_after = None;
         } else {
-            self.probe.lock().expire_after = Some(calls);
+            self.fake.graph().expire_access_tokens_after(calls);
         }
         true
     }
