@@ -1,5 +1,5 @@
 //! Refresh-token rotation through SIGKILLed workers, for any integration whose fake
-//! rotates refresh tokens (`slack_processes.rs`, `outlook_processes.rs`).
+//! rotates refresh tokens (`slack_processes.rs`, `graph_processes.rs`).
 //!
 //! The provider hands out a new refresh token at every refresh and revokes the old one
 //! at once; its access tokens live a moment, so a long sync refreshes again and again.

@@ -112,11 +112,11 @@ use axum::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use tokio::net::TcpListener;
-use tributary_msgraph_fake::{GraphConfig, GraphHandle, GraphRoutes, GraphUrls, GraphUser};
+use tributary_msgraph_fake::{GraphHandle, GraphRoutes, GraphUrls, GraphUser};
 use tributary_testkit::serving::LoopbackServer;
 
 pub use standalone::{OneDriveFake, fake};
-pub use tributary_msgraph_fake::{Fault, Grant, RefreshRotation, ThrottleConfig};
+pub use tributary_msgraph_fake::{Fault, Grant, GraphConfig, RefreshRotation, ThrottleConfig};
 
 use drive::{Drive, Item, Key};
 

@@ -92,11 +92,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use tokio::net::TcpListener;
-use tributary_msgraph_fake::{GraphConfig, GraphHandle, GraphRoutes, GraphUrls, GraphUser};
+use tributary_msgraph_fake::{GraphHandle, GraphRoutes, GraphUrls, GraphUser};
 use tributary_testkit::serving::LoopbackServer;
 
 pub use standalone::{OutlookFake, fake};
-pub use tributary_msgraph_fake::{Fault, Grant, RefreshRotation, ThrottleConfig};
+pub use tributary_msgraph_fake::{Fault, Grant, GraphConfig, RefreshRotation, ThrottleConfig};
 
 use mailbox::Mailbox;
 
