@@ -125,37 +125,8 @@ pub async fn drive_sync(
                     run
                 }
                 .await;
-                let (stored, elapsed) = match run {
-                    Ok(run) => run,
-                    Err(e) => {
-                        println!(
-                            "| {} | {expected} | {w} | n/a ({e:#}) | | | | |",
-                            backend.name()
-                        );
-                        continue;
-                    }
-                };
-                let engine_rate = crate::util::rate(stored as f64, elapsed);
-                let (ceiling_text, ratio_text) = match ceiling(&fake, w).await {
-                    Ok((fetched, took)) => {
-                        let ceiling = crate::util::rate(fetched as f64, took);
-                        (
-                            format!("{ceiling:.0}"),
-                            format!("{:.2}", engine_rate / ceiling),
-                        )
-                    }
-                    Err(e) => (format!("n/a ({e:#})"), "n/a".to_owned()),
-                };
-                let stored_text = if stored as usize == expected {
-                    stored.to_string()
-                } else {
-                    format!("{stored} (of {expected}: incomplete)")
-                };
-                println!(
-                    "| {} | {expected} | {w} | {stored_text} | {:.1} | {engine_rate:.0} | {ceiling_text} | {ratio_text} |",
-                    backend.name(),
-                    elapsed.as_secs_f64()
-                );
+                let cells = format!("{} | {expected} | {w} | ", backend.name());
+                crate::util::throughput_row(&cells, expected, run, ceiling(&fake, w)).await;
             }
         }
         fake.stop().await?;

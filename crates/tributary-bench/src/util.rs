@@ -198,6 +198,47 @@ where
     }
 }
 
+/// Prints one row of a sync-throughput table: `cells` (the row's first columns, each
+/// followed by ` | `), then what the engine stored (beside `expected`), its seconds and
+/// rate, the ceiling's rate (measured by `ceiling`, only when the run worked) and the
+/// ratio of the two. A run that failed prints its error in the stored column.
+pub async fn throughput_row<F>(
+    cells: &str,
+    expected: usize,
+    run: Result<(i64, Duration)>,
+    ceiling: F,
+) where
+    F: std::future::Future<Output = Result<(u64, Duration)>>,
+{
+    let (stored, elapsed) = match run {
+        Ok(run) => run,
+        Err(e) => {
+            println!("| {cells}n/a ({e:#}) | | | | |");
+            return;
+        }
+    };
+    let engine_rate = rate(stored as f64, elapsed);
+    let (ceiling_text, ratio_text) = match ceiling.await {
+        Ok((fetched, took)) => {
+            let ceiling = rate(fetched as f64, took);
+            (
+                format!("{ceiling:.0}"),
+                format!("{:.2}", engine_rate / ceiling),
+            )
+        }
+        Err(e) => (format!("n/a ({e:#})"), "n/a".to_owned()),
+    };
+    let stored_text = if usize::try_from(stored).is_ok_and(|s| s == expected) {
+        stored.to_string()
+    } else {
+        format!("{stored} (of {expected}: incomplete)")
+    };
+    println!(
+        "| {cells}{stored_text} | {:.1} | {engine_rate:.0} | {ceiling_text} | {ratio_text} |",
+        elapsed.as_secs_f64()
+    );
+}
+
 /// Formats a rate.
 pub fn rate(count: f64, elapsed: Duration) -> f64 {
     count / elapsed.as_secs_f64().max(1e-9)
