@@ -37,34 +37,8 @@ use tributary_store::JobState;
 
 const TICK_MS: i64 = 61_000;
 
-macro_rules! both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    tributary_conformance::run_scenario::<super::OutlookSubject, _, _>(
-                        tributary_conformance::Backend::Sqlite,
-                        super::$name,
-                    );
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    tributary_conformance::run_scenario::<super::OutlookSubject, _, _>(
-                        tributary_conformance::Backend::Postgres,
-                        super::$name,
-                    );
-                }
-            )+
-        }
-    };
-}
-
-both_backends!(
+tributary_conformance::backend_tests!(
+    OutlookSubject;
     a_ten_thousand_message_mailbox_syncs_exactly_and_a_resync_writes_nothing,
     moves_keep_the_item_deletions_soft_delete_and_edits_update,
     a_forgotten_delta_token_compares_that_folder_only,
@@ -82,32 +56,6 @@ async fn synced(h: &Harness, subject: &OutlookSubject, engine: &Engine) -> i64 {
     h.assert_matches_truth(subject, ui, "after the first sync")
         .await;
     ui
-}
-
-/// A history check after a scheduler interval.
-async fn history(h: &Harness, engine: &Engine, ui: i64) {
-    h.clock.advance_ms(TICK_MS);
-    h.check_history(engine, ui).await;
-    h.assert_no_failed_jobs(ui).await;
-}
-
-/// `updated_at` of every stored item (deleted ones included), in epoch ms.
-async fn updated_at(h: &Harness, ui: i64) -> BTreeMap<String, i64> {
-    h.content(ui, true)
-        .await
-        .into_iter()
-        .map(|(id, item)| (id, item.updated_at.timestamp_millis()))
-        .collect()
-}
-
-/// The stored sync-state string at `key`.
-async fn state_str(h: &Harness, ui: i64, key: &str) -> Option<String> {
-    h.account(ui)
-        .await
-        .sync_state
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
 }
 
 /// A message of folder `folder` (well-known name or id), the `n`-th by id.
@@ -198,7 +146,7 @@ async fn a_ten_thousand_message_mailbox_syncs_exactly_and_a_resync_writes_nothin
     }
 
     // Nothing new: a start and a history check fetch and write nothing.
-    let before = updated_at(&h, ui).await;
+    let before = h.updated_at(ui).await;
     let stats = engine.stats().snapshot();
     subject.reset_counters();
     h.clock.advance_ms(TICK_MS);
@@ -222,7 +170,7 @@ async fn a_ten_thousand_message_mailbox_syncs_exactly_and_a_resync_writes_nothin
         "the re-sync's start listed {} pages",
         subject.list_calls()
     );
-    assert_eq!(updated_at(&h, ui).await, before, "updated_at moved");
+    assert_eq!(h.updated_at(ui).await, before, "updated_at moved");
 }
 
 /// (b) moves, deletions and edits, with both `@removed` reasons a move may give.
@@ -248,7 +196,7 @@ async fn moves_keep_the_item_deletions_soft_delete_and_edits_update(h: Harness) 
         let stats = engine.stats().snapshot();
         subject.fake.move_message(&moved, "archive").unwrap();
         subject.fake.replay_next_delta_pages(4);
-        history(&h, &engine, ui).await;
+        h.history_after(&engine, ui, TICK_MS).await;
         let rows = h.content(ui, true).await;
         let row = &rows[&moved];
         assert_eq!(
@@ -273,7 +221,7 @@ async fn moves_keep_the_item_deletions_soft_delete_and_edits_update(h: Harness) 
         let Deleted::MovedToDeletedItems(_) = subject.fake.delete_message(&moved).unwrap() else {
             panic!("the first deletion purged");
         };
-        history(&h, &engine, ui).await;
+        h.history_after(&engine, ui, TICK_MS).await;
         let row = &h.content(ui, true).await[&moved];
         assert!(!row.is_deleted, "a message in Deleted Items was deleted");
         assert_eq!(row.content["folder"]["path"], "/Deleted Items");
@@ -281,7 +229,7 @@ async fn moves_keep_the_item_deletions_soft_delete_and_edits_update(h: Harness) 
             subject.fake.delete_message(&moved).unwrap(),
             Deleted::Purged
         );
-        history(&h, &engine, ui).await;
+        h.history_after(&engine, ui, TICK_MS).await;
         let rows = h.content(ui, true).await;
         let row = &rows[&moved];
         assert!(
@@ -295,17 +243,17 @@ async fn moves_keep_the_item_deletions_soft_delete_and_edits_update(h: Harness) 
         let flagged = message_in(&subject, "sentitems", 1);
         let read = message_in(&subject, "inbox", 7);
         let was_read = subject.fake.message(&read).unwrap().is_read;
-        let before = updated_at(&h, ui).await;
+        let before = h.updated_at(ui).await;
         subject
             .fake
             .set_flag(&flagged, FlagStatus::Flagged)
             .unwrap();
         subject.fake.set_read(&read, !was_read).unwrap();
-        history(&h, &engine, ui).await;
+        h.history_after(&engine, ui, TICK_MS).await;
         let rows = h.content(ui, false).await;
         assert_eq!(rows[&flagged].content["flag"], "flagged");
         assert_eq!(rows[&read].content["isRead"], !was_read);
-        let after = updated_at(&h, ui).await;
+        let after = h.updated_at(ui).await;
         let written: Vec<&String> = after
             .iter()
             .filter(|(id, at)| before.get(*id) != Some(*at))
@@ -343,7 +291,7 @@ async fn a_forgotten_delta_token_compares_that_folder_only(h: Harness) {
             {
                 links.insert(
                     f.id.clone(),
-                    state_str(&h, ui, &format!("deltaLink:{}", f.id)).await,
+                    h.sync_state_str(ui, &format!("deltaLink:{}", f.id)).await,
                 );
             }
             links
@@ -378,7 +326,7 @@ async fn a_forgotten_delta_token_compares_that_folder_only(h: Harness) {
         let stats = engine.stats().snapshot();
         let rows_before = h.content(ui, true).await;
         subject.reset_counters();
-        history(&h, &engine, ui).await;
+        h.history_after(&engine, ui, TICK_MS).await;
         h.assert_matches_truth(&subject, ui, "after the archive's comparison")
             .await;
         let deltas = subject.probe.deltas();
@@ -410,7 +358,7 @@ async fn a_forgotten_delta_token_compares_that_folder_only(h: Harness) {
             3,
             "{code}: deletions (the moved message must not be one)"
         );
-        let archive_link = state_str(&h, ui, &format!("deltaLink:{archive}")).await;
+        let archive_link = h.sync_state_str(ui, &format!("deltaLink:{archive}")).await;
         assert!(archive_link.is_some() && archive_link != links_before[&archive]);
 
         // The new link works: a change in the archive comes through its round, no
@@ -421,7 +369,7 @@ async fn a_forgotten_delta_token_compares_that_folder_only(h: Harness) {
             .fake
             .set_flag(&edited, FlagStatus::Complete)
             .unwrap();
-        history(&h, &engine, ui).await;
+        h.history_after(&engine, ui, TICK_MS).await;
         assert!(
             subject.probe.deltas().iter().all(|d| d.from_delta_link),
             "{code}: a folder was read in full after the fallback"
@@ -561,7 +509,7 @@ async fn rotated_refresh_tokens_survive_many_refreshes(h: Harness) {
     subject.fake.graph().expire_access_tokens();
     let before = subject.fake.graph().refreshes();
     subject.add_item();
-    history(&h, &engine, ui).await;
+    h.history_after(&engine, ui, TICK_MS).await;
     assert!(
         subject.fake.graph().refreshes() > before,
         "no refresh after expiry"
@@ -582,7 +530,7 @@ async fn an_undecodable_message_is_a_failure_and_the_account_goes_on(h: Harness)
     let bad = subject.add_item();
     let good = subject.add_item();
     subject.probe.corrupt_message(&bad);
-    history(&h, &engine, ui).await;
+    h.history_after(&engine, ui, TICK_MS).await;
     let rows = h.content(ui, false).await;
     assert_eq!(
         rows[&bad].content["failed"], true,
