@@ -38,6 +38,8 @@ pub struct FakeArgs {
 
 /// Serves a fake until SIGINT or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: FakeArgs) -> Result<()> {
+    // Before anything is printed: a SIGTERM right after "Ctrl-C to stop" is a stop.
+    let signal = shutdown_signal();
     let registry = crate::app::registry()?;
     let fake = registry.fake(&args.domain)?;
     let fake = fake
@@ -108,7 +110,7 @@ pub async fn run(global: &GlobalArgs, args: FakeArgs) -> Result<()> {
         }
         println!("Ctrl-C to stop");
     }
-    shutdown_signal().await;
+    signal.await;
     fake.stop()
         .await
         .with_context(|| format!("the {} fake failed", args.domain))?;
