@@ -80,13 +80,16 @@ impl Caller {
 /// handle), the [`Caller`] the pipeline established and the request's query options.
 ///
 /// ```no_run
-/// use axum::response::Response;
+/// use axum::Json;
+/// use axum::response::{IntoResponse, Response};
 /// use tributary_msgraph_fake::{GraphError, pipeline::GraphRequest};
 ///
 /// # #[derive(Clone)] struct Handle;
-/// async fn handler(GraphRequest(handle, caller, query): GraphRequest<Handle>) -> Result<Response, GraphError> {
-///     # let _ = (handle, caller, query);
-///     # unimplemented!()
+/// // `GET /me`: who the token belongs to.
+/// async fn handler(
+///     GraphRequest(_handle, caller, _query): GraphRequest<Handle>,
+/// ) -> Result<Response, GraphError> {
+///     Ok(Json(serde_json::json!({"id": caller.user.id})).into_response())
 /// }
 /// ```
 #[derive(Debug, Clone)]
