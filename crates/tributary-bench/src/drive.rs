@@ -24,7 +24,7 @@ use rand::{Rng as _, SeedableRng as _};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tributary_engine::worker::start_job;
-use tributary_engine::{Engine, RunUntil, domain_schedules};
+use tributary_engine::{Engine, domain_schedules};
 use tributary_google_drive::client::FILE_FIELDS;
 use tributary_google_drive::content::{TextSource, text_source};
 use tributary_google_drive_fake::{DriveConfig, FakeDrive, FaultConfig, FileBody};
@@ -137,21 +137,7 @@ pub async fn drive_sync(
 /// One full sync from nothing to idle: items stored and the time taken.
 async fn full_sync(db: &FreshDb, fake: &FakeDrive, workers: usize) -> Result<(i64, Duration)> {
     let account = link_drive(db.store.as_ref(), fake, "bench-user").await?;
-    let engine = Engine::new(db.store.clone(), drive_registry()?, engine_config(workers))?;
-    let started = Instant::now();
-    let now = chrono::Utc::now().timestamp_millis();
-    db.store
-        .enqueue(
-            &[start_job(account, engine.config().max_attempts, now)],
-            now,
-        )
-        .await?;
-    engine
-        .run(RunUntil::Idle(None), std::future::pending())
-        .await?;
-    let elapsed = started.elapsed();
-    let stored = crate::util::stored_items(db.store.as_ref(), account).await?;
-    Ok((stored, elapsed))
+    crate::util::sync_until_idle(db, drive_registry()?, account, workers).await
 }
 
 /// The query of the all-drives listings.

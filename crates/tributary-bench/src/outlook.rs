@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
-use tributary_engine::worker::start_job;
-use tributary_engine::{Engine, RunUntil};
 use tributary_outlook::content::{ATTACHMENT_SELECT, LISTING_SELECT, MESSAGE_SELECT};
 use tributary_outlook_fake::{FakeOutlook, MailboxConfig, OutlookConfig, RefreshRotation};
 use tributary_sdk::http::HttpClient;
@@ -32,7 +30,6 @@ use tributary_sdk::{Credentials, Registry};
 use tributary_store::{NewUserIntegration, Store};
 
 use crate::freshness::Mailbox;
-use crate::sync::engine_config;
 use crate::util::{Backend, FreshDb};
 
 /// The integration's default page size (the manifest's `pageSize`; a test checks
@@ -147,25 +144,7 @@ pub async fn outlook_sync(
 /// `tributary sync --until-idle` runs them): messages stored and the time taken.
 async fn full_sync(db: &FreshDb, fake: &FakeOutlook, workers: usize) -> Result<(i64, Duration)> {
     let account = link_outlook(db.store.as_ref(), fake).await?;
-    let engine = Engine::new(
-        db.store.clone(),
-        outlook_registry()?,
-        engine_config(workers),
-    )?;
-    let started = Instant::now();
-    let now = chrono::Utc::now().timestamp_millis();
-    db.store
-        .enqueue(
-            &[start_job(account, engine.config().max_attempts, now)],
-            now,
-        )
-        .await?;
-    engine
-        .run(RunUntil::Idle(None), std::future::pending())
-        .await?;
-    let elapsed = started.elapsed();
-    let stored = crate::util::stored_items(db.store.as_ref(), account).await?;
-    Ok((stored, elapsed))
+    crate::util::sync_until_idle(db, outlook_registry()?, account, workers).await
 }
 
 /// The fake's own ceiling (see the module docs): messages fetched and the time taken.

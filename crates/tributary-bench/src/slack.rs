@@ -162,21 +162,7 @@ fn eager_settings(page: u32) -> Vec<(&'static str, Value)> {
 
 async fn full_sync(db: &FreshDb, fake: &FakeSlack, workers: usize) -> Result<(i64, Duration)> {
     let account = link_slack(db.store.as_ref(), fake, &eager_settings(PAGE)).await?;
-    let engine = Engine::new(db.store.clone(), slack_registry()?, engine_config(workers))?;
-    let started = Instant::now();
-    let now = chrono::Utc::now().timestamp_millis();
-    db.store
-        .enqueue(
-            &[start_job(account, engine.config().max_attempts, now)],
-            now,
-        )
-        .await?;
-    engine
-        .run(RunUntil::Idle(None), std::future::pending())
-        .await?;
-    let elapsed = started.elapsed();
-    let stored = crate::util::stored_items(db.store.as_ref(), account).await?;
-    Ok((stored, elapsed))
+    crate::util::sync_until_idle(db, slack_registry()?, account, workers).await
 }
 
 /// The fake's ceiling: items read and the time taken (see the module docs).

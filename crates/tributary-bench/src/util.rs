@@ -198,6 +198,42 @@ where
     }
 }
 
+/// One full sync of `account` from nothing to idle: its first `start` enqueued, an
+/// engine of `workers` ([`crate::sync::engine_config`]) over `registry` run until the
+/// queue is idle. Items stored and the time taken.
+pub async fn sync_until_idle(
+    db: &FreshDb,
+    registry: Arc<Registry>,
+    account: i64,
+    workers: usize,
+) -> Result<(i64, Duration)> {
+    let engine = tributary_engine::Engine::new(
+        db.store.clone(),
+        registry,
+        crate::sync::engine_config(workers),
+    )?;
+    let started = std::time::Instant::now();
+    let now = chrono::Utc::now().timestamp_millis();
+    db.store
+        .enqueue(
+            &[tributary_engine::worker::start_job(
+                account,
+                engine.config().max_attempts,
+                now,
+            )],
+            now,
+        )
+        .await?;
+    engine
+        .run(
+            tributary_engine::RunUntil::Idle(None),
+            std::future::pending(),
+        )
+        .await?;
+    let elapsed = started.elapsed();
+    Ok((stored_items(db.store.as_ref(), account).await?, elapsed))
+}
+
 /// Prints one row of a sync-throughput table: `cells` (the row's first columns, each
 /// followed by ` | `), then what the engine stored (beside `expected`), its seconds and
 /// rate, the ceiling's rate (measured by `ceiling`, only when the run worked) and the
